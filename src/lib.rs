@@ -1,0 +1,13 @@
+//! reimage: image-like, atomic OS updates for RPM systems, built from packages.
+//!
+//! See `docs/ARCHITECTURE.md` for the bird's-eye view and the code map.
+//! Invariant: only [`sys`] contains unsafe code.
+
+pub mod cli;
+pub mod init;
+pub mod pool;
+pub mod report;
+pub mod runner;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod testing;
