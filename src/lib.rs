@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod init;
 pub mod pool;
+pub mod query_cli;
 pub mod report;
 pub mod runner;
 #[allow(unsafe_code)]

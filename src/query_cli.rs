@@ -1,0 +1,1 @@
+//! CLI commands over the header directory: list, query, diff, verify.
