@@ -1,15 +1,959 @@
 //! The one module that owns unsafe code: thin, safe wrappers around the
-//! ioctls reimage needs (FICLONERANGE, FIDEDUPERANGE, btrfs subvolumes, FIEMAP)
-//! and syncfs, with errno mapped to typed errors.
+//! ioctls reimage needs (FICLONERANGE, FICLONE, FIDEDUPERANGE, btrfs
+//! subvolumes, FIEMAP), syncfs and statfs, with errno mapped to [`SysError`].
+//!
+//! Rules kept here:
+//! - every `unsafe` block carries a `// SAFETY:` comment;
+//! - every `repr(C)` struct names the kernel header it mirrors, and its size
+//!   is checked at compile time;
+//! - opcodes are built with [`rustix::ioctl::opcode`] from the header's
+//!   `_IOW`/`_IOWR` definition, never written as numbers;
+//! - where rustix or reflink-copy already wrap a call (FICLONE, FICLONERANGE,
+//!   syncfs, statfs), they are used instead.
+//!
+//! Errors carry no path: the caller knows which file or directory it asked
+//! about and adds it as context.
 
-use std::path::Path;
+use rustix::io::Errno;
+use rustix::ioctl::{self, opcode, Opcode};
+use std::fs::File;
+use std::num::NonZeroU64;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
-/// Placeholder until the ioctl layer lands (issue 2).
-pub fn is_subvolume(_path: &Path) -> std::io::Result<bool> {
-    Ok(false)
+/// Errors of the system layer, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SysError {
+    /// The filesystem does not implement the operation (EOPNOTSUPP, ENOTTY,
+    /// ENOSYS); the string is what it cannot do, e.g. "reflink".
+    #[error("filesystem cannot {0}")]
+    NotSupported(&'static str),
+    /// EXDEV.
+    #[error("source and destination are on different filesystems")]
+    CrossDevice,
+    /// EINVAL where an offset or length is not a multiple of the block size.
+    #[error(
+        "range not aligned to the filesystem block size {block_size} \
+         (source offset {src_off}, destination offset {dst_off}, length {len})"
+    )]
+    Unaligned {
+        src_off: u64,
+        dst_off: u64,
+        len: u64,
+        block_size: u64,
+    },
+    /// EINVAL for any other reason (past the end of the source, overlapping
+    /// ranges in one file, not regular files).
+    #[error("invalid range: {0}")]
+    InvalidRange(String),
+    /// EROFS.
+    #[error("read-only filesystem or subvolume")]
+    ReadOnly,
+    /// EEXIST.
+    #[error("already exists")]
+    Exists,
+    /// ENOENT.
+    #[error("no such file or directory")]
+    NotFound,
+    /// The directory is not the root of a btrfs subvolume.
+    #[error("not a btrfs subvolume")]
+    NotSubvolume,
+    /// ENOTEMPTY, e.g. deleting a subvolume that still holds other subvolumes.
+    #[error("not empty (a subvolume holding other subvolumes cannot be deleted before them)")]
+    NotEmpty,
+    /// EPERM, EACCES.
+    #[error("permission denied (btrfs subvolume operations and loop mounts need root)")]
+    PermissionDenied,
+    /// ENOSPC.
+    #[error("no space left on the filesystem")]
+    NoSpace,
+    /// A subvolume name that btrfs cannot take.
+    #[error("invalid subvolume name {0:?} (needs a final component of 1..=4039 bytes, no NUL)")]
+    InvalidName(PathBuf),
+    /// Anything else: the operation and the kernel's errno.
+    #[error("{0} failed: {1}")]
+    Other(&'static str, Errno),
 }
 
-/// Placeholder until the ioctl layer lands (issue 2).
-pub fn subvolume_delete(path: &Path) -> std::io::Result<()> {
-    std::fs::remove_dir_all(path)
+impl SysError {
+    /// Maps an errno from operation `op` ("reflink", "create subvolumes", ...).
+    fn from_errno(op: &'static str, e: Errno) -> SysError {
+        match e {
+            Errno::OPNOTSUPP | Errno::NOTTY | Errno::NOSYS => SysError::NotSupported(op),
+            Errno::XDEV => SysError::CrossDevice,
+            Errno::ROFS => SysError::ReadOnly,
+            Errno::EXIST => SysError::Exists,
+            Errno::NOENT => SysError::NotFound,
+            Errno::NOTEMPTY => SysError::NotEmpty,
+            Errno::PERM | Errno::ACCESS => SysError::PermissionDenied,
+            Errno::NOSPC => SysError::NoSpace,
+            e => SysError::Other(op, e),
+        }
+    }
+
+    fn from_io(op: &'static str, e: &std::io::Error) -> SysError {
+        match Errno::from_io_error(e) {
+            Some(errno) => SysError::from_errno(op, errno),
+            None => SysError::Other(op, Errno::IO),
+        }
+    }
+
+    /// The errno behind this error, when there is one.
+    pub fn errno(&self) -> Option<Errno> {
+        Some(match self {
+            SysError::NotSupported(_) => Errno::OPNOTSUPP,
+            SysError::CrossDevice => Errno::XDEV,
+            SysError::Unaligned { .. } | SysError::InvalidRange(_) | SysError::InvalidName(_) => {
+                Errno::INVAL
+            }
+            SysError::ReadOnly => Errno::ROFS,
+            SysError::Exists => Errno::EXIST,
+            SysError::NotFound => Errno::NOENT,
+            SysError::NotEmpty => Errno::NOTEMPTY,
+            SysError::PermissionDenied => Errno::PERM,
+            SysError::NoSpace => Errno::NOSPC,
+            SysError::NotSubvolume => return None,
+            SysError::Other(_, e) => *e,
+        })
+    }
+}
+
+impl From<SysError> for std::io::Error {
+    fn from(e: SysError) -> std::io::Error {
+        let kind = e.errno().map_or(std::io::ErrorKind::Other, |e| e.kind());
+        std::io::Error::new(kind, e)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Filesystem identity
+
+/// `f_type` values from `linux/magic.h`.
+const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
+const XFS_SUPER_MAGIC: u64 = 0x5846_5342;
+const EXT4_SUPER_MAGIC: u64 = 0xef53;
+const TMPFS_MAGIC: u64 = 0x0102_1994;
+/// `BTRFS_FIRST_FREE_OBJECTID` (linux/btrfs_tree.h): the inode number of
+/// every subvolume's root directory.
+const BTRFS_FIRST_FREE_OBJECTID: u64 = 256;
+
+/// The kind of filesystem a path lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FsKind {
+    Btrfs,
+    Xfs,
+    /// ext2/3/4 share one magic number.
+    Ext4,
+    Tmpfs,
+    /// Anything else, by its statfs magic number.
+    Other(u64),
+}
+
+impl FsKind {
+    fn from_magic(magic: u64) -> FsKind {
+        match magic {
+            BTRFS_SUPER_MAGIC => FsKind::Btrfs,
+            XFS_SUPER_MAGIC => FsKind::Xfs,
+            EXT4_SUPER_MAGIC => FsKind::Ext4,
+            TMPFS_MAGIC => FsKind::Tmpfs,
+            m => FsKind::Other(m),
+        }
+    }
+
+    /// A short lower-case name ("btrfs", "xfs", "ext4", "tmpfs", "0x1234abcd").
+    pub fn name(&self) -> String {
+        match self {
+            FsKind::Btrfs => "btrfs".into(),
+            FsKind::Xfs => "xfs".into(),
+            FsKind::Ext4 => "ext4".into(),
+            FsKind::Tmpfs => "tmpfs".into(),
+            FsKind::Other(m) => format!("{m:#x}"),
+        }
+    }
+}
+
+impl std::fmt::Display for FsKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// What statfs says about the filesystem holding a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FsInfo {
+    pub kind: FsKind,
+    /// `f_bsize`: the block size reflinks and dedupe must be aligned to.
+    pub block_size: u64,
+}
+
+fn fs_info_from(st: &rustix::fs::StatFs) -> FsInfo {
+    // f_type is a signed word; magics are 32-bit values (BTRFS_SUPER_MAGIC
+    // has its top bit set, so on 32-bit targets it arrives negative).
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as u32 as u64;
+    #[allow(clippy::unnecessary_cast)]
+    let block_size = st.f_bsize as u64;
+    FsInfo {
+        kind: FsKind::from_magic(magic),
+        block_size,
+    }
+}
+
+/// The filesystem kind and block size of the filesystem holding `path`.
+pub fn fs_info(path: &Path) -> Result<FsInfo, SysError> {
+    let st = rustix::fs::statfs(path).map_err(|e| SysError::from_errno("statfs", e))?;
+    Ok(fs_info_from(&st))
+}
+
+/// [`fs_info`] for an open file or directory.
+pub fn fs_info_fd(file: &File) -> Result<FsInfo, SysError> {
+    let st = rustix::fs::fstatfs(file).map_err(|e| SysError::from_errno("statfs", e))?;
+    Ok(fs_info_from(&st))
+}
+
+/// Flushes every dirty page and inode of the filesystem holding `file` (one
+/// `syncfs(2)`: how reimage makes a whole compose durable at once).
+pub fn syncfs(file_or_dir: &File) -> Result<(), SysError> {
+    rustix::fs::syncfs(file_or_dir).map_err(|e| SysError::from_errno("syncfs", e))
+}
+
+// ---------------------------------------------------------------------------
+// Reflinks
+
+/// Shares `len` bytes of `src` at `src_off` into `dst` at `dst_off`
+/// (FICLONERANGE, via reflink-copy). `dst` must be open for writing.
+///
+/// `len == 0` means "to the end of the source" (the kernel's convention for
+/// FICLONERANGE): never pass 0 meaning "nothing". Offsets and `len` must be
+/// multiples of the filesystem block size, except that a range ending at the
+/// end of the source may have an unaligned length; anything else is
+/// [`SysError::Unaligned`]. A filesystem without reflinks gives
+/// [`SysError::NotSupported`]; two filesystems [`SysError::CrossDevice`].
+pub fn clone_range(
+    src: &File,
+    src_off: u64,
+    len: u64,
+    dst: &File,
+    dst_off: u64,
+) -> Result<(), SysError> {
+    let len = match NonZeroU64::new(len) {
+        Some(l) => l,
+        None => {
+            let size = src
+                .metadata()
+                .map_err(|e| SysError::from_io("reflink", &e))?
+                .len();
+            match size.checked_sub(src_off).and_then(NonZeroU64::new) {
+                Some(l) => l,
+                // Nothing from src_off to the end: nothing to share.
+                None if size == src_off => return Ok(()),
+                None => {
+                    return Err(SysError::InvalidRange(format!(
+                        "source offset {src_off} is past the end of the source ({size} bytes)"
+                    )))
+                }
+            }
+        }
+    };
+    reflink_copy::ReflinkBlockBuilder::new(src, dst, len)
+        .from_offset(src_off)
+        .to_offset(dst_off)
+        .reflink_block()
+        .map_err(|e| range_error("reflink", &e, src, src_off, len.get(), dst, dst_off))
+}
+
+/// Maps the error of a clone or dedupe of a range: EINVAL becomes
+/// [`SysError::Unaligned`] when some number is off the block size.
+fn range_error(
+    op: &'static str,
+    e: &std::io::Error,
+    src: &File,
+    src_off: u64,
+    len: u64,
+    dst: &File,
+    dst_off: u64,
+) -> SysError {
+    if Errno::from_io_error(e) != Some(Errno::INVAL) {
+        return SysError::from_io(op, e);
+    }
+    let src_size = src.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let block_size = fs_info_fd(dst).map(|i| i.block_size).unwrap_or(4096).max(1);
+    let len_ok = len % block_size == 0 || src_off.saturating_add(len) == src_size;
+    if src_off % block_size != 0 || dst_off % block_size != 0 || !len_ok {
+        return SysError::Unaligned {
+            src_off,
+            dst_off,
+            len,
+            block_size,
+        };
+    }
+    SysError::InvalidRange(format!(
+        "cannot {op} {len} bytes at {src_off} (source size {src_size}) to offset {dst_off}: \
+         past the end of the source, overlapping ranges in one file, or not regular files"
+    ))
+}
+
+/// Makes `dst` share all of `src`'s data (FICLONE). `dst` must be open for
+/// writing; its old content is replaced up to the size of `src`, and a `dst`
+/// longer than `src` keeps its tail, so clone into an empty file.
+pub fn clone_file(src: &File, dst: &File) -> Result<(), SysError> {
+    rustix::fs::ioctl_ficlone(dst, src).map_err(|e| SysError::from_errno("reflink", e))
+}
+
+/// Creates a small file in `dir` and tries to reflink it. `Ok(false)` means
+/// the filesystem cannot reflink; errors are anything else (cannot write
+/// there, ...). The probe files are unnamed (O_TMPFILE) where the filesystem
+/// allows, else removed at once.
+pub fn probe_reflink(dir: &Path) -> Result<bool, SysError> {
+    use std::io::Write;
+    let mut a = tempfile::tempfile_in(dir).map_err(|e| SysError::from_io("write a file", &e))?;
+    let b = tempfile::tempfile_in(dir).map_err(|e| SysError::from_io("write a file", &e))?;
+    a.write_all(&[0x5a; 4096])
+        .map_err(|e| SysError::from_io("write a file", &e))?;
+    match clone_file(&a, &b) {
+        Ok(()) => Ok(true),
+        Err(SysError::NotSupported(_)) => Ok(false),
+        // Some filesystems say EINVAL for an unsupported clone (e.g. FUSE, NFS).
+        Err(SysError::Other(_, Errno::INVAL)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dedupe
+
+/// `struct file_dedupe_range_info` from `linux/fs.h`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct FileDedupeRangeInfo {
+    dest_fd: i64,
+    dest_offset: u64,
+    bytes_deduped: u64,
+    status: i32,
+    reserved: u32,
+}
+
+/// `struct file_dedupe_range` from `linux/fs.h` (header only; `info[]`
+/// follows it in [`DedupeOne`]).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct FileDedupeRange {
+    src_offset: u64,
+    src_length: u64,
+    dest_count: u16,
+    reserved1: u16,
+    reserved2: u32,
+}
+
+/// A `struct file_dedupe_range` with exactly one `info[]` element.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct DedupeOne {
+    range: FileDedupeRange,
+    info: [FileDedupeRangeInfo; 1],
+}
+
+const _: () = assert!(std::mem::size_of::<FileDedupeRange>() == 24);
+const _: () = assert!(std::mem::size_of::<FileDedupeRangeInfo>() == 32);
+const _: () = assert!(std::mem::size_of::<DedupeOne>() == 56);
+
+/// `FIDEDUPERANGE = _IOWR(0x94, 54, struct file_dedupe_range)` (linux/fs.h).
+const FIDEDUPERANGE: Opcode = opcode::read_write::<FileDedupeRange>(0x94, 54);
+/// `FILE_DEDUPE_RANGE_SAME`, `FILE_DEDUPE_RANGE_DIFFERS` (linux/fs.h).
+const FILE_DEDUPE_RANGE_SAME: i32 = 0;
+const FILE_DEDUPE_RANGE_DIFFERS: i32 = 1;
+
+/// The most [`dedupe_range`] asks the kernel for in one call
+/// (`BTRFS_MAX_DEDUPE_LEN`, 16 MiB).
+pub const DEDUPE_CHUNK: u64 = 16 << 20;
+
+/// The outcome of [`dedupe_range`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupeOutcome {
+    /// All bytes asked for now share storage.
+    Deduped(u64),
+    /// The contents differ; the kernel changed nothing from that point on.
+    /// `deduped` bytes before it (in earlier steps) were shared.
+    Differs { deduped: u64 },
+}
+
+/// Makes `len` bytes of `dst` at `dst_off` share storage with `src` at
+/// `src_off`, only if the bytes are identical (FIDEDUPERANGE with one
+/// destination; the kernel compares under lock). `dst` must be open for
+/// writing (or owned by the caller). `len == 0` means "to the end of the
+/// source". Alignment rules are those of [`clone_range`].
+///
+/// The kernel compares the whole range of one call and shares nothing of it
+/// if any byte differs. This asks for at most [`DEDUPE_CHUNK`] bytes per call
+/// (the most btrfs handles at once), and loops, also when the kernel did less
+/// than asked, until all is done or a chunk differs: so
+/// [`DedupeOutcome::Differs`] reports how much before it was shared.
+pub fn dedupe_range(
+    src: &File,
+    src_off: u64,
+    len: u64,
+    dst: &File,
+    dst_off: u64,
+) -> Result<DedupeOutcome, SysError> {
+    let len = if len == 0 {
+        let size = src
+            .metadata()
+            .map_err(|e| SysError::from_io("deduplicate", &e))?
+            .len();
+        size.checked_sub(src_off).ok_or_else(|| {
+            SysError::InvalidRange(format!(
+                "source offset {src_off} is past the end of the source ({size} bytes)"
+            ))
+        })?
+    } else {
+        len
+    };
+    let dest_fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(dst));
+    let mut done = 0u64;
+    while done < len {
+        let mut arg = DedupeOne {
+            range: FileDedupeRange {
+                src_offset: src_off + done,
+                src_length: (len - done).min(DEDUPE_CHUNK),
+                dest_count: 1,
+                ..Default::default()
+            },
+            info: [FileDedupeRangeInfo {
+                dest_fd,
+                dest_offset: dst_off + done,
+                ..Default::default()
+            }],
+        };
+        // SAFETY: FIDEDUPERANGE reads a `struct file_dedupe_range` followed
+        // by `dest_count` (= 1) `file_dedupe_range_info` entries and writes
+        // `bytes_deduped` and `status` back into them; `DedupeOne` is exactly
+        // that layout (repr(C), sizes asserted above) and lives across the
+        // call. `dest_fd` is a descriptor borrowed from `dst`, open for the
+        // whole call.
+        let res = unsafe {
+            ioctl::ioctl(
+                src,
+                ioctl::Updater::<FIDEDUPERANGE, DedupeOne>::new(&mut arg),
+            )
+        };
+        let io = |e: Errno| std::io::Error::from_raw_os_error(e.raw_os_error());
+        if let Err(e) = res {
+            return Err(range_error(
+                "deduplicate",
+                &io(e),
+                src,
+                src_off + done,
+                len - done,
+                dst,
+                dst_off + done,
+            ));
+        }
+        let info = arg.info[0];
+        match info.status {
+            FILE_DEDUPE_RANGE_SAME => {
+                if info.bytes_deduped == 0 {
+                    return Err(SysError::Other("deduplicate (no progress)", Errno::IO));
+                }
+                done += info.bytes_deduped;
+            }
+            FILE_DEDUPE_RANGE_DIFFERS => return Ok(DedupeOutcome::Differs { deduped: done }),
+            s if s < 0 => {
+                let e = Errno::from_raw_os_error(-s);
+                return Err(range_error(
+                    "deduplicate",
+                    &io(e),
+                    src,
+                    src_off + done,
+                    len - done,
+                    dst,
+                    dst_off + done,
+                ));
+            }
+            s => {
+                return Err(SysError::Other(
+                    "deduplicate (unknown status)",
+                    Errno::from_raw_os_error(s),
+                ))
+            }
+        }
+    }
+    Ok(DedupeOutcome::Deduped(done))
+}
+
+// ---------------------------------------------------------------------------
+// FIEMAP
+
+/// `struct fiemap_extent` from `linux/fiemap.h`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct FiemapExtent {
+    fe_logical: u64,
+    fe_physical: u64,
+    fe_length: u64,
+    fe_reserved64: [u64; 2],
+    fe_flags: u32,
+    fe_reserved: [u32; 3],
+}
+
+/// `struct fiemap` from `linux/fiemap.h` (header only; `fm_extents[]`
+/// follows it in [`FiemapBuf`]).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct Fiemap {
+    fm_start: u64,
+    fm_length: u64,
+    fm_flags: u32,
+    fm_mapped_extents: u32,
+    fm_extent_count: u32,
+    fm_reserved: u32,
+}
+
+const FIEMAP_BATCH: usize = 128;
+
+/// A `struct fiemap` with room for [`FIEMAP_BATCH`] extents.
+#[repr(C)]
+struct FiemapBuf {
+    map: Fiemap,
+    extents: [FiemapExtent; FIEMAP_BATCH],
+}
+
+const _: () = assert!(std::mem::size_of::<FiemapExtent>() == 56);
+const _: () = assert!(std::mem::size_of::<Fiemap>() == 32);
+
+/// `FS_IOC_FIEMAP = _IOWR('f', 11, struct fiemap)` (linux/fs.h).
+const FS_IOC_FIEMAP: Opcode = opcode::read_write::<Fiemap>(b'f', 11);
+/// `FIEMAP_FLAG_SYNC` (linux/fiemap.h): flush delayed allocation first.
+const FIEMAP_FLAG_SYNC: u32 = 0x1;
+
+/// One extent of a file as FIEMAP reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Extent {
+    /// Offset in the file.
+    pub logical: u64,
+    /// Offset on the device (0 for inline or unknown extents).
+    pub physical: u64,
+    pub length: u64,
+    /// `FIEMAP_EXTENT_*` flags.
+    pub flags: u32,
+}
+
+impl Extent {
+    /// `FIEMAP_EXTENT_*` values from `linux/fiemap.h`.
+    pub const LAST: u32 = 0x1;
+    pub const UNKNOWN: u32 = 0x2;
+    pub const DELALLOC: u32 = 0x4;
+    pub const ENCODED: u32 = 0x8;
+    pub const NOT_ALIGNED: u32 = 0x100;
+    pub const DATA_INLINE: u32 = 0x200;
+    pub const UNWRITTEN: u32 = 0x800;
+    pub const SHARED: u32 = 0x2000;
+
+    /// The data is referenced by more than one file or offset (reflinked,
+    /// deduped or in a snapshot).
+    pub fn is_shared(&self) -> bool {
+        self.flags & Self::SHARED != 0
+    }
+    /// The last extent of the file.
+    pub fn is_last(&self) -> bool {
+        self.flags & Self::LAST != 0
+    }
+    /// Allocated but never written (preallocation; XFS speculatively
+    /// preallocates around written data): reads as zeros.
+    pub fn is_unwritten(&self) -> bool {
+        self.flags & Self::UNWRITTEN != 0
+    }
+    /// Stored inline in metadata (small files on btrfs): cannot be reflinked.
+    pub fn is_inline(&self) -> bool {
+        self.flags & Self::DATA_INLINE != 0
+    }
+}
+
+/// Every extent of `file`, in file order (FS_IOC_FIEMAP with
+/// FIEMAP_FLAG_SYNC, asked in batches until the kernel marks the last one).
+/// Holes are simply absent. Note btrfs may report adjacent extents merged
+/// or split differently from its extent tree; for disk usage, count the
+/// extent tree (as compsize does), not this.
+pub fn fiemap(file: &File) -> Result<Vec<Extent>, SysError> {
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    let mut buf = Box::new(FiemapBuf {
+        map: Fiemap::default(),
+        extents: [FiemapExtent::default(); FIEMAP_BATCH],
+    });
+    loop {
+        buf.map = Fiemap {
+            fm_start: start,
+            fm_length: u64::MAX - start,
+            fm_flags: FIEMAP_FLAG_SYNC,
+            fm_extent_count: FIEMAP_BATCH as u32,
+            ..Default::default()
+        };
+        // SAFETY: FS_IOC_FIEMAP reads a `struct fiemap` and writes at most
+        // `fm_extent_count` `struct fiemap_extent` entries right after it;
+        // `FiemapBuf` is that layout (repr(C), sizes asserted above) with
+        // exactly `FIEMAP_BATCH` entries, and it outlives the call.
+        unsafe {
+            ioctl::ioctl(
+                file,
+                ioctl::Updater::<FS_IOC_FIEMAP, FiemapBuf>::new(&mut buf),
+            )
+        }
+        .map_err(|e| SysError::from_errno("map extents (FIEMAP)", e))?;
+        let n = (buf.map.fm_mapped_extents as usize).min(FIEMAP_BATCH);
+        if n == 0 {
+            break;
+        }
+        for fe in &buf.extents[..n] {
+            out.push(Extent {
+                logical: fe.fe_logical,
+                physical: fe.fe_physical,
+                length: fe.fe_length,
+                flags: fe.fe_flags,
+            });
+        }
+        let last = out[out.len() - 1];
+        if last.is_last() || last.length == 0 {
+            break;
+        }
+        let next = last.logical.saturating_add(last.length);
+        if next <= start {
+            break;
+        }
+        start = next;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// btrfs subvolumes
+
+const BTRFS_IOCTL_MAGIC: u8 = 0x94;
+/// `BTRFS_PATH_NAME_MAX` (linux/btrfs.h).
+const BTRFS_PATH_NAME_MAX: usize = 4087;
+/// `BTRFS_SUBVOL_NAME_MAX` (linux/btrfs.h).
+const BTRFS_SUBVOL_NAME_MAX: usize = 4039;
+/// `BTRFS_SUBVOL_RDONLY` (linux/btrfs.h).
+const BTRFS_SUBVOL_RDONLY: u64 = 1 << 1;
+
+/// `struct btrfs_ioctl_vol_args` from `linux/btrfs.h`.
+#[repr(C)]
+struct BtrfsVolArgs {
+    fd: i64,
+    name: [u8; BTRFS_PATH_NAME_MAX + 1],
+}
+
+/// `struct btrfs_ioctl_vol_args_v2` from `linux/btrfs.h`. The first union
+/// (`size` + `qgroup_inherit`, or `unused[4]`) is kept as `unused`, the
+/// second (`name`, or `devid`/`subvolid`) as `name`: reimage sets only names.
+#[repr(C)]
+struct BtrfsVolArgsV2 {
+    fd: i64,
+    transid: u64,
+    flags: u64,
+    unused: [u64; 4],
+    name: [u8; BTRFS_SUBVOL_NAME_MAX + 1],
+}
+
+const _: () = assert!(std::mem::size_of::<BtrfsVolArgs>() == 4096);
+const _: () = assert!(std::mem::size_of::<BtrfsVolArgsV2>() == 4096);
+
+/// `BTRFS_IOC_SUBVOL_CREATE = _IOW(BTRFS_IOCTL_MAGIC, 14, struct btrfs_ioctl_vol_args)`.
+const BTRFS_IOC_SUBVOL_CREATE: Opcode = opcode::write::<BtrfsVolArgs>(BTRFS_IOCTL_MAGIC, 14);
+/// `BTRFS_IOC_SNAP_DESTROY = _IOW(BTRFS_IOCTL_MAGIC, 15, struct btrfs_ioctl_vol_args)`.
+const BTRFS_IOC_SNAP_DESTROY: Opcode = opcode::write::<BtrfsVolArgs>(BTRFS_IOCTL_MAGIC, 15);
+/// `BTRFS_IOC_SNAP_CREATE_V2 = _IOW(BTRFS_IOCTL_MAGIC, 23, struct btrfs_ioctl_vol_args_v2)`.
+const BTRFS_IOC_SNAP_CREATE_V2: Opcode = opcode::write::<BtrfsVolArgsV2>(BTRFS_IOCTL_MAGIC, 23);
+/// `BTRFS_IOC_SUBVOL_GETFLAGS = _IOR(BTRFS_IOCTL_MAGIC, 25, __u64)`.
+const BTRFS_IOC_SUBVOL_GETFLAGS: Opcode = opcode::read::<u64>(BTRFS_IOCTL_MAGIC, 25);
+/// `BTRFS_IOC_SUBVOL_SETFLAGS = _IOW(BTRFS_IOCTL_MAGIC, 26, __u64)`.
+const BTRFS_IOC_SUBVOL_SETFLAGS: Opcode = opcode::write::<u64>(BTRFS_IOCTL_MAGIC, 26);
+
+/// Opens a directory for ioctls (read-only, no following of a final symlink).
+fn open_dir(path: &Path, op: &'static str) -> Result<rustix::fd::OwnedFd, SysError> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::NOTDIR | Errno::LOOP => SysError::NotSubvolume,
+        e => SysError::from_errno(op, e),
+    })
+}
+
+/// Splits `path` into its parent directory (opened) and final name, copied
+/// NUL-terminated into `buf`.
+fn parent_and_name(
+    path: &Path,
+    buf: &mut [u8],
+    op: &'static str,
+) -> Result<rustix::fd::OwnedFd, SysError> {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = || SysError::InvalidName(path.to_path_buf());
+    let name = path.file_name().ok_or_else(bad)?.as_bytes();
+    if name.is_empty() || name.len() >= buf.len() || name.contains(&0) {
+        return Err(bad());
+    }
+    buf[..name.len()].copy_from_slice(name);
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    open_dir(parent, op)
+}
+
+/// Creates an empty subvolume at `path` (whose parent must be on btrfs).
+pub fn subvolume_create(path: &Path) -> Result<(), SysError> {
+    const OP: &str = "create subvolumes";
+    let mut args = Box::new(BtrfsVolArgs {
+        fd: 0,
+        name: [0; BTRFS_PATH_NAME_MAX + 1],
+    });
+    let parent = parent_and_name(path, &mut args.name, OP)?;
+    // SAFETY: BTRFS_IOC_SUBVOL_CREATE reads one `struct btrfs_ioctl_vol_args`
+    // (mirrored by `BtrfsVolArgs`, size asserted) whose `name` is
+    // NUL-terminated (the buffer was zeroed and the name is shorter than it);
+    // `fd` is unused by this ioctl.
+    unsafe {
+        ioctl::ioctl(
+            &parent,
+            ioctl::Setter::<BTRFS_IOC_SUBVOL_CREATE, BtrfsVolArgs>::new(*args),
+        )
+    }
+    .map_err(|e| SysError::from_errno(OP, e))
+}
+
+/// Snapshots the subvolume `src` as a new subvolume `dst` (one
+/// BTRFS_IOC_SNAP_CREATE_V2 call; with `readonly`, the snapshot is created
+/// read-only by the same call, so it is never visible writable). Fails with
+/// [`SysError::Exists`] if `dst` exists. Nested subvolumes of `src` are not
+/// included (they appear as empty directories).
+pub fn snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<(), SysError> {
+    const OP: &str = "snapshot subvolumes";
+    let source = open_dir(src, OP)?;
+    let mut args = Box::new(BtrfsVolArgsV2 {
+        fd: i64::from(std::os::fd::AsRawFd::as_raw_fd(&source)),
+        transid: 0,
+        flags: if readonly { BTRFS_SUBVOL_RDONLY } else { 0 },
+        unused: [0; 4],
+        name: [0; BTRFS_SUBVOL_NAME_MAX + 1],
+    });
+    let parent = parent_and_name(dst, &mut args.name, OP)?;
+    // SAFETY: BTRFS_IOC_SNAP_CREATE_V2 reads one `struct
+    // btrfs_ioctl_vol_args_v2` (mirrored by `BtrfsVolArgsV2`, size asserted):
+    // `fd` is the open source subvolume (alive until the end of this
+    // function), `flags` only BTRFS_SUBVOL_RDONLY (no qgroup pointer is
+    // read), `name` NUL-terminated within the buffer.
+    unsafe {
+        ioctl::ioctl(
+            &parent,
+            ioctl::Setter::<BTRFS_IOC_SNAP_CREATE_V2, BtrfsVolArgsV2>::new(*args),
+        )
+    }
+    .map_err(|e| match e {
+        // The source is not a subvolume root.
+        Errno::INVAL if !is_subvolume(src).unwrap_or(false) => SysError::NotSubvolume,
+        e => SysError::from_errno(OP, e),
+    })
+}
+
+/// Deletes the subvolume at `path` (BTRFS_IOC_SNAP_DESTROY on its parent),
+/// read-only or not, with all its files. Limits: needs root (or the
+/// `user_subvol_rm_allowed` mount option for writable subvolumes); fails
+/// with [`SysError::NotEmpty`] if it holds other subvolumes (see
+/// [`subvolume_delete_recursive`]), and with [`SysError::ReadOnly`] if its
+/// parent directory is in a read-only subvolume. Deletion is quick; the
+/// space is freed in the background by the btrfs cleaner.
+pub fn subvolume_delete(path: &Path) -> Result<(), SysError> {
+    const OP: &str = "delete subvolumes";
+    if !is_subvolume(path)? {
+        return Err(SysError::NotSubvolume);
+    }
+    let mut args = Box::new(BtrfsVolArgs {
+        fd: 0,
+        name: [0; BTRFS_PATH_NAME_MAX + 1],
+    });
+    let parent = parent_and_name(path, &mut args.name, OP)?;
+    // SAFETY: BTRFS_IOC_SNAP_DESTROY reads one `struct btrfs_ioctl_vol_args`
+    // (mirrored by `BtrfsVolArgs`, size asserted) whose `name` is
+    // NUL-terminated; `fd` is unused by this ioctl.
+    unsafe {
+        ioctl::ioctl(
+            &parent,
+            ioctl::Setter::<BTRFS_IOC_SNAP_DESTROY, BtrfsVolArgs>::new(*args),
+        )
+    }
+    .map_err(|e| SysError::from_errno(OP, e))
+}
+
+/// Deletes the subvolume at `path` and every subvolume nested in it, deepest
+/// first. A read-only subvolume that holds nested ones is made writable
+/// first (its directory entries must change). Refuses to cross into another
+/// mount (returns [`SysError::Other`] with EBUSY) rather than delete through it.
+pub fn subvolume_delete_recursive(path: &Path) -> Result<(), SysError> {
+    let nested = nested_subvolumes(path)?;
+    if !nested.is_empty() {
+        if is_readonly(path)? {
+            set_readonly(path, false)?;
+        }
+        for n in &nested {
+            subvolume_delete_recursive(n)?;
+        }
+    }
+    subvolume_delete(path)
+}
+
+/// The subvolumes directly nested in the tree at `root` (not descending into
+/// them), found by walking it.
+pub fn nested_subvolumes(root: &Path) -> Result<Vec<PathBuf>, SysError> {
+    const OP: &str = "list nested subvolumes";
+    let mnt = mount_id(root)?;
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| SysError::from_io(OP, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| SysError::from_io(OP, &e))?;
+            if !entry
+                .file_type()
+                .map_err(|e| SysError::from_io(OP, &e))?
+                .is_dir()
+            {
+                continue;
+            }
+            let p = entry.path();
+            if mount_id(&p)? != mnt {
+                return Err(SysError::Other(OP, Errno::BUSY));
+            }
+            let meta = std::fs::symlink_metadata(&p).map_err(|e| SysError::from_io(OP, &e))?;
+            if meta.ino() == BTRFS_FIRST_FREE_OBJECTID && fs_info(&p)?.kind == FsKind::Btrfs {
+                found.push(p);
+            } else {
+                stack.push(p);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn mount_id(path: &Path) -> Result<u64, SysError> {
+    use rustix::fs::{AtFlags, StatxFlags, CWD};
+    let st = rustix::fs::statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)
+        .map_err(|e| SysError::from_errno("statx", e))?;
+    Ok(st.stx_mnt_id)
+}
+
+/// Whether `path` is the root directory of a btrfs subvolume (a directory on
+/// btrfs with inode number 256). `Ok(false)` for anything else that exists.
+pub fn is_subvolume(path: &Path) -> Result<bool, SysError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| SysError::from_io("stat", &e))?;
+    if !meta.is_dir() || meta.ino() != BTRFS_FIRST_FREE_OBJECTID {
+        return Ok(false);
+    }
+    Ok(fs_info(path)?.kind == FsKind::Btrfs)
+}
+
+fn subvol_flags(dir: &rustix::fd::OwnedFd) -> Result<u64, SysError> {
+    // SAFETY: BTRFS_IOC_SUBVOL_GETFLAGS writes one `__u64` into the buffer
+    // `Getter` provides for `u64`.
+    unsafe { ioctl::ioctl(dir, ioctl::Getter::<BTRFS_IOC_SUBVOL_GETFLAGS, u64>::new()) }
+        .map_err(|e| SysError::from_errno("read subvolume flags", e))
+}
+
+/// Whether the subvolume at `path` is read-only (BTRFS_IOC_SUBVOL_GETFLAGS).
+pub fn is_readonly(path: &Path) -> Result<bool, SysError> {
+    if !is_subvolume(path)? {
+        return Err(SysError::NotSubvolume);
+    }
+    let dir = open_dir(path, "read subvolume flags")?;
+    Ok(subvol_flags(&dir)? & BTRFS_SUBVOL_RDONLY != 0)
+}
+
+/// Makes the subvolume at `path` read-only or writable
+/// (BTRFS_IOC_SUBVOL_SETFLAGS; other flags are kept).
+pub fn set_readonly(path: &Path, readonly: bool) -> Result<(), SysError> {
+    const OP: &str = "set subvolume flags";
+    if !is_subvolume(path)? {
+        return Err(SysError::NotSubvolume);
+    }
+    let dir = open_dir(path, OP)?;
+    let old = subvol_flags(&dir)?;
+    let new = if readonly {
+        old | BTRFS_SUBVOL_RDONLY
+    } else {
+        old & !BTRFS_SUBVOL_RDONLY
+    };
+    if new == old {
+        return Ok(());
+    }
+    // SAFETY: BTRFS_IOC_SUBVOL_SETFLAGS reads one `__u64` from the pointer
+    // `Setter` passes for `u64`.
+    unsafe {
+        ioctl::ioctl(
+            &dir,
+            ioctl::Setter::<BTRFS_IOC_SUBVOL_SETFLAGS, u64>::new(new),
+        )
+    }
+    .map_err(|e| SysError::from_errno(OP, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_plainly() {
+        assert_eq!(
+            SysError::NotSupported("reflink").to_string(),
+            "filesystem cannot reflink"
+        );
+        assert_eq!(
+            SysError::from_errno("reflink", Errno::XDEV).to_string(),
+            "source and destination are on different filesystems"
+        );
+        let e = SysError::Unaligned {
+            src_off: 1,
+            dst_off: 0,
+            len: 4096,
+            block_size: 4096,
+        };
+        assert!(e.to_string().starts_with("range not aligned"), "{e}");
+        assert!(matches!(
+            SysError::from_errno("x", Errno::ROFS),
+            SysError::ReadOnly
+        ));
+        let io: std::io::Error = SysError::Exists.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::AlreadyExists);
+    }
+
+    /// The opcodes above are built from the header definitions; these values
+    /// were printed by a C program including linux/fs.h and linux/btrfs.h on
+    /// x86_64, to catch a wrong struct or direction.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn opcodes_match_the_kernel_headers() {
+        let ops: [(Opcode, u32); 7] = [
+            (FIDEDUPERANGE, 0xc018_9436),
+            (FS_IOC_FIEMAP, 0xc020_660b),
+            (BTRFS_IOC_SUBVOL_CREATE, 0x5000_940e),
+            (BTRFS_IOC_SNAP_DESTROY, 0x5000_940f),
+            (BTRFS_IOC_SNAP_CREATE_V2, 0x5000_9417),
+            (BTRFS_IOC_SUBVOL_GETFLAGS, 0x8008_9419),
+            (BTRFS_IOC_SUBVOL_SETFLAGS, 0x4008_941a),
+        ];
+        for (i, (got, want)) in ops.into_iter().enumerate() {
+            #[allow(clippy::unnecessary_cast)]
+            let got = got as u32;
+            assert_eq!(got, want, "opcode #{i}: {got:#x} != {want:#x}");
+        }
+    }
+
+    #[test]
+    fn magic_numbers() {
+        assert_eq!(FsKind::from_magic(0x9123_683e), FsKind::Btrfs);
+        assert_eq!(FsKind::from_magic(0xef53).name(), "ext4");
+        assert_eq!(FsKind::from_magic(0x1234).name(), "0x1234");
+    }
 }
