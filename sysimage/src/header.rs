@@ -1,0 +1,840 @@
+//! Reading RPM headers: the lead, the signature header and the main header,
+//! from a header file, a full `.rpm` or an extent package (all three start
+//! the same way). Only those bytes are read, never the payload; tags are
+//! decoded on demand from the raw header bytes, so listing a package costs
+//! one read and a handful of tag lookups.
+//!
+//! ```text
+//! lead (96 bytes, magic ed ab ee db)
+//! signature header: intro (16) + index (16 * n) + store, padded to 8 bytes
+//! main header:      intro (16) + index (16 * n) + store
+//! (payload: not read)
+//! ```
+use crate::error::{Error, Result};
+use crate::nevra::Nevra;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const LEAD_SIZE: usize = 96;
+const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
+const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
+/// rpm's own limits (`hdrchkTags`, `hdrchkData`).
+const MAX_TAGS: u32 = 0xffff;
+const MAX_DATA: u32 = 256 << 20;
+
+/// Tag numbers used here (rpmtag.h).
+pub mod tag {
+    pub const NAME: u32 = 1000;
+    pub const VERSION: u32 = 1001;
+    pub const RELEASE: u32 = 1002;
+    pub const EPOCH: u32 = 1003;
+    pub const SUMMARY: u32 = 1004;
+    pub const DESCRIPTION: u32 = 1005;
+    pub const BUILDTIME: u32 = 1006;
+    pub const BUILDHOST: u32 = 1007;
+    pub const SIZE: u32 = 1009;
+    pub const VENDOR: u32 = 1011;
+    pub const LICENSE: u32 = 1014;
+    pub const PACKAGER: u32 = 1015;
+    pub const GROUP: u32 = 1016;
+    pub const URL: u32 = 1020;
+    pub const ARCH: u32 = 1022;
+    pub const OLDFILENAMES: u32 = 1027;
+    pub const FILESIZES: u32 = 1028;
+    pub const FILEMODES: u32 = 1030;
+    pub const FILERDEVS: u32 = 1033;
+    pub const FILEMTIMES: u32 = 1034;
+    pub const FILEDIGESTS: u32 = 1035;
+    pub const FILELINKTOS: u32 = 1036;
+    pub const FILEFLAGS: u32 = 1037;
+    pub const FILEUSERNAME: u32 = 1039;
+    pub const FILEGROUPNAME: u32 = 1040;
+    pub const SOURCERPM: u32 = 1044;
+    pub const FILEVERIFYFLAGS: u32 = 1045;
+    pub const PROVIDENAME: u32 = 1047;
+    pub const REQUIREFLAGS: u32 = 1048;
+    pub const REQUIRENAME: u32 = 1049;
+    pub const REQUIREVERSION: u32 = 1050;
+    pub const FILEINODES: u32 = 1096;
+    pub const PROVIDEFLAGS: u32 = 1112;
+    pub const PROVIDEVERSION: u32 = 1113;
+    pub const DIRINDEXES: u32 = 1116;
+    pub const BASENAMES: u32 = 1117;
+    pub const DIRNAMES: u32 = 1118;
+    pub const LONGFILESIZES: u32 = 5008;
+    pub const LONGSIZE: u32 = 5009;
+    pub const FILECAPS: u32 = 5010;
+    pub const FILEDIGESTALGO: u32 = 5011;
+}
+
+// Header data types.
+const T_CHAR: u32 = 1;
+const T_INT8: u32 = 2;
+const T_INT16: u32 = 3;
+const T_INT32: u32 = 4;
+const T_INT64: u32 = 5;
+const T_STRING: u32 = 6;
+const T_BIN: u32 = 7;
+const T_STRING_ARRAY: u32 = 8;
+const T_I18NSTRING: u32 = 9;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    tag: u32,
+    ty: u32,
+    offset: u32,
+    count: u32,
+}
+
+/// A main header: its raw bytes (intro + index + store, exactly as in the
+/// package) and its decoded index. Tag values are decoded on demand.
+#[derive(Clone)]
+pub struct Header {
+    path: Arc<Path>,
+    bytes: Vec<u8>,
+    index: Vec<Entry>,
+    store: usize,
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("path", &self.path)
+            .field("bytes", &self.bytes.len())
+            .field("tags", &self.index.len())
+            .finish()
+    }
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Reads exactly `buf.len()` bytes, naming a short read as truncation.
+fn read_part(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(Error::Truncated {
+                    path: path.into(),
+                    reason: format!("{what}: {got} of {} bytes", buf.len()),
+                })
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a header intro; returns (number of index entries, store size).
+fn intro(b: &[u8], path: &Path, what: &str) -> Result<(u32, u32)> {
+    if b[..4] != HEADER_MAGIC {
+        return Err(Error::NotRpm {
+            path: path.into(),
+            reason: format!("{what}: bad header magic"),
+        });
+    }
+    let (n, size) = (be32(b, 8), be32(b, 12));
+    if n == 0 || n > MAX_TAGS || size > MAX_DATA {
+        return Err(Error::Corrupt {
+            path: path.into(),
+            reason: format!("{what}: implausible size ({n} tags, {size} bytes of data)"),
+        });
+    }
+    Ok((n, size))
+}
+
+/// The byte lengths of the parts of a package's header section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HeaderSpan {
+    /// Length of the signature header including its padding to 8 bytes.
+    pub signature_len: u64,
+    /// Length of the main header (intro + index + store).
+    pub header_len: u64,
+}
+
+impl HeaderSpan {
+    /// Bytes from the start of the file to the end of the main header: the
+    /// length of a header file cut out of this package.
+    pub fn end(&self) -> u64 {
+        LEAD_SIZE as u64 + self.signature_len + self.header_len
+    }
+}
+
+impl Header {
+    /// Reads the lead, skips the signature header and reads the main header
+    /// from a stream positioned at the start of a package; reads nothing
+    /// beyond the main header. `path` names the source in errors.
+    pub fn read(r: &mut impl Read, path: &Path) -> Result<(Header, HeaderSpan)> {
+        let mut lead = [0u8; LEAD_SIZE];
+        read_part(r, &mut lead, path, "lead")?;
+        if lead[..4] != LEAD_MAGIC {
+            return Err(Error::NotRpm {
+                path: path.into(),
+                reason: "no RPM lead magic".into(),
+            });
+        }
+        let mut hi = [0u8; 16];
+        read_part(r, &mut hi, path, "signature header")?;
+        let (n, size) = intro(&hi, path, "signature header")?;
+        let sig_body = 16 * n as usize + size as usize;
+        let padded = (16 + sig_body).next_multiple_of(8) - 16;
+        let mut skip = vec![0u8; padded];
+        read_part(r, &mut skip, path, "signature header")?;
+        read_part(r, &mut hi, path, "main header")?;
+        let (n, size) = intro(&hi, path, "main header")?;
+        let len = 16 + 16 * n as usize + size as usize;
+        let mut bytes = vec![0u8; len];
+        bytes[..16].copy_from_slice(&hi);
+        read_part(r, &mut bytes[16..], path, "main header")?;
+        let span = HeaderSpan {
+            signature_len: 16 + padded as u64,
+            header_len: len as u64,
+        };
+        Ok((Header::from_bytes(bytes, path)?, span))
+    }
+
+    /// Reads the main header of the package or header file at `path`.
+    pub fn read_path(path: &Path) -> Result<(Header, HeaderSpan)> {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Header::read(&mut std::io::BufReader::with_capacity(64 << 10, f), path)
+    }
+
+    /// Decodes the index of main header bytes (intro + index + store).
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Header> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.into(),
+            reason,
+        };
+        if bytes.len() < 16 {
+            return Err(Error::Truncated {
+                path: path.into(),
+                reason: "main header intro".into(),
+            });
+        }
+        let (n, size) = intro(&bytes, path, "main header")?;
+        let store = 16 + 16 * n as usize;
+        if bytes.len() != store + size as usize {
+            return Err(corrupt(format!(
+                "header is {} bytes, its intro says {}",
+                bytes.len(),
+                store + size as usize
+            )));
+        }
+        let mut index = Vec::with_capacity(n as usize);
+        for i in 0..n as usize {
+            let at = 16 + 16 * i;
+            let e = Entry {
+                tag: be32(&bytes, at),
+                ty: be32(&bytes, at + 4),
+                offset: be32(&bytes, at + 8),
+                count: be32(&bytes, at + 12),
+            };
+            if e.offset > size || e.ty > T_I18NSTRING || e.count > MAX_DATA {
+                return Err(corrupt(format!("tag {} out of range", e.tag)));
+            }
+            index.push(e);
+        }
+        index.sort_by_key(|e| e.tag);
+        Ok(Header {
+            path: path.into(),
+            bytes,
+            index,
+            store,
+        })
+    }
+
+    /// The file this header was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw main header bytes (intro + index + store).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn entry(&self, tag: u32) -> Option<Entry> {
+        self.index
+            .binary_search_by_key(&tag, |e| e.tag)
+            .ok()
+            .map(|i| self.index[i])
+    }
+
+    /// Whether the header has `tag`.
+    pub fn has(&self, tag: u32) -> bool {
+        self.entry(tag).is_some()
+    }
+
+    fn corrupt(&self, tag: u32, what: &str) -> Error {
+        Error::Corrupt {
+            path: self.path.to_path_buf(),
+            reason: format!("tag {tag}: {what}"),
+        }
+    }
+
+    fn data(&self, e: &Entry) -> &[u8] {
+        &self.bytes[self.store + e.offset as usize..]
+    }
+
+    /// The first string of a STRING, I18NSTRING or STRING_ARRAY tag.
+    pub fn string(&self, tag: u32) -> Result<Option<Cow<'_, str>>> {
+        Ok(self.strings(tag)?.and_then(|v| v.into_iter().next()))
+    }
+
+    /// All strings of a string tag (one for STRING).
+    pub fn strings(&self, tag: u32) -> Result<Option<Vec<Cow<'_, str>>>> {
+        let Some(e) = self.entry(tag) else {
+            return Ok(None);
+        };
+        let count = match e.ty {
+            T_STRING => 1,
+            T_STRING_ARRAY | T_I18NSTRING => e.count as usize,
+            _ => return Err(self.corrupt(tag, "not a string")),
+        };
+        let mut data = self.data(&e);
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let end = data
+                .iter()
+                .position(|&c| c == 0)
+                .ok_or_else(|| self.corrupt(tag, "unterminated string"))?;
+            out.push(String::from_utf8_lossy(&data[..end]));
+            data = &data[end + 1..];
+        }
+        Ok(Some(out))
+    }
+
+    /// An integer array tag widened to u64 (INT8/16/32/64, CHAR).
+    pub fn ints(&self, tag: u32) -> Result<Option<Vec<u64>>> {
+        let Some(e) = self.entry(tag) else {
+            return Ok(None);
+        };
+        let width = match e.ty {
+            T_CHAR | T_INT8 => 1,
+            T_INT16 => 2,
+            T_INT32 => 4,
+            T_INT64 => 8,
+            _ => return Err(self.corrupt(tag, "not an integer")),
+        };
+        let data = self.data(&e);
+        let len = width * e.count as usize;
+        if data.len() < len {
+            return Err(self.corrupt(tag, "data past the end of the header"));
+        }
+        Ok(Some(
+            data[..len]
+                .chunks_exact(width)
+                .map(|c| c.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
+                .collect(),
+        ))
+    }
+
+    /// The first value of an integer tag.
+    pub fn int(&self, tag: u32) -> Result<Option<u64>> {
+        let Some(e) = self.entry(tag) else {
+            return Ok(None);
+        };
+        if e.count == 0 {
+            return Err(self.corrupt(tag, "empty"));
+        }
+        let one = Entry { count: 1, ..e };
+        // Decode one value only: no need to walk the whole array.
+        let width = match e.ty {
+            T_CHAR | T_INT8 => 1,
+            T_INT16 => 2,
+            T_INT32 => 4,
+            T_INT64 => 8,
+            _ => return Err(self.corrupt(tag, "not an integer")),
+        };
+        let data = self.data(&one);
+        if data.len() < width {
+            return Err(self.corrupt(tag, "data past the end of the header"));
+        }
+        Ok(Some(
+            data[..width]
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | b as u64),
+        ))
+    }
+
+    /// The raw bytes of a BIN tag.
+    pub fn bin(&self, tag: u32) -> Result<Option<&[u8]>> {
+        let Some(e) = self.entry(tag) else {
+            return Ok(None);
+        };
+        if e.ty != T_BIN {
+            return Err(self.corrupt(tag, "not binary"));
+        }
+        let data = self.data(&e);
+        data.get(..e.count as usize)
+            .map(Some)
+            .ok_or_else(|| self.corrupt(tag, "data past the end of the header"))
+    }
+
+    fn req_string(&self, tag: u32, what: &str) -> Result<String> {
+        self.string(tag)?
+            .map(Cow::into_owned)
+            .ok_or_else(|| Error::Corrupt {
+                path: self.path.to_path_buf(),
+                reason: format!("no {what}"),
+            })
+    }
+
+    /// The package's NEVRA.
+    pub fn nevra(&self) -> Result<Nevra> {
+        Ok(Nevra {
+            name: self.req_string(tag::NAME, "name")?,
+            epoch: self.int(tag::EPOCH)?.map(|e| e as u32),
+            version: self.req_string(tag::VERSION, "version")?,
+            release: self.req_string(tag::RELEASE, "release")?,
+            arch: self
+                .string(tag::ARCH)?
+                .map(Cow::into_owned)
+                .unwrap_or_else(|| "noarch".into()),
+        })
+    }
+}
+
+/// A file's attribute flags (`%config`, `%doc`, `%ghost`, ...), rpmfiles.h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(transparent)]
+pub struct FileFlags(pub u32);
+
+impl FileFlags {
+    pub const CONFIG: u32 = 1 << 0;
+    pub const DOC: u32 = 1 << 1;
+    pub const MISSINGOK: u32 = 1 << 3;
+    pub const NOREPLACE: u32 = 1 << 4;
+    pub const SPECFILE: u32 = 1 << 5;
+    pub const GHOST: u32 = 1 << 6;
+    pub const LICENSE: u32 = 1 << 7;
+    pub const README: u32 = 1 << 8;
+    pub const PUBKEY: u32 = 1 << 11;
+    pub const ARTIFACT: u32 = 1 << 12;
+
+    pub fn has(self, f: u32) -> bool {
+        self.0 & f != 0
+    }
+    pub fn is_config(self) -> bool {
+        self.has(Self::CONFIG)
+    }
+    pub fn is_ghost(self) -> bool {
+        self.has(Self::GHOST)
+    }
+    pub fn is_doc(self) -> bool {
+        self.has(Self::DOC)
+    }
+
+    /// The one-letter marker `rpm -V` prints before the path.
+    pub fn verify_marker(self) -> char {
+        if self.has(Self::CONFIG) {
+            'c'
+        } else if self.has(Self::DOC) {
+            'd'
+        } else if self.has(Self::GHOST) {
+            'g'
+        } else if self.has(Self::LICENSE) {
+            'l'
+        } else if self.has(Self::PUBKEY) {
+            'P'
+        } else if self.has(Self::README) {
+            'r'
+        } else {
+            ' '
+        }
+    }
+
+    /// The flag names, for JSON and `--dump`-like output.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (Self::CONFIG, "config"),
+            (Self::DOC, "doc"),
+            (Self::MISSINGOK, "missingok"),
+            (Self::NOREPLACE, "noreplace"),
+            (Self::SPECFILE, "specfile"),
+            (Self::GHOST, "ghost"),
+            (Self::LICENSE, "license"),
+            (Self::README, "readme"),
+            (Self::PUBKEY, "pubkey"),
+            (Self::ARTIFACT, "artifact"),
+        ]
+        .into_iter()
+        .filter(|&(f, _)| self.has(f))
+        .map(|(_, n)| n)
+        .collect()
+    }
+}
+
+/// A file digest algorithm, by its OpenPGP hash number (`FILEDIGESTALGO`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestAlgo {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+    Sha224,
+    Sha3_256,
+    Sha3_512,
+    /// An algorithm this build does not know.
+    Unknown(u32),
+}
+
+impl DigestAlgo {
+    /// From `FILEDIGESTALGO`; packages without the tag use MD5.
+    pub fn from_pgp(n: Option<u64>) -> DigestAlgo {
+        match n {
+            None | Some(1) => DigestAlgo::Md5,
+            Some(2) => DigestAlgo::Sha1,
+            Some(8) => DigestAlgo::Sha256,
+            Some(9) => DigestAlgo::Sha384,
+            Some(10) => DigestAlgo::Sha512,
+            Some(11) => DigestAlgo::Sha224,
+            Some(12) => DigestAlgo::Sha3_256,
+            Some(14) => DigestAlgo::Sha3_512,
+            Some(n) => DigestAlgo::Unknown(n as u32),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgo::Md5 => "md5",
+            DigestAlgo::Sha1 => "sha1",
+            DigestAlgo::Sha256 => "sha256",
+            DigestAlgo::Sha384 => "sha384",
+            DigestAlgo::Sha512 => "sha512",
+            DigestAlgo::Sha224 => "sha224",
+            DigestAlgo::Sha3_256 => "sha3-256",
+            DigestAlgo::Sha3_512 => "sha3-512",
+            DigestAlgo::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// The kind of a file, from its mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileType {
+    File,
+    Dir,
+    Symlink,
+    Char,
+    Block,
+    Fifo,
+    Socket,
+    Unknown,
+}
+
+impl FileType {
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & 0o170000 {
+            0o100000 => FileType::File,
+            0o040000 => FileType::Dir,
+            0o120000 => FileType::Symlink,
+            0o020000 => FileType::Char,
+            0o060000 => FileType::Block,
+            0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
+            _ => FileType::Unknown,
+        }
+    }
+}
+
+/// One file as the header describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEntry {
+    /// The path as the header names it (`/usr/bin/x`, `/etc/x`, `/bin/x`).
+    pub path: String,
+    pub mode: u32,
+    #[serde(rename = "type")]
+    pub file_type: FileType,
+    pub size: u64,
+    pub user: String,
+    pub group: String,
+    pub mtime: u32,
+    /// Hex digest of the content (empty for non-regular files).
+    pub digest: String,
+    /// Symlink target (empty unless a symlink).
+    pub link: String,
+    pub flags: FileFlags,
+    /// Which attributes `verify` checks (`%verify(...)`), RPMVERIFY_* bits.
+    pub verify_flags: u32,
+    pub rdev: u32,
+    pub inode: u32,
+    /// File capabilities in text form (`cap_net_raw=ep`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caps: Option<String>,
+}
+
+/// A dependency (provide or require): `name [op version]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dep {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub op: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version: String,
+}
+
+impl std::fmt::Display for Dep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        if !self.op.is_empty() {
+            write!(f, " {} {}", self.op, self.version)?;
+        }
+        Ok(())
+    }
+}
+
+fn dep_op(flags: u64) -> &'static str {
+    match flags & 0xe {
+        2 => "<",
+        4 => ">",
+        8 => "=",
+        10 => "<=",
+        12 => ">=",
+        _ => "",
+    }
+}
+
+/// Package description fields for `info` (like `rpm -qi`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub nevra: Nevra,
+    pub summary: String,
+    pub description: String,
+    pub size: u64,
+    pub license: String,
+    pub group: String,
+    pub url: String,
+    pub vendor: String,
+    pub packager: String,
+    pub build_time: u64,
+    pub build_host: String,
+    pub source_rpm: String,
+    pub file_digest_algo: &'static str,
+}
+
+/// A package of a header directory: its identity and list fields, decoded
+/// at read time; files and dependencies are decoded from the kept header
+/// on demand.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub nevra: Nevra,
+    pub summary: String,
+    /// Installed size in bytes (`LONGSIZE`, else `SIZE`).
+    pub size: u64,
+    header: Header,
+}
+
+impl Package {
+    /// Decodes the list fields of a header.
+    pub fn from_header(header: Header) -> Result<Package> {
+        let nevra = header.nevra()?;
+        let summary = header
+            .string(tag::SUMMARY)?
+            .map(Cow::into_owned)
+            .unwrap_or_default();
+        let size = match header.int(tag::LONGSIZE)? {
+            Some(s) => s,
+            None => header.int(tag::SIZE)?.unwrap_or(0),
+        };
+        Ok(Package {
+            nevra,
+            summary,
+            size,
+            header,
+        })
+    }
+
+    /// Reads a package from a header file, `.rpm` or extent package.
+    pub fn read_path(path: &Path) -> Result<Package> {
+        Package::from_header(Header::read_path(path)?.0)
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The file this package was read from.
+    pub fn path(&self) -> PathBuf {
+        self.header.path.to_path_buf()
+    }
+
+    /// The digest algorithm of the package's file digests.
+    pub fn digest_algo(&self) -> Result<DigestAlgo> {
+        Ok(DigestAlgo::from_pgp(self.header.int(tag::FILEDIGESTALGO)?))
+    }
+
+    /// The package's files, in header order.
+    pub fn files(&self) -> Result<Vec<FileEntry>> {
+        let h = &self.header;
+        let paths: Vec<String> = match h.strings(tag::BASENAMES)? {
+            Some(base) => {
+                let dirs = h.strings(tag::DIRNAMES)?.unwrap_or_default();
+                let idx = h.ints(tag::DIRINDEXES)?.unwrap_or_default();
+                if idx.len() != base.len() {
+                    return Err(h.corrupt(tag::DIRINDEXES, "count differs from BASENAMES"));
+                }
+                base.iter()
+                    .zip(&idx)
+                    .map(|(b, &i)| {
+                        dirs.get(i as usize)
+                            .map(|d| format!("{d}{b}"))
+                            .ok_or_else(|| h.corrupt(tag::DIRINDEXES, "index out of range"))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            None => match h.strings(tag::OLDFILENAMES)? {
+                Some(v) => v.into_iter().map(Cow::into_owned).collect(),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let n = paths.len();
+        let ints = |t: u32| -> Result<Vec<u64>> {
+            let v = h.ints(t)?.unwrap_or_default();
+            if !v.is_empty() && v.len() != n {
+                return Err(h.corrupt(t, "count differs from the file count"));
+            }
+            Ok(v)
+        };
+        let strs = |t: u32| -> Result<Vec<Cow<'_, str>>> {
+            let v = h.strings(t)?.unwrap_or_default();
+            if !v.is_empty() && v.len() != n {
+                return Err(h.corrupt(t, "count differs from the file count"));
+            }
+            Ok(v)
+        };
+        let sizes = match h.has(tag::LONGFILESIZES) {
+            true => ints(tag::LONGFILESIZES)?,
+            false => ints(tag::FILESIZES)?,
+        };
+        let modes = ints(tag::FILEMODES)?;
+        let rdevs = ints(tag::FILERDEVS)?;
+        let mtimes = ints(tag::FILEMTIMES)?;
+        let digests = strs(tag::FILEDIGESTS)?;
+        let links = strs(tag::FILELINKTOS)?;
+        let flags = ints(tag::FILEFLAGS)?;
+        let users = strs(tag::FILEUSERNAME)?;
+        let groups = strs(tag::FILEGROUPNAME)?;
+        let vflags = ints(tag::FILEVERIFYFLAGS)?;
+        let inodes = ints(tag::FILEINODES)?;
+        let caps = strs(tag::FILECAPS)?;
+        let get = |v: &Vec<u64>, i: usize| v.get(i).copied().unwrap_or(0);
+        let gets =
+            |v: &Vec<Cow<'_, str>>, i: usize| v.get(i).map(|s| s.to_string()).unwrap_or_default();
+        Ok(paths
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let mode = get(&modes, i) as u32;
+                FileEntry {
+                    path,
+                    mode,
+                    file_type: FileType::from_mode(mode),
+                    size: get(&sizes, i),
+                    user: gets(&users, i),
+                    group: gets(&groups, i),
+                    mtime: get(&mtimes, i) as u32,
+                    digest: gets(&digests, i),
+                    link: gets(&links, i),
+                    flags: FileFlags(get(&flags, i) as u32),
+                    verify_flags: vflags.get(i).map(|&v| v as u32).unwrap_or(u32::MAX),
+                    rdev: get(&rdevs, i) as u32,
+                    inode: get(&inodes, i) as u32,
+                    caps: caps.get(i).filter(|c| !c.is_empty()).map(|c| c.to_string()),
+                }
+            })
+            .collect())
+    }
+
+    /// Only the file paths (cheaper than [`Package::files`]).
+    pub fn file_paths(&self) -> Result<Vec<String>> {
+        let h = &self.header;
+        match h.strings(tag::BASENAMES)? {
+            Some(base) => {
+                let dirs = h.strings(tag::DIRNAMES)?.unwrap_or_default();
+                let idx = h.ints(tag::DIRINDEXES)?.unwrap_or_default();
+                base.iter()
+                    .zip(&idx)
+                    .map(|(b, &i)| {
+                        dirs.get(i as usize)
+                            .map(|d| format!("{d}{b}"))
+                            .ok_or_else(|| h.corrupt(tag::DIRINDEXES, "index out of range"))
+                    })
+                    .collect()
+            }
+            None => Ok(h
+                .strings(tag::OLDFILENAMES)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect()),
+        }
+    }
+
+    fn deps(&self, name: u32, flags: u32, version: u32) -> Result<Vec<Dep>> {
+        let h = &self.header;
+        let names = h.strings(name)?.unwrap_or_default();
+        let flags = h.ints(flags)?.unwrap_or_default();
+        let versions = h.strings(version)?.unwrap_or_default();
+        Ok(names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let v = versions.get(i).map(|s| s.to_string()).unwrap_or_default();
+                let op = if v.is_empty() {
+                    ""
+                } else {
+                    dep_op(flags.get(i).copied().unwrap_or(0))
+                };
+                Dep {
+                    name: n.to_string(),
+                    op: op.into(),
+                    version: if op.is_empty() { String::new() } else { v },
+                }
+            })
+            .collect())
+    }
+
+    /// What the package provides (`rpm -q --provides`).
+    pub fn provides(&self) -> Result<Vec<Dep>> {
+        self.deps(tag::PROVIDENAME, tag::PROVIDEFLAGS, tag::PROVIDEVERSION)
+    }
+
+    /// What the package requires (`rpm -q --requires`).
+    pub fn requires(&self) -> Result<Vec<Dep>> {
+        self.deps(tag::REQUIRENAME, tag::REQUIREFLAGS, tag::REQUIREVERSION)
+    }
+
+    /// Descriptive fields (`rpm -qi`).
+    pub fn info(&self) -> Result<Info> {
+        let h = &self.header;
+        let s = |t: u32| -> Result<String> {
+            Ok(h.string(t)?.map(Cow::into_owned).unwrap_or_default())
+        };
+        Ok(Info {
+            nevra: self.nevra.clone(),
+            summary: self.summary.clone(),
+            description: s(tag::DESCRIPTION)?,
+            size: self.size,
+            license: s(tag::LICENSE)?,
+            group: s(tag::GROUP)?,
+            url: s(tag::URL)?,
+            vendor: s(tag::VENDOR)?,
+            packager: s(tag::PACKAGER)?,
+            build_time: h.int(tag::BUILDTIME)?.unwrap_or(0),
+            build_host: s(tag::BUILDHOST)?,
+            source_rpm: s(tag::SOURCERPM)?,
+            file_digest_algo: self.digest_algo()?.name(),
+        })
+    }
+}
