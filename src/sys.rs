@@ -219,6 +219,77 @@ pub fn syncfs(file_or_dir: &File) -> Result<(), SysError> {
 }
 
 // ---------------------------------------------------------------------------
+// Mounts
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_point: PathBuf,
+    pub fs_type: String,
+    /// The device or other source ("/dev/loop3", "tmpfs", ...).
+    pub source: String,
+}
+
+/// The mounts of this process's mount namespace, in kernel order (a mount
+/// comes after the one it is mounted over).
+pub fn mounts() -> Result<Vec<MountEntry>, SysError> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| SysError::from_io("read /proc/self/mountinfo", &e))?;
+    Ok(text.lines().filter_map(parse_mountinfo_line).collect())
+}
+
+/// `id parent major:minor root mountpoint options [optional...] - fstype source superoptions`
+fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
+    let (left, right) = line.split_once(" - ")?;
+    let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
+    let mut r = right.split(' ');
+    let fs_type = unescape_mountinfo(r.next()?);
+    let source = unescape_mountinfo(r.next().unwrap_or(""));
+    Some(MountEntry {
+        mount_point: PathBuf::from(mount_point),
+        fs_type,
+        source,
+    })
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(digits, 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The mount visible at exactly `path` (the topmost, when several are
+/// stacked), if `path` is a mount point. `path` should be absolute and
+/// free of symlinks, as mountinfo's are.
+pub fn mounted_at(path: &Path) -> Result<Option<MountEntry>, SysError> {
+    Ok(mounts()?.into_iter().rev().find(|m| m.mount_point == path))
+}
+
+/// The file behind loop device `dev` (`/dev/loopN`), from sysfs.
+pub fn loop_backing_file(dev: &Path) -> Option<PathBuf> {
+    let name = dev.file_name()?.to_str()?;
+    if !name.starts_with("loop") {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
+    Some(PathBuf::from(text.trim_end_matches('\n')))
+}
+
+// ---------------------------------------------------------------------------
 // Reflinks
 
 /// Shares `len` bytes of `src` at `src_off` into `dst` at `dst_off`
@@ -948,6 +1019,21 @@ mod tests {
             let got = got as u32;
             assert_eq!(got, want, "opcode #{i}: {got:#x} != {want:#x}");
         }
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let m = parse_mountinfo_line(
+            "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - btrfs /dev/loop3 rw,ssd",
+        )
+        .unwrap();
+        assert_eq!(m.mount_point, Path::new("/mnt/a b"));
+        assert_eq!(
+            (m.fs_type.as_str(), m.source.as_str()),
+            ("btrfs", "/dev/loop3")
+        );
+        assert_eq!(unescape_mountinfo(r"/end\"), "/end\\");
+        assert!(parse_mountinfo_line("garbage").is_none());
     }
 
     #[test]

@@ -107,48 +107,21 @@ pub fn process_dir() -> PathBuf {
     dir
 }
 
-/// Mount points listed in /proc/self/mountinfo, innermost last (kernel order).
+/// Mount points and their sources, in kernel order (innermost last).
 fn mount_points() -> Vec<(PathBuf, String)> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            // id parent major:minor root mountpoint opts ... - fstype source superopts
-            let mut f = l.split(' ');
-            let mp = f.nth(4)?;
-            let rest = l.split(" - ").nth(1)?;
-            let source = rest.split(' ').nth(1).unwrap_or("").to_string();
-            Some((PathBuf::from(unescape_mountinfo(mp)), source))
-        })
+    crate::sys::mounts()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.mount_point, m.source))
         .collect()
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let digits = std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(digits, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The source device or image mounted at exactly `path`, if any.
 pub fn mounted_at(path: &Path) -> Option<String> {
-    mount_points()
-        .into_iter()
-        .rev()
-        .find(|(mp, _)| mp == path)
-        .map(|(_, src)| src)
+    crate::sys::mounted_at(path)
+        .ok()
+        .flatten()
+        .map(|m| m.source)
 }
 
 /// Unmounts `path`: a few tries (a just-closed file can keep it busy for a
@@ -491,17 +464,5 @@ impl Drop for UnmountOnDrop {
                 break;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo(r"/a\040b"), "/a b");
-        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
-        assert_eq!(unescape_mountinfo(r"/end\"), "/end\\");
     }
 }
