@@ -1,4 +1,58 @@
+//! `cargo xtask TASK`: developer tasks for reimage (test data, tests, demo).
+//!
+//! The task table below is the whole interface; each task lives in its own module.
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+mod cmd;
+mod cpio;
+mod deb;
+mod demo;
+mod edge;
+mod hostile;
+mod realistic;
+mod surgery;
+mod test;
+mod testdata;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer tasks for reimage")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the test packages (edge cases, hostile set, optionally realistic).
+    Testdata {
+        /// Also convert real Debian packages (downloads with apt-get; cached).
+        #[arg(long)]
+        realistic: bool,
+        /// Output directory (default: target/testdata).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Install prerequisites (as root), build test data, run fmt, clippy and tests.
+    Test,
+    /// Make a loop-image pool under target/demo and walk through what is built so far.
+    Demo,
+}
+
 fn main() {
-    eprintln!("xtask: not built yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.task {
+        Task::Testdata { realistic, out } => testdata::run(&testdata::Options {
+            out: out.unwrap_or_else(|| cmd::repo_root().join("target/testdata")),
+            realistic,
+        })
+        .map(|_| ()),
+        Task::Test => test::run(),
+        Task::Demo => demo::run(),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,366 @@
+//! The hostile set: packages that import and compose must refuse, each named after
+//! what is wrong with it. Most start as a good package from the builder; surgery
+//! ([`crate::surgery`]) then breaks exactly one thing and repairs every digest that
+//! is not the point of the fixture. `manifest.json` and `README.md` list each file,
+//! the refusal it must trigger, and what `rpm -K` says about it.
+use crate::cpio;
+use crate::edge::{builder, noise, text};
+use crate::surgery::{self, TAG_DIRNAMES};
+use anyhow::{Context, Result};
+use rpm::{CompressionWithLevel, FileOptions, IndexData, Package};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One hostile fixture as listed in `manifest.json`.
+#[derive(Serialize)]
+pub struct Fixture {
+    /// File name under `hostile/`.
+    pub file: String,
+    /// What is wrong with it.
+    pub what: String,
+    /// The check that must refuse it (a short, stable keyword tests can match on).
+    pub refusal: String,
+    /// Where the refusal happens: `import` or `compose`.
+    pub stage: String,
+    /// What `rpm -K --nosignature` reports: `fail` or `ok` (rpm cannot tell).
+    pub rpm_k: String,
+}
+
+const BASE_DIR: &str = "/usr/share/hostile";
+
+/// The contents of the good package every surgery starts from.
+fn base_files() -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    m.insert(format!("{BASE_DIR}/a.txt"), text("hostile a", 70));
+    m.insert(format!("{BASE_DIR}/b.bin"), noise(99, 9000));
+    m
+}
+
+fn base(name: &str) -> Result<Package> {
+    let mut b = builder(name, "1.0", "1", CompressionWithLevel::Zstd(3));
+    b.with_dir_entry(FileOptions::dir(BASE_DIR).permissions(0o755))?;
+    for (p, c) in base_files() {
+        b.with_file_contents(c, FileOptions::new(p).permissions(0o644))?;
+    }
+    Ok(b.build()?)
+}
+
+fn u32s(entries: &[(u32, IndexData)], tag: u32) -> Vec<u32> {
+    entries
+        .iter()
+        .find(|(t, _)| *t == tag)
+        .map(|(_, d)| match d {
+            IndexData::Int32(v) => v.clone(),
+            IndexData::Int16(v) => v.iter().map(|x| u32::from(*x)).collect(),
+            _ => Vec::new(),
+        })
+        .unwrap_or_default()
+}
+
+/// A cpio archive matching the header of `pkg`, with per-path content from `content`
+/// and optional renames (header path -> cpio name).
+fn cpio_for(
+    entries: &[(u32, IndexData)],
+    content: &BTreeMap<String, Vec<u8>>,
+    rename: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let paths = surgery::paths(entries);
+    let modes = u32s(entries, 1030);
+    let mtimes = u32s(entries, 1034);
+    let inodes = u32s(entries, 1096);
+    let out: Vec<cpio::Entry> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| cpio::Entry {
+            name: rename.get(p).cloned().unwrap_or_else(|| format!(".{p}")),
+            mode: modes[i],
+            ino: inodes[i],
+            nlink: 1,
+            mtime: mtimes[i],
+            data: content.get(p).cloned().unwrap_or_default(),
+        })
+        .collect();
+    cpio::archive(&out)
+}
+
+fn header_range(pkg: &Package) -> Result<(usize, usize)> {
+    let mut meta = Vec::new();
+    pkg.metadata.write(&mut meta)?;
+    let header_len = pkg.metadata.header_bytes()?.len();
+    Ok((meta.len() - header_len, meta.len()))
+}
+
+/// Builds every hostile fixture into `dir`, with `manifest.json` and `README.md`.
+pub fn build(dir: &Path) -> Result<Vec<Fixture>> {
+    let mut fixtures = Vec::new();
+    let mut put = |file: &str,
+                   bytes: Vec<u8>,
+                   what: &str,
+                   refusal: &str,
+                   stage: &str,
+                   rpm_k: &str|
+     -> Result<()> {
+        std::fs::write(dir.join(file), bytes).with_context(|| format!("writing {file}"))?;
+        fixtures.push(Fixture {
+            file: file.into(),
+            what: what.into(),
+            refusal: refusal.into(),
+            stage: stage.into(),
+            rpm_k: rpm_k.into(),
+        });
+        Ok(())
+    };
+
+    // Truncations of one good package.
+    let good = surgery::to_bytes(&base("hostile-truncated")?)?;
+    let (hstart, hend) = header_range(&base("hostile-truncated")?)?;
+    put(
+        "truncated-mid-lead.rpm",
+        good[..40].to_vec(),
+        "cut 40 bytes into the 96-byte lead",
+        "truncated",
+        "import",
+        "fail",
+    )?;
+    put(
+        "truncated-mid-header.rpm",
+        good[..hstart + (hend - hstart) / 2].to_vec(),
+        "cut in the middle of the main header",
+        "truncated",
+        "import",
+        "fail",
+    )?;
+    put(
+        "truncated-mid-payload.rpm",
+        good[..hend + (good.len() - hend) / 2].to_vec(),
+        "cut in the middle of the compressed payload",
+        "truncated",
+        "import",
+        "fail",
+    )?;
+
+    // A flipped byte inside the main header's data store (in the description text).
+    let pkg = base("hostile-corrupt-header")?;
+    let mut bytes = surgery::to_bytes(&pkg)?;
+    let needle = b"Generated by";
+    let at = bytes[hstart..hend]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .context("description not found in header")?;
+    bytes[hstart + at] ^= 0x20;
+    put(
+        "corrupt-header-digest.rpm",
+        bytes,
+        "one byte of the main header flipped ('G' -> 'g' in the description): header SHA256/SHA1 no longer match",
+        "header-digest",
+        "import",
+        "fail",
+    )?;
+
+    // Payload replaced without fixing the payload digest in the header.
+    let mut pkg = base("hostile-payload-digest")?;
+    let entries = surgery::entries(&pkg)?;
+    let mut content = base_files();
+    content.insert(format!("{BASE_DIR}/a.txt"), text("hostile A", 70));
+    let raw = cpio_for(&entries, &content, &BTreeMap::new());
+    pkg.payload = zstd::encode_all(&raw[..], 3)?;
+    let header_bytes = pkg.metadata.header_bytes()?;
+    pkg.metadata.signature = rpm::SignatureHeaderBuilder::from_existing(&pkg.metadata.signature)?
+        .calculate_digests(&header_bytes)
+        .set_content_length((header_bytes.len() + pkg.payload.len()) as u64)
+        .build()?;
+    put(
+        "payload-digest-mismatch.rpm",
+        surgery::to_bytes(&pkg)?,
+        "payload replaced by a valid zstd cpio with other content; the header's payload SHA256 is stale",
+        "payload-digest",
+        "import",
+        "fail",
+    )?;
+
+    // Sizes that lie: the cpio entry is shorter / longer than the header's file size.
+    let a = format!("{BASE_DIR}/a.txt");
+    for (file, name, delta, what) in [
+        (
+            "lying-size-header-bigger.rpm",
+            "hostile-size-bigger",
+            -1000i64,
+            "header says a.txt is 1000 bytes bigger than its cpio entry",
+        ),
+        (
+            "lying-size-header-smaller.rpm",
+            "hostile-size-smaller",
+            1000,
+            "header says a.txt is 1000 bytes smaller than its cpio entry",
+        ),
+    ] {
+        let mut pkg = base(name)?;
+        let entries = surgery::entries(&pkg)?;
+        let mut content = base_files();
+        let mut data = content[&a].clone();
+        if delta < 0 {
+            data.truncate((data.len() as i64 + delta) as usize);
+        } else {
+            data.extend(text("extra", 100).into_iter().take(delta as usize));
+        }
+        content.insert(a.clone(), data);
+        let raw = cpio_for(&entries, &content, &BTreeMap::new());
+        surgery::rebuild(&mut pkg, entries, Some(raw))?;
+        put(
+            file,
+            surgery::to_bytes(&pkg)?,
+            what,
+            "file-size",
+            "import",
+            "ok",
+        )?;
+    }
+
+    // Same size, other bytes: only the per-file digest can tell.
+    let mut pkg = base("hostile-file-digest")?;
+    let entries = surgery::entries(&pkg)?;
+    let mut content = base_files();
+    let b = format!("{BASE_DIR}/b.bin");
+    let mut data = content[&b].clone();
+    data[4500] ^= 0xff;
+    content.insert(b, data);
+    let raw = cpio_for(&entries, &content, &BTreeMap::new());
+    surgery::rebuild(&mut pkg, entries, Some(raw))?;
+    put(
+        "wrong-file-digest.rpm",
+        surgery::to_bytes(&pkg)?,
+        "b.bin has one byte flipped in the payload (same size); payload and header digests are valid",
+        "file-digest",
+        "import",
+        "ok",
+    )?;
+
+    // A cpio entry whose name is not the header's path (an absolute /etc/passwd).
+    let mut pkg = base("hostile-cpio-name")?;
+    let entries = surgery::entries(&pkg)?;
+    let mut rename = BTreeMap::new();
+    rename.insert(a.clone(), "/etc/passwd".to_string());
+    let raw = cpio_for(&entries, &base_files(), &rename);
+    surgery::rebuild(&mut pkg, entries, Some(raw))?;
+    put(
+        "cpio-name-mismatch.rpm",
+        surgery::to_bytes(&pkg)?,
+        "the cpio entry for a.txt is named /etc/passwd (absolute, not in the header)",
+        "payload-path",
+        "import",
+        "ok",
+    )?;
+
+    // A `..` path in header and payload.
+    let mut pkg = base("hostile-dotdot")?;
+    let mut entries = surgery::entries(&pkg)?;
+    let evil_dir = "/usr/share/../../../../../etc/";
+    for (t, d) in entries.iter_mut() {
+        if *t == TAG_DIRNAMES {
+            if let IndexData::StringArray(v) = d {
+                for s in v.iter_mut() {
+                    if s == "/usr/share/hostile/" {
+                        *s = evil_dir.to_string();
+                    }
+                }
+            }
+        }
+    }
+    let mut content = BTreeMap::new();
+    for (p, c) in base_files() {
+        content.insert(p.replace("/usr/share/hostile/", evil_dir), c);
+    }
+    let raw = cpio_for(&entries, &content, &BTreeMap::new());
+    surgery::rebuild(&mut pkg, entries, Some(raw))?;
+    put(
+        "dotdot-path.rpm",
+        surgery::to_bytes(&pkg)?,
+        "files at /usr/share/../../../../../etc/{a.txt,b.bin} (a `..` escape) in header and payload",
+        "path-escape",
+        "import or compose",
+        "ok",
+    )?;
+
+    // An absolute symlink planted first, then a file written through it.
+    for (file, name, target, what) in [
+        (
+            "symlink-escape-absolute.rpm",
+            "hostile-symlink-abs",
+            "/etc",
+            "/usr/lib/evil -> /etc, then the file /usr/lib/evil/passwd",
+        ),
+        (
+            "symlink-escape-relative.rpm",
+            "hostile-symlink-rel",
+            "../../etc",
+            "/usr/lib/evil -> ../../etc, then the file /usr/lib/evil/passwd",
+        ),
+    ] {
+        let mut b = builder(name, "1.0", "1", CompressionWithLevel::Zstd(3));
+        b.with_symlink(FileOptions::symlink("/usr/lib/evil", target))?;
+        b.with_file_contents(
+            b"root::0:0:owned:/root:/bin/sh\n".to_vec(),
+            FileOptions::new("/usr/lib/evil/passwd").permissions(0o644),
+        )?;
+        put(
+            file,
+            surgery::to_bytes(&b.build()?)?,
+            what,
+            "symlink-escape",
+            "compose",
+            "ok",
+        )?;
+    }
+
+    // Two packages shipping one path with different content.
+    for (file, name, body) in [
+        (
+            "conflict-a-1.0-1.x86_64.rpm",
+            "conflict-a",
+            "from conflict-a\n",
+        ),
+        (
+            "conflict-b-1.0-1.x86_64.rpm",
+            "conflict-b",
+            "from conflict-b, other content\n",
+        ),
+    ] {
+        let mut b = builder(name, "1.0", "1", CompressionWithLevel::Zstd(3));
+        b.with_dir_entry(FileOptions::dir("/usr/share/conflict").permissions(0o755))?;
+        b.with_file_contents(
+            body.as_bytes().to_vec(),
+            FileOptions::new("/usr/share/conflict/file").permissions(0o644),
+        )?;
+        b.with_file_contents(
+            format!("{name} own\n").into_bytes(),
+            FileOptions::new(format!("/usr/share/conflict/{name}")).permissions(0o644),
+        )?;
+        put(
+            file,
+            surgery::to_bytes(&b.build()?)?,
+            "ships /usr/share/conflict/file with content different from the other conflict-* package (the shared directory is fine)",
+            "file-conflict",
+            "compose (with the other conflict-* package)",
+            "ok",
+        )?;
+    }
+
+    let json = serde_json::to_string_pretty(&fixtures)? + "\n";
+    std::fs::write(dir.join("manifest.json"), json)?;
+    let mut md = String::from(
+        "# Hostile test packages\n\nGenerated by `cargo xtask testdata` (xtask/src/hostile.rs); do not edit.\n\
+         Every file must be refused by reimage at the stage named, with an error naming the\n\
+         package and the check (`refusal`). `rpm -K` is what `rpm -K --nosignature` says: `ok`\n\
+         means rpm's package-level digests cannot see the problem (only per-file checks can).\n\n\
+         | file | refusal | stage | rpm -K | what |\n|---|---|---|---|---|\n",
+    );
+    for f in &fixtures {
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            f.file, f.refusal, f.stage, f.rpm_k, f.what
+        ));
+    }
+    std::fs::write(dir.join("README.md"), md)?;
+    Ok(fixtures)
+}
