@@ -38,6 +38,27 @@ pub struct Global {
 pub enum Command {
     /// Prepare a pool (optionally inside a loop-mounted btrfs image).
     Init(InitArgs),
+    /// Transcode RPM files into extent packages in the pool.
+    Import(ImportArgs),
+    /// List the extent packages in the pool.
+    Packages,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// `.rpm` files, or directories of them.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Packages imported in parallel (default: number of CPUs).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Require a valid header-only signature by a key in this file (armored
+    /// OpenPGP public keys).
+    #[arg(long)]
+    pub keyring: Option<PathBuf>,
+    /// Fail at once if another reimage writer holds the pool, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Args, Debug)]
@@ -76,7 +97,8 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a size (e.g. 2G, 512M)"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Writes to stdout; a closed pipe (`reimage list | head`) is not an error.
@@ -90,8 +112,8 @@ impl Out {
         Ok(())
     }
     pub fn json(&mut self, v: &impl serde::Serialize) -> Result<()> {
-        serde_json::to_writer_pretty(&mut self.0, v)?;
-        writeln!(self.0)?;
+        let text = serde_json::to_string_pretty(v)?;
+        writeln!(self.0, "{text}")?;
         Ok(())
     }
 }
@@ -156,8 +178,89 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Command::Import(a) => return cmd_import(&g, a),
+        Command::Packages => return cmd_packages(&g),
     }
     Ok(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+fn cmd_import(g: &Global, a: ImportArgs) -> Result<i32> {
+    let pool = crate::pool::Pool::open(&g.pool)?;
+    let reporter = crate::progress::BarReporter::new(g.quiet, true);
+    let opts = crate::import::ImportOptions {
+        paths: a.paths,
+        jobs: a.jobs,
+        keyring: a.keyring,
+        wait: !a.no_wait,
+    };
+    let r = crate::import::import(&pool, &opts, &reporter)?;
+    let mut out = Out::new();
+    if g.json {
+        out.json(&r)?;
+    } else {
+        if g.verbose {
+            for p in &r.packages {
+                if p.status != "refused" {
+                    out.line(format!(
+                        "{:8} {} ({} files, {} content, {} written, {} cloned)",
+                        p.status,
+                        p.nevra.as_deref().unwrap_or("?"),
+                        p.files,
+                        human_bytes(p.content_bytes),
+                        human_bytes(p.written_bytes),
+                        human_bytes(p.cloned_bytes)
+                    ))?;
+                }
+            }
+        }
+        if !g.quiet {
+            out.line(format!(
+                "imported {}, already present {}, refused {}: {} written, {} cloned, {} skipped in {:.1}s{}",
+                r.imported,
+                r.present,
+                r.refused,
+                human_bytes(r.written_bytes),
+                human_bytes(r.cloned_bytes),
+                human_bytes(r.skipped_bytes),
+                r.seconds,
+                if r.copied { " (data copied: no reflinks)" } else { "" }
+            ))?;
+        }
+    }
+    for p in r.packages.iter().filter(|p| p.status == "refused") {
+        eprintln!("error: {}", p.error.as_deref().unwrap_or("refused"));
+    }
+    Ok(if r.refused > 0 { 1 } else { 0 })
+}
+
+fn cmd_packages(g: &Global) -> Result<i32> {
+    let pool = crate::pool::Pool::open(&g.pool)?;
+    let list = crate::packages::list(&pool)?;
+    let mut out = Out::new();
+    if g.json {
+        out.json(&list)?;
+        return Ok(0);
+    }
+    for p in &list.packages {
+        out.line(format!(
+            "{:50} {:>6} files {:>10} content {:>10} on disk",
+            p.nevra,
+            p.files,
+            human_bytes(p.content_bytes),
+            human_bytes(p.disk_bytes)
+        ))?;
+    }
+    for e in &list.errors {
+        eprintln!("error: {e}");
+    }
+    if !g.quiet {
+        eprintln!("{} packages", list.packages.len());
+    }
+    Ok(if list.errors.is_empty() { 0 } else { 1 })
 }
 
 #[cfg(test)]

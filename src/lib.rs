@@ -4,10 +4,16 @@
 //! Invariant: only [`sys`] contains unsafe code.
 
 pub mod cli;
+pub mod clone;
+pub mod extent;
+pub mod import;
 pub mod init;
+pub mod packages;
+pub mod progress;
 pub mod pool;
 pub mod query_cli;
 pub mod report;
+pub mod rpmfile;
 pub mod runner;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -1,0 +1,659 @@
+//! Reading RPM files as streams: the raw lead + signature + header bytes (kept
+//! byte for byte), the payload through the matching decompressor, and the cpio
+//! archive inside it (newc, crc, and rpm's stripped `07070X` form).
+//!
+//! Nothing here holds a whole payload in memory; limits on every size a package
+//! declares keep hostile input from allocating without bound.
+use std::io::{self, BufRead, BufReader, Read};
+
+use rpm::{IndexSignatureTag, IndexTag, PackageMetadata};
+
+/// Lead size, fixed by the format.
+pub const LEAD_SIZE: usize = 96;
+const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
+const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
+/// rpm's own limits (`hdrchkTags`, `hdrchkData`): at most 65535 index entries
+/// and 256 MiB of header data.
+const MAX_TAGS: u32 = 0xffff;
+const MAX_DATA: u32 = 0x0fff_ffff;
+
+/// Errors in the structure of an RPM file.
+#[derive(Debug, thiserror::Error)]
+pub enum RpmError {
+    #[error("not an RPM file (bad lead magic)")]
+    NotRpm,
+    #[error("truncated: the file ends inside the {0}")]
+    Truncated(&'static str),
+    #[error("{0} has a bad magic number")]
+    BadHeaderMagic(&'static str),
+    #[error("{what} declares {tags} tags and {data} data bytes, beyond rpm's limits")]
+    HeaderTooLarge {
+        what: &'static str,
+        tags: u32,
+        data: u32,
+    },
+    #[error("cannot parse the headers: {0}")]
+    Parse(String),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// The leading bytes of an RPM (lead + signature header + padding + main header),
+/// kept exactly as read, with the parsed metadata.
+pub struct RpmPrefix {
+    /// lead + signature header + padding + main header, unchanged.
+    pub bytes: Vec<u8>,
+    /// Offset of the main header within `bytes`.
+    pub header_start: usize,
+    pub meta: PackageMetadata,
+}
+
+impl RpmPrefix {
+    /// The main header's bytes (what header digests and signatures cover).
+    pub fn main_header(&self) -> &[u8] {
+        &self.bytes[self.header_start..]
+    }
+}
+
+fn read_exact_or(r: &mut impl Read, buf: &mut [u8], what: &'static str) -> Result<(), RpmError> {
+    r.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            RpmError::Truncated(what)
+        } else {
+            RpmError::Io(e)
+        }
+    })
+}
+
+/// Reads one header structure (intro, index, data) and appends it to `out`.
+fn read_header(r: &mut impl Read, out: &mut Vec<u8>, what: &'static str) -> Result<(), RpmError> {
+    let mut intro = [0u8; 16];
+    read_exact_or(r, &mut intro, what)?;
+    if intro[..4] != HEADER_MAGIC {
+        return Err(RpmError::BadHeaderMagic(what));
+    }
+    let tags = u32::from_be_bytes(intro[8..12].try_into().unwrap());
+    let data = u32::from_be_bytes(intro[12..16].try_into().unwrap());
+    if tags > MAX_TAGS || data > MAX_DATA {
+        return Err(RpmError::HeaderTooLarge { what, tags, data });
+    }
+    let len = 16 * tags as usize + data as usize;
+    let start = out.len();
+    out.extend_from_slice(&intro);
+    out.resize(start + 16 + len, 0);
+    read_exact_or(r, &mut out[start + 16..], what)?;
+    Ok(())
+}
+
+/// Reads the lead, signature header and main header from `r`, leaving `r` at
+/// the first byte of the payload.
+pub fn read_prefix(r: &mut impl Read) -> Result<RpmPrefix, RpmError> {
+    let mut bytes = vec![0u8; LEAD_SIZE];
+    read_exact_or(r, &mut bytes, "lead")?;
+    if bytes[..4] != LEAD_MAGIC {
+        return Err(RpmError::NotRpm);
+    }
+    read_header(r, &mut bytes, "signature header")?;
+    let pad = (8 - (bytes.len() - LEAD_SIZE) % 8) % 8;
+    let at = bytes.len();
+    bytes.resize(at + pad, 0);
+    read_exact_or(r, &mut bytes[at..], "signature header padding")?;
+    let header_start = bytes.len();
+    read_header(r, &mut bytes, "main header")?;
+    let meta =
+        PackageMetadata::parse(&mut &bytes[..]).map_err(|e| RpmError::Parse(e.to_string()))?;
+    Ok(RpmPrefix {
+        bytes,
+        header_start,
+        meta,
+    })
+}
+
+/// Payload compressions reimage reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Xz,
+    /// Legacy `.lzma` (lzma_alone) streams.
+    Lzma,
+    Zstd,
+    Bzip2,
+}
+
+impl Compression {
+    /// From the header's PAYLOADCOMPRESSOR tag (absent means gzip, as in rpm).
+    pub fn from_meta(meta: &PackageMetadata) -> Result<Compression, String> {
+        let name = match meta
+            .header
+            .get_entry_data_as_string(IndexTag::RPMTAG_PAYLOADCOMPRESSOR)
+        {
+            Ok(s) => s.to_string(),
+            Err(_) => "gzip".into(),
+        };
+        Ok(match name.as_str() {
+            "gzip" => Compression::Gzip,
+            "xz" => Compression::Xz,
+            "lzma" => Compression::Lzma,
+            "zstd" => Compression::Zstd,
+            "bzip2" => Compression::Bzip2,
+            "identity" | "none" | "" => Compression::None,
+            other => return Err(format!("payload compression {other:?} is not supported")),
+        })
+    }
+}
+
+impl Compression {
+    /// Recognizes a compressed stream by its magic bytes; `None` for an
+    /// uncompressed cpio archive. Packages do not always name their compressor
+    /// (v6 packages omit the tag when the payload is not compressed), and the
+    /// bytes cannot lie about it.
+    pub fn detect(head: &[u8]) -> Option<Compression> {
+        Some(if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Compression::Xz
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else if head.starts_with(b"BZh") {
+            Compression::Bzip2
+        } else if head.starts_with(b"0707") {
+            Compression::None
+        } else if head.starts_with(&[0x5d, 0, 0]) {
+            Compression::Lzma
+        } else {
+            return None;
+        })
+    }
+}
+
+/// A reader that feeds everything read through it to a set of hashers.
+pub struct HashingReader<R> {
+    inner: R,
+    pub hashers: Vec<Hasher>,
+    pub count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R, hashers: Vec<Hasher>) -> Self {
+        HashingReader {
+            inner,
+            hashers,
+            count: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for h in &mut self.hashers {
+            h.update(&buf[..n]);
+        }
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Wraps the compressed payload stream `r` in its decompressor.
+pub fn decompressor<'a, R: BufRead + 'a>(r: R, c: Compression) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match c {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)),
+        Compression::Lzma => {
+            let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(r, stream))
+        }
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(r)?;
+            // rpm writes zstd with long windows at high levels; allow up to 2 GiB.
+            d.window_log_max(31)?;
+            Box::new(d)
+        }
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
+    })
+}
+
+/// The digest algorithms rpm uses (`PGPHASHALGO_*` numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DigestAlgo {
+    Md5,
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+    Sha224,
+    Sha3_256,
+    Sha3_512,
+}
+
+impl DigestAlgo {
+    pub fn from_pgp(n: u32) -> Option<DigestAlgo> {
+        Some(match n {
+            1 => DigestAlgo::Md5,
+            2 => DigestAlgo::Sha1,
+            8 => DigestAlgo::Sha256,
+            9 => DigestAlgo::Sha384,
+            10 => DigestAlgo::Sha512,
+            11 => DigestAlgo::Sha224,
+            12 => DigestAlgo::Sha3_256,
+            14 => DigestAlgo::Sha3_512,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgo::Md5 => "MD5",
+            DigestAlgo::Sha1 => "SHA1",
+            DigestAlgo::Sha256 => "SHA256",
+            DigestAlgo::Sha384 => "SHA384",
+            DigestAlgo::Sha512 => "SHA512",
+            DigestAlgo::Sha224 => "SHA224",
+            DigestAlgo::Sha3_256 => "SHA3-256",
+            DigestAlgo::Sha3_512 => "SHA3-512",
+        }
+    }
+    pub fn hasher(self) -> Hasher {
+        use sha2::Digest;
+        match self {
+            DigestAlgo::Md5 => Hasher::Md5(md5::Md5::new()),
+            DigestAlgo::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            DigestAlgo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            DigestAlgo::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            DigestAlgo::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+            DigestAlgo::Sha224 => Hasher::Sha224(sha2::Sha224::new()),
+            DigestAlgo::Sha3_256 => Hasher::Sha3_256(sha3::Sha3_256::new()),
+            DigestAlgo::Sha3_512 => Hasher::Sha3_512(sha3::Sha3_512::new()),
+        }
+    }
+}
+
+/// A running digest of any algorithm rpm uses.
+#[derive(Clone)]
+pub enum Hasher {
+    Md5(md5::Md5),
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+    Sha224(sha2::Sha224),
+    Sha3_256(sha3::Sha3_256),
+    Sha3_512(sha3::Sha3_512),
+}
+
+impl Hasher {
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        match self {
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+            Hasher::Sha224(h) => h.update(data),
+            Hasher::Sha3_256(h) => h.update(data),
+            Hasher::Sha3_512(h) => h.update(data),
+        }
+    }
+    /// The digest as lowercase hex.
+    pub fn hex(self) -> String {
+        use sha2::Digest;
+        match self {
+            Hasher::Md5(h) => hex::encode(h.finalize()),
+            Hasher::Sha1(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha384(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+            Hasher::Sha224(h) => hex::encode(h.finalize()),
+            Hasher::Sha3_256(h) => hex::encode(h.finalize()),
+            Hasher::Sha3_512(h) => hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// Hex digest of `data`.
+pub fn digest_hex(algo: DigestAlgo, data: &[u8]) -> String {
+    let mut h = algo.hasher();
+    h.update(data);
+    h.hex()
+}
+
+/// The header-only digests in the signature header, strongest first.
+pub fn header_digests(meta: &PackageMetadata) -> Vec<(DigestAlgo, String)> {
+    let mut v = Vec::new();
+    for (tag, algo) in [
+        (IndexSignatureTag::RPMSIGTAG_SHA3_256, DigestAlgo::Sha3_256),
+        (IndexSignatureTag::RPMSIGTAG_SHA256, DigestAlgo::Sha256),
+        (IndexSignatureTag::RPMSIGTAG_SHA1, DigestAlgo::Sha1),
+    ] {
+        if let Ok(s) = meta.signature.get_entry_data_as_string(tag) {
+            v.push((algo, s.to_ascii_lowercase()));
+        }
+    }
+    v
+}
+
+/// One entry of a cpio archive.
+#[derive(Debug, Clone)]
+pub struct CpioEntry {
+    /// The name as stored (`./usr/bin/x`), or empty for a stripped entry.
+    pub name: String,
+    /// The header file index for a stripped (`07070X`) entry.
+    pub file_index: Option<u32>,
+    pub mode: u32,
+    pub nlink: u32,
+    pub ino: u32,
+    pub size: u64,
+}
+
+impl CpioEntry {
+    pub fn is_trailer(&self) -> bool {
+        self.file_index.is_none() && self.name == "TRAILER!!!"
+    }
+}
+
+/// A streaming cpio reader. After [`CpioReader::next_entry`], read the entry's
+/// data from [`CpioReader::data`] (any unread rest is skipped by the next call).
+pub struct CpioReader<R> {
+    inner: R,
+    /// Bytes of the current entry not yet read.
+    remaining: u64,
+    /// Padding after the current entry's data.
+    pad: u64,
+    /// Sizes for stripped entries, by file index (from the header).
+    stripped_sizes: Vec<u64>,
+    pub offset: u64,
+}
+
+const NEWC: &[u8; 6] = b"070701";
+const CRC: &[u8; 6] = b"070702";
+const STRIPPED: &[u8; 6] = b"07070X";
+const MAX_NAME: usize = 4096 * 4;
+
+fn hex_field(b: &[u8]) -> io::Result<u32> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| u32::from_str_radix(s, 16).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad hex field in cpio header"))
+}
+
+impl<R: Read> CpioReader<R> {
+    /// `stripped_sizes`: the header's file sizes, used for `07070X` entries.
+    pub fn new(inner: R, stripped_sizes: Vec<u64>) -> Self {
+        CpioReader {
+            inner,
+            remaining: 0,
+            pad: 0,
+            stripped_sizes,
+            offset: 0,
+        }
+    }
+
+    fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        let mut buf = [0u8; 8192];
+        while n > 0 {
+            let k = n.min(buf.len() as u64) as usize;
+            self.inner.read_exact(&mut buf[..k])?;
+            self.offset += k as u64;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+
+    fn read_buf(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_exact(buf)?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Reads the next entry header; `None` at the trailer.
+    pub fn next_entry(&mut self) -> io::Result<Option<CpioEntry>> {
+        let rest = self.remaining + self.pad;
+        self.skip(rest)?;
+        self.remaining = 0;
+        self.pad = 0;
+        let mut magic = [0u8; 6];
+        self.read_buf(&mut magic)?;
+        if &magic == STRIPPED {
+            let mut idx = [0u8; 8];
+            self.read_buf(&mut idx)?;
+            let index = hex_field(&idx)?;
+            // 14 bytes of header, padded to 16.
+            self.skip(2)?;
+            if index == u32::MAX {
+                return Ok(None);
+            }
+            let size = *self.stripped_sizes.get(index as usize).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("stripped cpio entry names file index {index}, beyond the header's file list"),
+                )
+            })?;
+            self.remaining = size;
+            self.pad = (4 - size % 4) % 4;
+            return Ok(Some(CpioEntry {
+                name: String::new(),
+                file_index: Some(index),
+                mode: 0,
+                nlink: 0,
+                ino: 0,
+                size,
+            }));
+        }
+        if &magic != NEWC && &magic != CRC {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "bad cpio magic {:?} at payload offset {}",
+                    String::from_utf8_lossy(&magic),
+                    self.offset - 6
+                ),
+            ));
+        }
+        let mut h = [0u8; 104];
+        self.read_buf(&mut h)?;
+        let f = |i: usize| hex_field(&h[i * 8..i * 8 + 8]);
+        let ino = f(0)?;
+        let mode = f(1)?;
+        let nlink = f(4)?;
+        let size = f(6)? as u64;
+        let namesize = f(11)? as usize;
+        if namesize == 0 || namesize > MAX_NAME {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cpio name length {namesize} is out of range"),
+            ));
+        }
+        let mut name = vec![0u8; namesize];
+        self.read_buf(&mut name)?;
+        if name.pop() != Some(0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "cpio entry name is not NUL-terminated",
+            ));
+        }
+        if name.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "cpio entry name contains NUL",
+            ));
+        }
+        let name = String::from_utf8(name).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidData, "cpio entry name is not UTF-8")
+        })?;
+        let hpad = (4 - (110 + namesize) % 4) % 4;
+        self.skip(hpad as u64)?;
+        if name == "TRAILER!!!" {
+            return Ok(None);
+        }
+        self.remaining = size;
+        self.pad = (4 - size % 4) % 4;
+        Ok(Some(CpioEntry {
+            name,
+            file_index: None,
+            mode,
+            nlink,
+            ino,
+            size,
+        }))
+    }
+
+    /// The underlying reader, positioned after the last entry read.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// The current entry's data.
+    pub fn data(&mut self) -> EntryData<'_, R> {
+        EntryData { r: self }
+    }
+}
+
+/// Reader over the data of the current cpio entry.
+pub struct EntryData<'a, R> {
+    r: &'a mut CpioReader<R>,
+}
+
+impl<R: Read> Read for EntryData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.r.remaining == 0 {
+            return Ok(0);
+        }
+        let k = buf.len().min(self.r.remaining as usize);
+        let n = self.r.inner.read(&mut buf[..k])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "payload ends inside a file's data",
+            ));
+        }
+        self.r.remaining -= n as u64;
+        self.r.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens `path` buffered for sequential reading.
+pub fn open_buffered(path: &std::path::Path) -> io::Result<BufReader<std::fs::File>> {
+    Ok(BufReader::with_capacity(
+        256 * 1024,
+        std::fs::File::open(path)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn newc(name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
+        let mut v = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            1,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        )
+        .into_bytes();
+        v.extend_from_slice(name.as_bytes());
+        v.push(0);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v.extend_from_slice(data);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    #[test]
+    fn cpio_newc_and_trailer() {
+        let mut a = newc("./usr/a", 0o100644, b"hello");
+        a.extend(newc("./usr/b", 0o100644, b""));
+        a.extend(newc("TRAILER!!!", 0, b""));
+        let mut r = CpioReader::new(&a[..], vec![]);
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(e.name, "./usr/a");
+        assert_eq!(e.size, 5);
+        let mut s = String::new();
+        r.data().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!((e.name.as_str(), e.size), ("./usr/b", 0));
+        assert!(r.next_entry().unwrap().is_none());
+    }
+
+    #[test]
+    fn cpio_skips_unread_data() {
+        let mut a = newc("./x", 0o100644, b"abcdefg");
+        a.extend(newc("./y", 0o100644, b"z"));
+        a.extend(newc("TRAILER!!!", 0, b""));
+        let mut r = CpioReader::new(&a[..], vec![]);
+        r.next_entry().unwrap();
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(e.name, "./y");
+    }
+
+    #[test]
+    fn cpio_stripped() {
+        let mut a = b"07070X00000001\0\0".to_vec();
+        a.extend_from_slice(b"abc\0");
+        a.extend_from_slice(b"07070Xffffffff\0\0");
+        let mut r = CpioReader::new(&a[..], vec![0, 3]);
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!((e.file_index, e.size), (Some(1), 3));
+        let mut d = Vec::new();
+        r.data().read_to_end(&mut d).unwrap();
+        assert_eq!(d, b"abc");
+        assert!(r.next_entry().unwrap().is_none());
+    }
+
+    #[test]
+    fn cpio_rejects_garbage_and_truncation() {
+        let mut r = CpioReader::new(&b"070799xxxxxxxx"[..], vec![]);
+        assert!(r.next_entry().is_err());
+        let a = newc("./x", 0o100644, b"abcdefg");
+        let mut r = CpioReader::new(&a[..a.len() - 4], vec![]);
+        r.next_entry().unwrap();
+        let mut d = Vec::new();
+        assert!(r.data().read_to_end(&mut d).is_err());
+        // stripped index beyond the header
+        let a = b"07070X00000009\0\0".to_vec();
+        let mut r = CpioReader::new(&a[..], vec![1]);
+        assert!(r.next_entry().is_err());
+    }
+
+    #[test]
+    fn prefix_rejects_non_rpm_and_truncation() {
+        assert!(matches!(
+            read_prefix(&mut &[0u8; 200][..]),
+            Err(RpmError::NotRpm)
+        ));
+        let mut lead = vec![0u8; 96];
+        lead[..4].copy_from_slice(&LEAD_MAGIC);
+        assert!(matches!(
+            read_prefix(&mut &lead[..]),
+            Err(RpmError::Truncated("signature header"))
+        ));
+        let mut big = lead.clone();
+        big.extend_from_slice(&HEADER_MAGIC);
+        big.extend_from_slice(&[0, 0, 0, 0]);
+        big.extend_from_slice(&u32::MAX.to_be_bytes());
+        big.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            read_prefix(&mut &big[..]),
+            Err(RpmError::HeaderTooLarge { .. })
+        ));
+    }
+}
