@@ -331,6 +331,12 @@ pub fn require_root(test: &str) -> bool {
     let Some(problem) = root_problem() else {
         return true;
     };
+    // The harness names each test's thread after the test.
+    let thread = std::thread::current();
+    let test = match thread.name() {
+        Some(name) if name != "main" => format!("{test}::{name}"),
+        _ => test.to_string(),
+    };
     let skip = std::env::var("REIMAGE_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1");
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if skip && !ci {
