@@ -617,14 +617,16 @@ fn build(
                     entry.size
                 );
             }
+            if f.size == 0 {
+                // Empty files (and empty hardlink sets): nothing to store.
+                check_digest(algo, algo.hasher(), f)?;
+                got[leader] = true;
+                continue;
+            }
             if got[leader] {
                 bail!("{}: the payload holds its data twice", f.path);
             }
             got[leader] = true;
-            if f.size == 0 {
-                check_digest(algo, algo.hasher(), f)?;
-                continue;
-            }
             // Stream into the staging file, hashing as we go.
             staging.set_len(0)?;
             let mut fd = algo.hasher();
