@@ -1,6 +1,6 @@
 //! NEVRA and EVR: parsing, formatting, ordering, header file names.
 use crate::error::{Error, Result};
-use crate::vercmp::evr_cmp;
+use crate::vercmp::{evr_cmp, evr_cmp_dep};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
@@ -47,9 +47,18 @@ impl Evr {
         })
     }
 
-    /// rpm's EVR comparison (see [`crate::vercmp::evr_cmp`]).
+    /// rpm's EVR ordering, `rpmverCmp` (see [`crate::vercmp::evr_cmp`]).
     pub fn cmp_rpm(&self, other: &Evr) -> Ordering {
         evr_cmp(
+            (self.epoch, &self.version, self.release.as_deref()),
+            (other.epoch, &other.version, other.release.as_deref()),
+        )
+    }
+
+    /// rpm's dependency comparison, a missing release matching any
+    /// (see [`crate::vercmp::evr_cmp_dep`]).
+    pub fn cmp_dep(&self, other: &Evr) -> Ordering {
+        evr_cmp_dep(
             (self.epoch, &self.version, self.release.as_deref()),
             (other.epoch, &other.version, other.release.as_deref()),
         )
@@ -285,12 +294,9 @@ mod tests {
         assert_eq!(e.to_string(), "2:1.0-3");
         assert_eq!(Evr::parse("1.0").unwrap().release, None);
         assert!(Evr::parse("x:1").is_err());
-        assert_eq!(
-            Evr::parse("1.0")
-                .unwrap()
-                .cmp_rpm(&Evr::parse("1.0-5").unwrap()),
-            Ordering::Equal
-        );
+        let (bare, full) = (Evr::parse("1.0").unwrap(), Evr::parse("1.0-5").unwrap());
+        assert_eq!(bare.cmp_dep(&full), Ordering::Equal);
+        assert_eq!(bare.cmp_rpm(&full), Ordering::Less);
         assert_eq!(
             Evr::parse("1:0.1")
                 .unwrap()

@@ -123,7 +123,7 @@ fn satisfies(provided: &Dep, op: &str, want: &str) -> bool {
         return provided.version == want;
     };
     // Does some version in the provided range satisfy the requested range?
-    let o = have.cmp_rpm(&want);
+    let o = have.cmp_dep(&want);
     let ok_req = |o: Ordering| match op {
         "=" | "==" => o == Ordering::Equal,
         "<" => o == Ordering::Less,

@@ -111,18 +111,34 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// Compares two EVRs the way rpm 4.18's `rpmverCmp()` does: a missing epoch
-/// is 0; versions compare with [`rpmvercmp`]; releases compare only when both
-/// sides have one.
-pub fn evr_cmp(
-    (e1, v1, r1): (Option<u32>, &str, Option<&str>),
-    (e2, v2, r2): (Option<u32>, &str, Option<&str>),
-) -> Ordering {
+/// An EVR as three parts: epoch (missing = 0), version, release (maybe missing).
+pub type EvrParts<'a> = (Option<u32>, &'a str, Option<&'a str>);
+
+/// Compares two EVRs the way rpm 4.18's `rpmverCmp()` does (what
+/// `rpm.vercmp()` and package ordering use): a missing epoch is 0; versions
+/// compare with [`rpmvercmp`]; then releases, a missing release sorting
+/// before any present one. A total order.
+pub fn evr_cmp((e1, v1, r1): EvrParts<'_>, (e2, v2, r2): EvrParts<'_>) -> Ordering {
     e1.unwrap_or(0)
         .cmp(&e2.unwrap_or(0))
         .then_with(|| rpmvercmp(v1, v2))
         .then_with(|| match (r1, r2) {
             (Some(r1), Some(r2)) => rpmvercmp(r1, r2),
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+        })
+}
+
+/// Compares two EVRs the way rpm's dependency matching does
+/// (`rpmdsCompareEVR()`): releases compare only when both sides have a
+/// non-empty one, so `foo >= 1.0` is satisfied by `1.0-5`.
+pub fn evr_cmp_dep((e1, v1, r1): EvrParts<'_>, (e2, v2, r2): EvrParts<'_>) -> Ordering {
+    e1.unwrap_or(0)
+        .cmp(&e2.unwrap_or(0))
+        .then_with(|| rpmvercmp(v1, v2))
+        .then_with(|| match (r1, r2) {
+            (Some(r1), Some(r2)) if !r1.is_empty() && !r2.is_empty() => rpmvercmp(r1, r2),
             _ => Ordering::Equal,
         })
 }
@@ -260,22 +276,21 @@ mod tests {
 
     #[test]
     fn evr_rules() {
-        let cases: &[(
-            (Option<u32>, &str, Option<&str>),
-            (Option<u32>, &str, Option<&str>),
-            i32,
-        )] = &[
-            ((None, "1.0", Some("1")), (Some(0), "1.0", Some("1")), 0),
-            ((Some(1), "1.0", Some("1")), (None, "2.0", Some("1")), 1),
-            ((None, "1.0", Some("1")), (None, "1.0", Some("2")), -1),
-            // A missing release matches any release.
-            ((None, "1.0", None), (None, "1.0", Some("2")), 0),
-            ((None, "1.0", Some("9")), (None, "1.0", None), 0),
-            ((None, "1.0", None), (None, "1.1", None), -1),
-            ((Some(2), "0.1", None), (Some(10), "0.1", None), -1),
+        type Case<'a> = (EvrParts<'a>, EvrParts<'a>, i32, i32);
+        // (a, b, rpmverCmp, rpmdsCompareEVR)
+        let cases: &[Case<'_>] = &[
+            ((None, "1.0", Some("1")), (Some(0), "1.0", Some("1")), 0, 0),
+            ((Some(1), "1.0", Some("1")), (None, "2.0", Some("1")), 1, 1),
+            ((None, "1.0", Some("1")), (None, "1.0", Some("2")), -1, -1),
+            ((None, "1.0", None), (None, "1.0", Some("2")), -1, 0),
+            ((None, "1.0", Some("9")), (None, "1.0", None), 1, 0),
+            ((None, "1.0", Some("")), (None, "1.0", Some("2")), -1, 0),
+            ((None, "1.0", None), (None, "1.1", None), -1, -1),
+            ((Some(2), "0.1", None), (Some(10), "0.1", None), -1, -1),
         ];
-        for &(a, b, want) in cases {
-            assert_eq!(sign(evr_cmp(a, b)), want, "{a:?} vs {b:?}");
+        for &(a, b, total, dep) in cases {
+            assert_eq!(sign(evr_cmp(a, b)), total, "evr_cmp {a:?} vs {b:?}");
+            assert_eq!(sign(evr_cmp_dep(a, b)), dep, "evr_cmp_dep {a:?} vs {b:?}");
         }
     }
 }

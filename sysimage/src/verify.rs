@@ -261,9 +261,10 @@ pub fn verify_file(tree: &Tree, fs: &Path, f: &FileEntry, algo: DigestAlgo) -> u
     if flags & attr::RDEV != 0 {
         let want = FileType::from_mode(f.mode);
         let (is_chr, is_blk) = (ft.is_char_device(), ft.is_block_device());
-        if (want == FileType::Char) != is_chr || (want == FileType::Block) != is_blk {
-            v |= attr::RDEV;
-        } else if (is_chr || is_blk) && (sb.rdev() & 0xffff) as u32 != (f.rdev & 0xffff) {
+        let type_differs =
+            (want == FileType::Char) != is_chr || (want == FileType::Block) != is_blk;
+        let dev_differs = (is_chr || is_blk) && (sb.rdev() & 0xffff) as u32 != (f.rdev & 0xffff);
+        if type_differs || dev_differs {
             v |= attr::RDEV;
         }
     }
