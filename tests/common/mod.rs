@@ -1,0 +1,145 @@
+//! Helpers shared by the integration tests: run the real binary, find the test
+//! packages, make pools in per-test btrfs subvolumes.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reimage::testing::TestDir;
+
+/// Runs `reimage --pool POOL ARGS...`, logging the command and its output.
+pub fn reimage(pool: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_reimage"))
+        .arg("--pool")
+        .arg(pool)
+        .args(args)
+        .env_remove("REIMAGE_POOL")
+        .output()
+        .expect("cannot run reimage");
+    eprintln!(
+        "$ reimage --pool {} {}\n{}{}(exit {:?})",
+        pool.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        out.status.code()
+    );
+    out
+}
+
+/// Runs reimage, expects success, returns stdout.
+pub fn ok(pool: &Path, args: &[&str]) -> String {
+    let out = reimage(pool, args);
+    assert!(
+        out.status.success(),
+        "reimage {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs reimage with `--json`, expects success, parses stdout.
+pub fn json(pool: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(pool, &all)).expect("--json prints JSON")
+}
+
+/// Runs reimage, expects exit status 1, returns stderr.
+pub fn fails(pool: &Path, args: &[&str]) -> String {
+    let out = reimage(pool, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "reimage {} should have failed",
+        args.join(" ")
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The generated test packages (`cargo xtask testdata`): `$REIMAGE_TESTDATA`,
+/// else `target/testdata`. A missing set fails the test, naming the fix.
+pub fn testdata(sub: &str) -> PathBuf {
+    let base = std::env::var_os("REIMAGE_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/testdata"));
+    let dir = base.join(sub);
+    assert!(
+        dir.is_dir(),
+        "test packages {} are missing: run `cargo xtask testdata --realistic` (or `cargo xtask test`)",
+        dir.display()
+    );
+    dir
+}
+
+/// The committed real-world RPMs.
+pub fn realworld() -> PathBuf {
+    repo().join("testdata/realworld")
+}
+
+/// All `.rpm` files under `dir`, recursively, sorted.
+pub fn rpms(dir: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rpm") {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// A fresh pool in its own btrfs subvolume.
+pub fn btrfs_pool(name: &str) -> (TestDir, PathBuf) {
+    let dir = reimage::testing::btrfs_dir(name);
+    let pool = dir.join("pool");
+    ok(&pool, &["init"]);
+    (dir, pool)
+}
+
+/// Every path under `root` with its type, size and content digest: a
+/// listing to compare a tree before and after an operation.
+pub fn listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if m.is_dir() {
+                out.push(format!("d {rel}"));
+                stack.push(p);
+            } else if m.file_type().is_symlink() {
+                out.push(format!(
+                    "l {rel} -> {}",
+                    std::fs::read_link(&p).unwrap().display()
+                ));
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                out.push(format!(
+                    "f {rel} {} {}",
+                    m.len(),
+                    blake3::hash(&data).to_hex()
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}

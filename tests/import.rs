@@ -1,0 +1,416 @@
+//! `reimage import` through the real binary on a real btrfs: stored bytes
+//! against rpm2cpio and the header digests, determinism, idempotence, hostile
+//! packages, extent sharing between versions, signatures and the pool lock.
+mod common;
+
+use common::*;
+use reimage::extent::{align_up, Index, FLAG_HARDLINK_ALIAS};
+use reimage::require_root;
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Extracts `rpm` with `rpm2cpio | cpio -idm` into `dir`; false when rpm2cpio
+/// cannot (stripped v6 payloads: "files over 4GB not supported by cpio").
+fn rpm2cpio(rpm: &Path, dir: &Path) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; rpm2cpio '{}' | cpio -idm --quiet --no-absolute-filenames",
+            rpm.display()
+        ))
+        .current_dir(dir)
+        .env("SHELL", "/bin/bash")
+        .status()
+        .expect("rpm2cpio and cpio must be installed (cargo xtask test installs them)");
+    st.success()
+}
+
+/// `rpm -qp` of one tag array, one value per file.
+fn rpm_q(rpm: &Path, fmt: &str) -> Vec<String> {
+    let out = Command::new("rpm")
+        .args(["-qp", "--nosignature", "--nodigest", "--qf", fmt])
+        .arg(rpm)
+        .output()
+        .expect("rpm must be installed");
+    assert!(
+        out.status.success(),
+        "rpm -qp {}: {}",
+        rpm.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn hex_digest(algo: &str, data: &[u8]) -> String {
+    use sha2::Digest;
+    match algo {
+        "1" => hex::encode(md5::Md5::digest(data)),
+        "2" => hex::encode(sha1::Sha1::digest(data)),
+        "8" => hex::encode(sha2::Sha256::digest(data)),
+        "9" => hex::encode(sha2::Sha384::digest(data)),
+        "10" => hex::encode(sha2::Sha512::digest(data)),
+        other => panic!("digest algorithm {other} not covered by the test"),
+    }
+}
+
+/// Checks one imported package against the original RPM, independently of
+/// reimage's own reader: the header part byte for byte, each regular file's
+/// bytes against `rpm -qp` digests and against rpm2cpio extraction, zero
+/// padding, alignment.
+fn check_package(rpm: &Path, pkg: &Path, scratch: &Path) {
+    let orig = std::fs::read(rpm).unwrap();
+    let f = std::fs::File::open(pkg).unwrap();
+    let (index, index_offset) = Index::read(&f).unwrap();
+    let hlen = index.header_len as usize;
+    let mut head = vec![0u8; hlen];
+    f.read_exact_at(&mut head, 0).unwrap();
+    assert_eq!(
+        head,
+        orig[..hlen],
+        "{}: header part differs from the RPM",
+        pkg.display()
+    );
+
+    let names = rpm_q(rpm, "[%{FILENAMES}\n]");
+    let modes = rpm_q(rpm, "[%{FILEMODES}\n]");
+    let digests = rpm_q(rpm, "[%{FILEDIGESTS}\n]");
+    let sizes = rpm_q(rpm, "[%{LONGFILESIZES}\n]");
+    let flags = rpm_q(rpm, "[%{FILEFLAGS}\n]");
+    let algo = rpm_q(rpm, "%{FILEDIGESTALGO}\n");
+    let algo = if algo[0] == "(none)" {
+        "1".to_string()
+    } else {
+        algo[0].clone()
+    };
+    let extracted = scratch.join(pkg.file_name().unwrap());
+    let have_cpio = rpm2cpio(rpm, &extracted);
+
+    let mut regular = 0;
+    for (i, name) in names.iter().enumerate() {
+        let mode: u32 = modes[i].parse::<i64>().unwrap() as u32 & 0xffff;
+        let ghost = flags[i].parse::<u32>().unwrap() & 64 != 0;
+        if mode & 0o170000 != 0o100000 || ghost {
+            assert!(
+                index.entry(i as u32).is_none(),
+                "{name}: not a stored regular file"
+            );
+            continue;
+        }
+        regular += 1;
+        let e = index
+            .entry(i as u32)
+            .unwrap_or_else(|| panic!("{}: no entry for {name}", pkg.display()));
+        let size: u64 = sizes[i].parse().unwrap();
+        assert_eq!(e.length, size, "{name}: length");
+        let mut data = vec![0u8; e.length as usize];
+        f.read_exact_at(&mut data, e.offset).unwrap();
+        if size > 0 {
+            assert_eq!(e.offset % 4096, 0, "{name}: offset not aligned");
+            assert_eq!(
+                hex_digest(&algo, &data),
+                digests[i],
+                "{name}: stored bytes do not match rpm's digest"
+            );
+            let pad = (align_up(size) - size) as usize;
+            let mut zeros = vec![1u8; pad];
+            f.read_exact_at(&mut zeros, e.offset + size).unwrap();
+            assert!(zeros.iter().all(|&b| b == 0), "{name}: padding is not zero");
+        }
+        assert_eq!(blake3::hash(&data).as_bytes(), &e.blake3, "{name}: blake3");
+        if have_cpio {
+            let on_disk = std::fs::read(extracted.join(name.trim_start_matches('/'))).unwrap();
+            assert_eq!(on_disk, data, "{name}: differs from rpm2cpio extraction");
+        }
+    }
+    assert_eq!(
+        regular,
+        index.entries.len(),
+        "{}: index has extra entries",
+        pkg.display()
+    );
+    assert!(index_offset % 4096 == 0);
+}
+
+/// Imports `rpms` (one import per file, since fixture sets reuse NEVRAs in
+/// different builds) and checks each stored package.
+fn import_and_check(name: &str, rpms: &[PathBuf]) {
+    let (dir, pool) = btrfs_pool(name);
+    let scratch = tempfile::tempdir().unwrap();
+    let mut by_nevra: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for rpm in rpms {
+        let out = reimage(&pool, &["--json", "import", rpm.to_str().unwrap()]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let p = &v["packages"][0];
+        if p["status"] == "refused" {
+            // Only a different build under a NEVRA already imported may be refused.
+            let err = p["error"].as_str().unwrap();
+            assert!(
+                err.contains("different"),
+                "{} refused: {err}",
+                rpm.display()
+            );
+            continue;
+        }
+        assert!(out.status.success());
+        by_nevra.insert(p["nevra"].as_str().unwrap().to_string(), rpm.clone());
+        let pkgdir = pool.join("packages");
+        let name = rpm_q(rpm, "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n")[0].clone();
+        if p["status"] == "imported" {
+            check_package(rpm, &pkgdir.join(&name), scratch.path());
+        }
+    }
+    assert!(!by_nevra.is_empty());
+    drop(dir);
+}
+
+#[test]
+fn realworld_packages_import_and_match_rpm() {
+    require_root!();
+    import_and_check("import-realworld", &rpms(&realworld()));
+}
+
+#[test]
+fn edge_packages_import_and_match_rpm2cpio() {
+    require_root!();
+    import_and_check("import-edge", &rpms(&testdata("edge")));
+}
+
+#[test]
+fn realistic_packages_import_and_match_rpm2cpio() {
+    require_root!();
+    import_and_check("import-realistic", &rpms(&testdata("realistic/v1")));
+}
+
+/// Two pools, same packages, in different order and parallelism: byte-identical
+/// extent packages; and the golden digests of a few pinned fixtures.
+#[test]
+fn extent_packages_are_deterministic_and_pinned() {
+    require_root!();
+    let inputs: Vec<PathBuf> = [
+        "389-ds-base-devel-1.3.8.4-15.el7.x86_64.rpm",
+        "rpm-sign-4.15.1-1.fc31.x86_64.rpm",
+        "rpm-rs-assets/v6/rpm-hardlinks-1.0-1.noarch.rpm",
+    ]
+    .iter()
+    .map(|p| realworld().join(p))
+    .collect();
+    let args: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+    let (_a, pa) = btrfs_pool("det-a");
+    let (_b, pb) = btrfs_pool("det-b");
+    let mut ia = vec!["import", "--jobs", "1"];
+    ia.extend(&args);
+    ok(&pa, &ia);
+    let mut ib = vec!["import", "--jobs", "3"];
+    ib.extend(args.iter().rev());
+    ok(&pb, &ib);
+    let la = listing(&pa.join("packages"));
+    assert_eq!(la, listing(&pb.join("packages")));
+    assert_eq!(la.len(), 3);
+    // Golden digests: a change here is a format change; bump FORMAT_VERSION.
+    let golden = [
+        ("389-ds-base-devel-1.3.8.4-15.el7.x86_64", "8cb7b2634325400a151e598f877b2c8b190f41549a9649b39244a3d82517dc1f"),
+        ("rpm-sign-4.15.1-1.fc31.x86_64", "45eb6e31af9de289a7545a5c6ba34d358f333b4982e103c3d1ef726f48c14f3e"),
+        ("rpm-hardlinks-1.0-1.noarch", "abdf869edca169e27500e2c31002f42f30dd8e42a678cc955e881509c96bb5a4"),
+    ];
+    for (name, want) in golden {
+        use sha2::Digest;
+        let got = hex::encode(sha2::Sha256::digest(
+            std::fs::read(pa.join("packages").join(name)).unwrap(),
+        ));
+        assert_eq!(got, want, "golden digest of {name}");
+    }
+}
+
+#[test]
+fn import_twice_is_a_noop_and_resigned_copies_are_the_same_package() {
+    require_root!();
+    let (_d, pool) = btrfs_pool("idem");
+    let a =
+        realworld().join("rpm-rs-assets/v4/signed/rpm-basic-with-rsa4096-2.3.4-5.el9.noarch.rpm");
+    let b =
+        realworld().join("rpm-rs-assets/v4/signed/rpm-basic-with-ed25519-2.3.4-5.el9.noarch.rpm");
+    let r = json(&pool, &["import", a.to_str().unwrap()]);
+    assert_eq!(r["imported"], 1);
+    let before = listing(&pool);
+    let r = json(&pool, &["import", a.to_str().unwrap()]);
+    assert_eq!(
+        (r["imported"].as_u64(), r["present"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let r = json(&pool, &["import", b.to_str().unwrap()]);
+    assert_eq!(
+        r["present"], 1,
+        "same main header, other signature: the same package"
+    );
+    assert_eq!(listing(&pool), before);
+    // A different build under the same NEVRA is refused, naming it.
+    let other = realworld().join("rpm-rs-assets/v6/gzip/rpm-basic-2.3.4-5.el9.noarch.rpm");
+    let err = fails(&pool, &["import", other.to_str().unwrap()]);
+    assert!(
+        err.contains("different rpm-basic-1:2.3.4-5.el9.noarch"),
+        "{err}"
+    );
+    assert_eq!(listing(&pool), before);
+}
+
+#[test]
+fn hostile_packages_are_refused_and_leave_the_pool_unchanged() {
+    require_root!();
+    let dir = testdata("hostile");
+    let manifest: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let (_d, pool) = btrfs_pool("hostile");
+    ok(
+        &pool,
+        &[
+            "import",
+            realworld()
+                .join("rpm-sign-4.15.1-1.fc31.x86_64.rpm")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    let before = listing(&pool);
+    let mut refused = 0;
+    for m in &manifest {
+        if m["stage"] != "import" {
+            continue;
+        }
+        let file = dir.join(m["file"].as_str().unwrap());
+        let err = fails(&pool, &["import", file.to_str().unwrap()]);
+        assert!(
+            err.contains(m["file"].as_str().unwrap()),
+            "error must name the file: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(
+            listing(&pool),
+            before,
+            "{} changed the pool",
+            file.display()
+        );
+        refused += 1;
+    }
+    assert!(refused >= 8, "only {refused} import-stage hostile fixtures");
+}
+
+#[test]
+fn next_version_shares_unchanged_extents() {
+    require_root!();
+    let (_d, pool) = btrfs_pool("share");
+    let edge = testdata("edge");
+    ok(
+        &pool,
+        &[
+            "import",
+            edge.join("edge-update-1.0-1.x86_64.rpm").to_str().unwrap(),
+        ],
+    );
+    let r = json(
+        &pool,
+        &[
+            "import",
+            edge.join("edge-update-1.1-1.x86_64.rpm").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        r["cloned_bytes"].as_u64().unwrap() > 0,
+        "nothing cloned: {r}"
+    );
+    let extents = |name: &str| -> BTreeMap<[u8; 32], Vec<u64>> {
+        let f = std::fs::File::open(pool.join("packages").join(name)).unwrap();
+        let (index, _) = Index::read(&f).unwrap();
+        let map = reimage::sys::fiemap(&f).unwrap();
+        index
+            .entries
+            .iter()
+            .filter(|e| e.length > 0 && e.flags & FLAG_HARDLINK_ALIAS == 0)
+            .map(|e| {
+                let phys = map
+                    .iter()
+                    .filter(|x| x.logical < e.offset + e.length && x.logical + x.length > e.offset)
+                    .map(|x| x.physical + (e.offset.max(x.logical) - x.logical))
+                    .collect();
+                (e.blake3, phys)
+            })
+            .collect()
+    };
+    let old = extents("edge-update-1.0-1.x86_64");
+    let new = extents("edge-update-1.1-1.x86_64");
+    let mut shared = 0;
+    for (hash, phys) in &new {
+        if let Some(o) = old.get(hash) {
+            assert_eq!(
+                o, phys,
+                "unchanged content must be the same physical extent"
+            );
+            shared += 1;
+        }
+    }
+    assert!(shared >= 2, "only {shared} files shared");
+    // Different content is not shared.
+    assert!(new.keys().any(|h| !old.contains_key(h)));
+}
+
+#[test]
+fn keyring_requires_a_valid_signature() {
+    require_root!();
+    let (_d, pool) = btrfs_pool("keyring");
+    let assets = realworld().join("rpm-rs-assets");
+    let key = assets.join("rpm-testkey-v4-rsa4096.asc");
+    let k = key.to_str().unwrap();
+    let signed = assets.join("v4/signed/rpm-basic-with-rsa4096-2.3.4-5.el9.noarch.rpm");
+    let other = assets.join("v4/signed/rpm-basic-with-ed25519-2.3.4-5.el9.noarch.rpm");
+    let unsigned = testdata("edge").join("edge-empty-1.0-1.x86_64.rpm");
+    let foreign = realworld().join("freesrp-udev-0.3.0-1.25.x86_64.rpm");
+    let err = fails(&pool, &["import", "--keyring", k, other.to_str().unwrap()]);
+    assert!(err.contains("no signature verifies"), "{err}");
+    let err = fails(
+        &pool,
+        &["import", "--keyring", k, unsigned.to_str().unwrap()],
+    );
+    assert!(err.contains("not signed"), "{err}");
+    assert!(listing(&pool.join("packages")).is_empty());
+    let r = json(&pool, &["import", "--keyring", k, signed.to_str().unwrap()]);
+    assert_eq!(r["imported"], 1);
+}
+
+#[test]
+fn a_second_writer_waits_or_fails_clearly_and_stale_tmp_is_cleaned() {
+    require_root!();
+    let (_d, pool) = btrfs_pool("lock");
+    let p = reimage::pool::Pool::open(&pool).unwrap();
+    std::fs::write(pool.join("tmp/import-crashed.partial"), b"garbage").unwrap();
+    let rpm = realworld().join("freesrp-udev-0.3.0-1.25.x86_64.rpm");
+    {
+        let _lock = p.lock(false).unwrap();
+        let err = fails(&pool, &["import", "--no-wait", rpm.to_str().unwrap()]);
+        assert!(err.contains("another reimage writer"), "{err}");
+    }
+    ok(&pool, &["import", "--no-wait", rpm.to_str().unwrap()]);
+    assert!(
+        !pool.join("tmp/import-crashed.partial").exists(),
+        "stale tmp/ left"
+    );
+}
+
+#[test]
+fn not_a_pool_and_bad_paths_are_clear_errors() {
+    require_root!();
+    let dir = reimage::testing::btrfs_dir("notapool");
+    let err = fails(&dir.join("nothing"), &["import", "/nonexistent.rpm"]);
+    assert!(err.contains("is not a reimage pool"), "{err}");
+    let (_d, pool) = btrfs_pool("badpath");
+    let err = fails(&pool, &["import", "/nonexistent.rpm"]);
+    assert!(err.contains("/nonexistent.rpm"), "{err}");
+    let notrpm = dir.join("x.rpm");
+    std::fs::write(&notrpm, b"hello, this is not an rpm at all, but long enough to read a lead....................................................").unwrap();
+    let err = fails(&pool, &["import", notrpm.to_str().unwrap()]);
+    assert!(err.contains("not an RPM"), "{err}");
+}
