@@ -20,7 +20,7 @@ pub struct ListArgs {
 }
 
 #[derive(Args, Debug)]
-#[group(id = "what", required = true, multiple = false)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(false)))]
 pub struct QueryArgs {
     /// A view name in the pool, or a path to a /usr tree.
     pub view: String,
