@@ -214,9 +214,18 @@ fn extent_packages_are_deterministic_and_pinned() {
     assert_eq!(la.len(), 3);
     // Golden digests: a change here is a format change; bump FORMAT_VERSION.
     let golden = [
-        ("389-ds-base-devel-1.3.8.4-15.el7.x86_64", "8cb7b2634325400a151e598f877b2c8b190f41549a9649b39244a3d82517dc1f"),
-        ("rpm-sign-4.15.1-1.fc31.x86_64", "45eb6e31af9de289a7545a5c6ba34d358f333b4982e103c3d1ef726f48c14f3e"),
-        ("rpm-hardlinks-1.0-1.noarch", "abdf869edca169e27500e2c31002f42f30dd8e42a678cc955e881509c96bb5a4"),
+        (
+            "389-ds-base-devel-1.3.8.4-15.el7.x86_64",
+            "8cb7b2634325400a151e598f877b2c8b190f41549a9649b39244a3d82517dc1f",
+        ),
+        (
+            "rpm-sign-4.15.1-1.fc31.x86_64",
+            "45eb6e31af9de289a7545a5c6ba34d358f333b4982e103c3d1ef726f48c14f3e",
+        ),
+        (
+            "rpm-hardlinks-1.0-1.noarch",
+            "abdf869edca169e27500e2c31002f42f30dd8e42a678cc955e881509c96bb5a4",
+        ),
     ];
     for (name, want) in golden {
         use sha2::Digest;
@@ -376,6 +385,11 @@ fn keyring_requires_a_valid_signature() {
         &["import", "--keyring", k, unsigned.to_str().unwrap()],
     );
     assert!(err.contains("not signed"), "{err}");
+    let err = fails(
+        &pool,
+        &["import", "--keyring", k, foreign.to_str().unwrap()],
+    );
+    assert!(err.contains("no signature verifies"), "{err}");
     assert!(listing(&pool.join("packages")).is_empty());
     let r = json(&pool, &["import", "--keyring", k, signed.to_str().unwrap()]);
     assert_eq!(r["imported"], 1);
