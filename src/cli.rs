@@ -42,6 +42,47 @@ pub enum Command {
     Import(ImportArgs),
     /// List the extent packages in the pool.
     Packages,
+    /// Compose a read-only /usr view from a package list.
+    Compose(ComposeArgs),
+    /// List the views in the pool.
+    Views,
+    /// Delete a view.
+    RmView(RmViewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeArgs {
+    /// Name of the new view (POOL/views/NAME).
+    pub name: String,
+    /// Packages: NEVRA, `.rpm` file name, or bare name (the newest in the pool).
+    pub packages: Vec<String>,
+    /// Read packages from FILE (one per line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Start from this view and apply only the package difference.
+    #[arg(long, value_name = "VIEW")]
+    pub from: Option<String>,
+    /// passwd file for owner names the view's own files do not define.
+    #[arg(long, value_name = "FILE")]
+    pub passwd: Option<PathBuf>,
+    /// group file for group names the view's own files do not define.
+    #[arg(long, value_name = "FILE")]
+    pub group: Option<PathBuf>,
+    /// Map paths outside /usr: --relocate /opt/foo=/usr/lib/foo (repeatable).
+    #[arg(long, value_name = "FROM=TO")]
+    pub relocate: Vec<String>,
+    /// Fail at once if another reimage writer holds the pool, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RmViewArgs {
+    /// The view to delete.
+    pub name: String,
+    /// Fail at once if another reimage writer holds the pool.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +221,15 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Import(a) => return cmd_import(&g, a),
         Command::Packages => return cmd_packages(&g),
+        Command::Compose(a) => return cmd_compose(&g, a),
+        Command::Views => return cmd_views(&g),
+        Command::RmView(a) => {
+            let pool = crate::pool::Pool::open(&g.pool)?;
+            crate::compose::rm_view(&pool, &a.name, !a.no_wait)?;
+            if !g.quiet {
+                eprintln!("removed view {}", a.name);
+            }
+        }
     }
     Ok(0)
 }
@@ -261,6 +311,86 @@ fn cmd_packages(g: &Global) -> Result<i32> {
         eprintln!("{} packages", list.packages.len());
     }
     Ok(if list.errors.is_empty() { 0 } else { 1 })
+}
+
+fn cmd_compose(g: &Global, a: ComposeArgs) -> Result<i32> {
+    let pool = crate::pool::Pool::open(&g.pool)?;
+    if a.packages.is_empty() && a.list.is_none() {
+        anyhow::bail!("name the packages, or give --list FILE");
+    }
+    let reporter = crate::progress::BarReporter::new(g.quiet, false);
+    let opts = crate::compose::ComposeOptions {
+        name: a.name,
+        specs: a.packages,
+        list: a.list,
+        from: a.from,
+        passwd: a.passwd,
+        group: a.group,
+        relocate: a.relocate,
+        wait: !a.no_wait,
+        image: None,
+    };
+    let r = crate::compose::compose(&pool, &opts, &reporter)?;
+    let mut out = Out::new();
+    if g.json {
+        out.json(&r)?;
+    } else if !g.quiet {
+        if g.verbose {
+            for rel in &r.relocations {
+                out.line(format!("relocated {} -> /usr/{}", rel.from, rel.to))?;
+            }
+        }
+        let from = match &r.from {
+            Some(f) => format!(
+                " from {f} (+{} -{} packages, {} entries created, {} removed)",
+                r.added.len(),
+                r.removed.len(),
+                r.created_entries,
+                r.removed_entries
+            ),
+            None => String::new(),
+        };
+        out.line(format!(
+            "view {} at {}{}: {} packages, {} files, {} dirs, {} symlinks, {} {}, {} relocated, {:.2}s{}",
+            r.view,
+            r.path.display(),
+            from,
+            r.packages,
+            r.files,
+            r.dirs,
+            r.symlinks,
+            human_bytes(r.bytes),
+            if r.copied { "copied" } else { "reflinked" },
+            r.relocations.len(),
+            r.seconds,
+            if r.readonly { "" } else { " (not read-only: no subvolumes here)" }
+        ))?;
+    }
+    Ok(0)
+}
+
+fn cmd_views(g: &Global) -> Result<i32> {
+    let pool = crate::pool::Pool::open(&g.pool)?;
+    let views = crate::compose::views(&pool)?;
+    let mut out = Out::new();
+    if g.json {
+        out.json(&views)?;
+        return Ok(0);
+    }
+    for v in &views {
+        out.line(format!(
+            "{:24} {:>5} packages  {}  {}{}",
+            v.name,
+            v.packages,
+            v.path.display(),
+            if v.readonly { "ro" } else { "rw" },
+            v.from
+                .as_deref()
+                .map(|f| format!("  from {f}"))
+                .unwrap_or_default()
+        ))?;
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

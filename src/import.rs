@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::clone::Cloner;
 use crate::extent::{self, align_up, Entry, Index};
+use crate::pkg::PkgFile;
 use crate::pool::Pool;
 use crate::report::Reporter;
 use crate::rpmfile::{self, Compression, CpioReader, DigestAlgo, Hasher, HashingReader};
@@ -312,108 +313,6 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
     Ok(r)
 }
 
-/// A file of the header, as import needs it.
-struct HFile {
-    path: String,
-    mode: u16,
-    size: u64,
-    digest: String,
-    ghost: bool,
-    /// Index of the first file of this file's hardlink set (itself if none).
-    link_leader: u32,
-}
-
-const S_IFMT: u16 = 0o170000;
-const S_IFREG: u16 = 0o100000;
-const RPMFILE_GHOST: u32 = 1 << 6;
-
-fn is_reg(mode: u16) -> bool {
-    mode & S_IFMT == S_IFREG
-}
-
-/// Reads the header's file list and checks every path is safe to place.
-fn header_files(meta: &rpm::PackageMetadata) -> Result<(Vec<HFile>, DigestAlgo)> {
-    let entries = meta
-        .get_file_entries()
-        .map_err(|e| anyhow!("cannot read the header's file list: {e}"))?;
-    let algo = match meta
-        .header
-        .get_entry_data_as_u32(IndexTag::RPMTAG_FILEDIGESTALGO)
-    {
-        Ok(n) => DigestAlgo::from_pgp(n)
-            .ok_or_else(|| anyhow!("file digest algorithm {n} is not supported"))?,
-        Err(_) => DigestAlgo::Md5,
-    };
-    let n = entries.len();
-    let inodes = meta
-        .header
-        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
-        .ok();
-    let devices = meta
-        .header
-        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
-        .ok();
-    let flags = meta
-        .header
-        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEFLAGS)
-        .unwrap_or_else(|_| vec![0; n]);
-    let mut leaders: HashMap<(u32, u32), u32> = HashMap::new();
-    let mut files = Vec::with_capacity(n);
-    for (i, e) in entries.iter().enumerate() {
-        let path = e.path().to_string_lossy().into_owned();
-        check_path(&path)?;
-        let mode = e.mode().raw_mode();
-        let ghost = flags.get(i).is_some_and(|f| f & RPMFILE_GHOST != 0);
-        let mut link_leader = i as u32;
-        if let (Some(ino), Some(dev)) = (&inodes, &devices) {
-            if is_reg(mode) && !ghost {
-                if let (Some(&ino), Some(&dev)) = (ino.get(i), dev.get(i)) {
-                    link_leader = *leaders.entry((dev, ino)).or_insert(i as u32);
-                }
-            }
-        }
-        files.push(HFile {
-            path,
-            mode,
-            size: e.size() as u64,
-            digest: e
-                .digest()
-                .map(|d| d.as_hex().to_ascii_lowercase())
-                .unwrap_or_default(),
-            ghost,
-            link_leader,
-        });
-    }
-    // Hardlinked files must agree on size and digest.
-    for f in &files {
-        let l = &files[f.link_leader as usize];
-        if f.size != l.size || f.digest != l.digest {
-            bail!(
-                "{} and {} are one hardlink set in the header but differ in size or digest",
-                l.path,
-                f.path
-            );
-        }
-    }
-    Ok((files, algo))
-}
-
-/// A header path must be absolute, normalized, without `..` or `.` components.
-pub fn check_path(path: &str) -> Result<()> {
-    if !path.starts_with('/') {
-        bail!("file path {path:?} is not absolute");
-    }
-    for comp in path[1..].split('/') {
-        if comp.is_empty() || comp == "." || comp == ".." {
-            bail!("file path {path:?} is not a clean absolute path (empty, '.' or '..' component)");
-        }
-    }
-    if path.contains('\0') || path.contains('\n') {
-        bail!("file path {path:?} contains a NUL or newline");
-    }
-    Ok(())
-}
-
 type Refusal = (Option<String>, anyhow::Error);
 
 fn import_one(
@@ -495,12 +394,12 @@ fn build(
     }
 
     // 3. Plan: every regular file's place, by file index.
-    let (files, algo) = header_files(meta)?;
+    let (files, algo) = crate::pkg::files(meta)?;
     let data_start = align_up(prefix.bytes.len() as u64);
     let mut offsets: Vec<Option<u64>> = vec![None; files.len()];
     let mut cursor = data_start;
     for (i, f) in files.iter().enumerate() {
-        if is_reg(f.mode) && !f.ghost && f.link_leader == i as u32 && f.size > 0 {
+        if f.has_data() && f.link_leader == i as u32 && f.size > 0 {
             offsets[i] = Some(cursor);
             cursor = cursor
                 .checked_add(align_up(f.size))
@@ -561,11 +460,7 @@ fn build(
         let head = raw.fill_buf().context("cannot read the payload")?;
         match Compression::detect(head) {
             Some(c) => c,
-            None if head.is_empty()
-                && files
-                    .iter()
-                    .all(|f| !is_reg(f.mode) || f.ghost || f.size == 0) =>
-            {
+            None if head.is_empty() && files.iter().all(|f| !f.has_data() || f.size == 0) => {
                 Compression::None
             }
             None => Compression::from_meta(meta).map_err(|e| anyhow!(e))?,
@@ -599,10 +494,10 @@ fn build(
                 }
             };
             let f = &files[idx as usize];
-            if !is_reg(f.mode) {
+            if !f.is_reg() {
                 continue; // symlink targets, directories: the header has them.
             }
-            if f.ghost {
+            if f.is_ghost() {
                 bail!("payload holds data for {}, a %ghost file", f.path);
             }
             let leader = f.link_leader as usize;
@@ -716,7 +611,7 @@ fn build(
     }
     check_sizes(meta, prefix, payload_len)?;
     for (i, f) in files.iter().enumerate() {
-        if is_reg(f.mode) && !f.ghost && f.link_leader == i as u32 && !got[i] {
+        if f.has_data() && f.link_leader == i as u32 && !got[i] {
             bail!("{}: the payload has no data for it", f.path);
         }
     }
@@ -726,7 +621,7 @@ fn build(
     let mut nfiles = 0u64;
     for (i, f) in files.iter().enumerate() {
         nfiles += 1;
-        if !is_reg(f.mode) || f.ghost {
+        if !f.has_data() {
             continue;
         }
         let leader = f.link_leader as usize;
@@ -794,7 +689,7 @@ fn build(
     })
 }
 
-fn check_digest(algo: DigestAlgo, h: Hasher, f: &HFile) -> Result<()> {
+fn check_digest(algo: DigestAlgo, h: Hasher, f: &PkgFile) -> Result<()> {
     if f.digest.is_empty() {
         if f.size == 0 {
             return Ok(());

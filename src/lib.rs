@@ -3,12 +3,15 @@
 //! See `docs/ARCHITECTURE.md` for the bird's-eye view and the code map.
 //! Invariant: only [`sys`] contains unsafe code.
 
+pub mod caps;
 pub mod cli;
 pub mod clone;
+pub mod compose;
 pub mod extent;
 pub mod import;
 pub mod init;
 pub mod packages;
+pub mod pkg;
 pub mod progress;
 pub mod pool;
 pub mod query_cli;
