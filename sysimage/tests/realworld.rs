@@ -439,3 +439,207 @@ fn queries_on_real_headers() {
         1
     );
 }
+
+/// Renames a header's package in place (same length), so copies of real
+/// headers become distinct packages.
+fn rename(header_file: &mut [u8], suffix: &str) -> String {
+    patch_tag(header_file, 1000, suffix)
+}
+
+/// Overwrites the end of a string tag in place (same length).
+fn patch_tag(header_file: &mut [u8], tag: usize, suffix: &str) -> String {
+    let sig = 16 + 16 * be32(header_file, 96 + 8) + be32(header_file, 96 + 12);
+    let main = 96 + sig.next_multiple_of(8);
+    let n = be32(header_file, main + 8);
+    let store = main + 16 + 16 * n;
+    for i in 0..n {
+        let e = main + 16 + 16 * i;
+        if be32(header_file, e) == tag {
+            let off = store + be32(header_file, e + 8);
+            let len = header_file[off..].iter().position(|&b| b == 0).unwrap();
+            let at = off + len - suffix.len();
+            header_file[at..off + len].copy_from_slice(suffix.as_bytes());
+            return String::from_utf8(header_file[off..off + len].to_vec()).unwrap();
+        }
+    }
+    panic!("no tag {tag}");
+}
+
+#[test]
+fn list_of_300_headers_is_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpms = realworld();
+    let mut total = 0;
+    for i in 0..300 {
+        let mut h = cut_header(&std::fs::read(&rpms[i % rpms.len()]).unwrap()).to_vec();
+        rename(&mut h, &format!("{i:03}"));
+        let p = Package::from_header(Header::read(&mut &h[..], Path::new("x")).unwrap().0).unwrap();
+        total += h.len();
+        std::fs::write(dir.path().join(p.nevra.file_name()), &h).unwrap();
+    }
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let db = HeaderDir::read(dir.path()).unwrap();
+        let list = query::list(&db);
+        best = best.min(t.elapsed());
+        assert_eq!(list.len(), 300);
+        assert!(db.errors.is_empty(), "{:?}", db.errors);
+    }
+    eprintln!("list of 300 headers ({total} bytes): {best:?}");
+    let limit = if cfg!(debug_assertions) { 1000 } else { 100 };
+    assert!(best.as_millis() < limit, "{best:?}");
+}
+
+#[test]
+fn diff_names_exactly_the_changed_packages() {
+    let rpms = realworld();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let write = |dir: &Path, h: &[u8]| {
+        let p = Package::from_header(Header::read(&mut &h[..], Path::new("x")).unwrap().0).unwrap();
+        std::fs::write(dir.join(p.nevra.file_name()), h).unwrap();
+        p.nevra.to_string()
+    };
+    let header = |i: usize| cut_header(&std::fs::read(&rpms[i]).unwrap()).to_vec();
+    // Find the packages by name.
+    let idx = |name: &str| {
+        rpms.iter()
+            .position(|p| p.to_string_lossy().contains(name))
+            .unwrap()
+    };
+    let (sign, ds, udev, ima, types) = (
+        idx("rpm-sign-4"),
+        idx("389-ds"),
+        idx("freesrp"),
+        idx("ima_signed"),
+        idx("rpm-file-types"),
+    );
+    for i in [sign, ds, udev, ima] {
+        write(a.path(), &header(i));
+    }
+    // B: rpm-sign upgraded (4.15.1 -> 4.15.2), 389-ds downgraded (release 15 -> 14),
+    // freesrp-udev unchanged, ima_signed removed, rpm-file-types added.
+    let mut up = header(sign);
+    patch_tag(&mut up, 1001, "2");
+    let up = write(b.path(), &up);
+    let mut down = header(ds);
+    patch_tag(&mut down, 1002, "14.el7");
+    let down = write(b.path(), &down);
+    write(b.path(), &header(udev));
+    let added = write(b.path(), &header(types));
+    let (da, db) = (
+        HeaderDir::read(a.path()).unwrap(),
+        HeaderDir::read(b.path()).unwrap(),
+    );
+    let d = sysimage::diff::diff(&da, &db);
+    assert_eq!(d.added, [added]);
+    assert_eq!(d.removed, ["testpkg-1.0-1.x86_64"]);
+    assert_eq!(d.upgraded.len(), 1);
+    assert_eq!(d.upgraded[0].to, up);
+    assert_eq!(d.upgraded[0].from, "rpm-sign-4.15.1-1.fc31.x86_64");
+    assert_eq!(d.downgraded.len(), 1);
+    assert_eq!(d.downgraded[0].to, down);
+    assert!(d.rebuilt.is_empty());
+    // Files: those of the added and removed packages; none changed (headers
+    // differ only in version).
+    let f = sysimage::diff::diff_files(&da, &db).unwrap();
+    assert!(
+        f.added.iter().all(|p| p.starts_with("/opt/rpm-file-types")),
+        "{:?}",
+        f.added
+    );
+    assert_eq!(f.removed, ["/tmp/test1", "/tmp/test2", "/tmp/test3"]);
+    assert!(f.changed.is_empty(), "{:?}", f.changed);
+}
+
+#[test]
+fn view_with_metadata_maps_relocated_paths() {
+    if !have_rpm() {
+        return;
+    }
+    // A view as compose would make it: /opt/rpm-file-attrs relocated by a
+    // user rule, owners from the recorded table.
+    let (_root, usr) = installed_tree();
+    let view = tempfile::tempdir().unwrap();
+    let policy = sysimage::relocate::Policy::with_rules([("/opt", "/usr/lib/opt")]).unwrap();
+    let src = Tree::open(&usr).unwrap();
+    let db = src.packages().unwrap();
+    let mut meta = sysimage::ViewMeta {
+        format: sysimage::meta::VIEW_META_FORMAT,
+        rules: vec![sysimage::meta::Rule {
+            from: "/opt".into(),
+            to: "/usr/lib/opt".into(),
+        }],
+        users: [("jane".to_string(), 1001), ("bob".to_string(), 1002)].into(),
+        groups: [("jane".to_string(), 1001), ("bob".to_string(), 1002)].into(),
+        ..Default::default()
+    };
+    let pkgs: Vec<&Package> = db
+        .packages
+        .iter()
+        .filter(|p| p.nevra.name == "rpm-file-attrs")
+        .collect();
+    for p in &pkgs {
+        meta.packages.push(p.nevra.to_string());
+        for f in p.files().unwrap() {
+            let kind = Kind::from_mode(f.mode);
+            let Ok(sysimage::relocate::Placement::View(rel)) = policy.place(&f.path, kind) else {
+                continue;
+            };
+            if !f.path.starts_with("/usr/") {
+                meta.relocations.push(sysimage::meta::Relocation {
+                    from: f.path.clone(),
+                    to: rel.to_string_lossy().into(),
+                });
+            }
+            let from = src.fs_path(&f.path, kind).unwrap();
+            let to = view.path().join(&rel);
+            if std::fs::symlink_metadata(&from).is_err() {
+                continue;
+            }
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            let st = Command::new("cp")
+                .arg("-a")
+                .arg("--no-target-directory")
+                .arg(&from)
+                .arg(&to)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let hd = view.path().join("lib/sysimage/packages");
+        std::fs::create_dir_all(&hd).unwrap();
+        std::fs::copy(p.path(), hd.join(p.nevra.file_name())).unwrap();
+    }
+    std::fs::create_dir_all(view.path().join("lib/reimage")).unwrap();
+    std::fs::write(view.path().join(sysimage::meta::VIEW_META), meta.to_json()).unwrap();
+    let tree = Tree::open(view.path()).unwrap();
+    let vdb = tree.packages().unwrap();
+    let all: Vec<&Package> = vdb.packages.iter().collect();
+    let r = verify::verify(&tree, &all).unwrap();
+    let lines: Vec<&str> = r.problems.iter().map(|p| p.line.as_str()).collect();
+    assert!(r.ok(), "{lines:#?}");
+    let files = query::files(&tree, all[0]).unwrap();
+    let normal = files
+        .iter()
+        .find(|f| f.file.path == "/opt/rpm-file-attrs/normal")
+        .unwrap();
+    assert_eq!(
+        normal.view_path.as_deref(),
+        Some("lib/opt/rpm-file-attrs/normal")
+    );
+    let json = serde_json::to_value(normal).unwrap();
+    assert_eq!(json["view_path"], "lib/opt/rpm-file-attrs/normal");
+    assert_eq!(json["path"], "/opt/rpm-file-attrs/normal");
+    let sysusers = files
+        .iter()
+        .find(|f| f.file.path.starts_with("/usr/lib/sysusers.d"))
+        .unwrap();
+    assert_eq!(sysusers.view_path, None);
+    let o = query::owner_of(&tree, &vdb, "/opt/rpm-file-attrs/normal").unwrap();
+    assert_eq!(o.len(), 1);
+    std::fs::remove_file(view.path().join("lib/opt/rpm-file-attrs/normal")).unwrap();
+    let r = verify::verify(&tree, &all).unwrap();
+    assert_eq!(r.problems.len(), 1);
+    assert_eq!(r.problems[0].line, "missing     /opt/rpm-file-attrs/normal");
+}
