@@ -60,7 +60,7 @@ fn steps(testdata: &Path, realistic: bool) -> Vec<Step> {
 }
 
 /// Commands the demo will show once they exist, for the "not built yet" line.
-const PLANNED: [&str; 2] = ["import", "compose"];
+const PLANNED: [&str; 4] = ["import", "compose", "views", "list"];
 
 pub fn run() -> Result<()> {
     let root = cmd::repo_root();
@@ -106,23 +106,23 @@ pub fn run() -> Result<()> {
         eprintln!("    (realistic packages skipped: not cached yet; `cargo xtask testdata --realistic` downloads them)");
     }
 
-    let mut not_built: Vec<&str> = Vec::new();
     for s in steps(&out, with_realistic) {
         if !known_command(&bin, s.command) {
-            not_built = PLANNED
-                .iter()
-                .copied()
-                .filter(|c| !known_command(&bin, c))
-                .collect();
-            if !not_built.contains(&s.command) {
-                not_built.push(s.command);
-            }
+            eprintln!(
+                "\n==> demo: {}: stopped here, `reimage {}` does not exist yet",
+                s.what, s.command
+            );
             break;
         }
         eprintln!("\n==> demo: {}", s.what);
         reimage(&s.args)?;
     }
     eprintln!();
+    let not_built: Vec<&str> = PLANNED
+        .iter()
+        .copied()
+        .filter(|c| !known_command(&bin, c))
+        .collect();
     if !not_built.is_empty() {
         eprintln!("not built yet: {}", not_built.join(", "));
     }
