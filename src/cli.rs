@@ -48,6 +48,14 @@ pub enum Command {
     Views,
     /// Delete a view.
     RmView(RmViewArgs),
+    /// List the packages of a view (or any /usr tree), like rpm -qa.
+    List(crate::query_cli::ListArgs),
+    /// Query a view's packages: -f PATH, -l PKG, -i PKG, --provides/--requires PKG, --whatprovides CAP.
+    Query(crate::query_cli::QueryArgs),
+    /// Package (and with --files, file) differences between two views.
+    Diff(crate::query_cli::DiffArgs),
+    /// Check every file of a view against its package header, like rpm -V (exit 1 on mismatch).
+    Verify(crate::query_cli::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -223,6 +231,10 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Packages => return cmd_packages(&g),
         Command::Compose(a) => return cmd_compose(&g, a),
         Command::Views => return cmd_views(&g),
+        Command::List(a) => return crate::query_cli::run_list(&g, a),
+        Command::Query(a) => return crate::query_cli::run_query(&g, a),
+        Command::Diff(a) => return crate::query_cli::run_diff(&g, a),
+        Command::Verify(a) => return crate::query_cli::run_verify(&g, a),
         Command::RmView(a) => {
             let pool = crate::pool::Pool::open(&g.pool)?;
             crate::compose::rm_view(&pool, &a.name, !a.no_wait)?;
