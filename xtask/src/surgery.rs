@@ -181,8 +181,11 @@ mod tests {
     #[test]
     fn rebuild_roundtrip_is_identity() {
         let mut b = crate::edge::builder("roundtrip", "1.0", "1", CompressionWithLevel::Zstd(3));
-        b.with_file_contents(b"x".to_vec(), FileOptions::new("/usr/share/x").permissions(0o644))
-            .unwrap();
+        b.with_file_contents(
+            b"x".to_vec(),
+            FileOptions::new("/usr/share/x").permissions(0o644),
+        )
+        .unwrap();
         let mut pkg = b.build().unwrap();
         let before = to_bytes(&pkg).unwrap();
         let e = entries(&pkg).unwrap();
