@@ -17,6 +17,8 @@ pub mod pool;
 pub mod query_cli;
 pub mod report;
 pub mod rpmfile;
+pub mod storage;
+pub mod storage_cli;
 pub mod runner;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -1,0 +1,1 @@
+//! `reimage dedupe`, `usage`, `gc`: keeping the pool shared and small.
