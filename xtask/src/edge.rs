@@ -450,18 +450,24 @@ fn update(version: &str) -> Result<Built> {
     finish(b)
 }
 
-/// The root skeleton, as Fedora's `filesystem` package ships it.
-pub fn filesystem(release: &str) -> Result<Built> {
+/// The root skeleton, as Fedora's `filesystem` package ships it (`/usr/lib` 0555,
+/// `/root` 0550, `/var/run -> ../run`, ...). With `debian`, the modes agree with what
+/// Debian's `base-files` and libraries ship (0755, `/root` 0700) and `/var/run`,
+/// `/var/lock` are left out (`base-files` ships them as directories), so the
+/// realistic set has no conflicts and no mode disagreements.
+pub fn filesystem(release: &str, debian: bool) -> Result<Built> {
     let mut b = builder("filesystem", "3.18", release, CompressionWithLevel::Zstd(3));
     for (p, t) in [
         ("/bin", "usr/bin"),
         ("/sbin", "usr/sbin"),
         ("/lib", "usr/lib"),
         ("/lib64", "usr/lib64"),
-        ("/var/run", "../run"),
-        ("/var/lock", "../run/lock"),
     ] {
         symlink(&mut b, p, t)?;
+    }
+    if !debian {
+        symlink(&mut b, "/var/run", "../run")?;
+        symlink(&mut b, "/var/lock", "../run/lock")?;
     }
     for (p, m) in [
         ("/boot", 0o555),
@@ -496,6 +502,11 @@ pub fn filesystem(release: &str) -> Result<Built> {
         ("/var/spool", 0o755),
         ("/var/tmp", 0o1777),
     ] {
+        let m = match (debian, p) {
+            (false, _) | (true, "/tmp" | "/var/tmp") => m,
+            (true, "/root") => 0o700,
+            (true, _) => 0o755,
+        };
         dir(&mut b, p, m)?;
     }
     finish(b)
@@ -520,7 +531,7 @@ pub fn all() -> Result<Vec<Built>> {
         update("1.0")?,
         update("1.1")?,
     ];
-    v.push(filesystem("1")?);
+    v.push(filesystem("1", false)?);
     Ok(v)
 }
 

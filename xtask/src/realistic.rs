@@ -286,7 +286,7 @@ pub fn run(out: &Path) -> Result<()> {
     let results = results.into_inner().unwrap();
     let converted = results.values().filter(|(_, fresh)| *fresh).count();
 
-    let filesystem = edge::filesystem("1")?;
+    let filesystem = edge::filesystem("1", true)?;
     for (set, pick) in [("v1", 0), ("v2", 1)] {
         let dir = out.join(set);
         if dir.exists() {
