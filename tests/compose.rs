@@ -129,9 +129,12 @@ fn check_view(view: &Path, rpms: &[PathBuf]) -> usize {
     for rpm in rpms {
         let x = scratch.path().join(rpm.file_name().unwrap());
         std::fs::create_dir_all(&x).unwrap();
-        let st = Command::new("sh")
+        let st = Command::new("bash")
             .arg("-c")
-            .arg(format!("rpm2cpio '{}' | cpio -idm --quiet", rpm.display()))
+            .arg(format!(
+                "set -o pipefail; rpm2cpio '{}' | cpio -idm --quiet",
+                rpm.display()
+            ))
             .current_dir(&x)
             .status()
             .unwrap();

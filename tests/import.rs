@@ -11,21 +11,33 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Extracts `rpm` with `rpm2cpio | cpio -idm` into `dir`; false when rpm2cpio
-/// cannot (stripped v6 payloads: "files over 4GB not supported by cpio").
+/// Extracts `rpm` with `rpm2cpio | cpio -idm` into `dir`. Returns false only
+/// for payloads rpm2cpio cannot write as cpio (rpm's stripped `07070X`
+/// format, "files over 4GB not supported by cpio"); any other failure panics.
 fn rpm2cpio(rpm: &Path, dir: &Path) -> bool {
     std::fs::create_dir_all(dir).unwrap();
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "set -o pipefail; rpm2cpio '{}' | cpio -idm --quiet --no-absolute-filenames",
-            rpm.display()
-        ))
+    // rpm2cpio's exit status is not reliable (it is 1 for packages whose size
+    // tags it disagrees with, after writing the whole archive): judge by its
+    // stderr and by cpio's exit status.
+    let archive = dir.join("../payload.cpio");
+    let out = Command::new("rpm2cpio")
+        .arg(rpm)
+        .stdout(std::fs::File::create(&archive).unwrap())
+        .output()
+        .expect("rpm2cpio must be installed (cargo xtask test installs it)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("not supported by cpio") {
+        return false;
+    }
+    assert!(err.trim().is_empty(), "rpm2cpio {}: {err}", rpm.display());
+    let st = Command::new("cpio")
+        .args(["-idm", "--quiet", "--no-absolute-filenames"])
+        .stdin(std::fs::File::open(&archive).unwrap())
         .current_dir(dir)
-        .env("SHELL", "/bin/bash")
         .status()
-        .expect("rpm2cpio and cpio must be installed (cargo xtask test installs them)");
-    st.success()
+        .expect("cpio must be installed");
+    assert!(st.success(), "cpio of {} failed", rpm.display());
+    true
 }
 
 /// `rpm -qp` of one tag array, one value per file.
@@ -63,7 +75,8 @@ fn hex_digest(algo: &str, data: &[u8]) -> String {
 /// reimage's own reader: the header part byte for byte, each regular file's
 /// bytes against `rpm -qp` digests and against rpm2cpio extraction, zero
 /// padding, alignment.
-fn check_package(rpm: &Path, pkg: &Path, scratch: &Path) {
+/// Returns whether the bytes were also compared with rpm2cpio's extraction.
+fn check_package(rpm: &Path, pkg: &Path, scratch: &Path) -> bool {
     let orig = std::fs::read(rpm).unwrap();
     let f = std::fs::File::open(pkg).unwrap();
     let (index, index_offset) = Index::read(&f).unwrap();
@@ -135,6 +148,7 @@ fn check_package(rpm: &Path, pkg: &Path, scratch: &Path) {
         pkg.display()
     );
     assert!(index_offset % 4096 == 0);
+    have_cpio
 }
 
 /// Imports `rpms` (one import per file, since fixture sets reuse NEVRAs in
@@ -143,6 +157,7 @@ fn import_and_check(name: &str, rpms: &[PathBuf]) {
     let (dir, pool) = btrfs_pool(name);
     let scratch = tempfile::tempdir().unwrap();
     let mut by_nevra: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut compared = 0;
     for rpm in rpms {
         let out = reimage(&pool, &["--json", "import", rpm.to_str().unwrap()]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -162,10 +177,17 @@ fn import_and_check(name: &str, rpms: &[PathBuf]) {
         let pkgdir = pool.join("packages");
         let name = rpm_q(rpm, "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n")[0].clone();
         if p["status"] == "imported" {
-            check_package(rpm, &pkgdir.join(&name), scratch.path());
+            if check_package(rpm, &pkgdir.join(&name), scratch.path()) {
+                compared += 1;
+            }
         }
     }
     assert!(!by_nevra.is_empty());
+    assert!(
+        compared > 0,
+        "no package was compared with rpm2cpio's extraction"
+    );
+    eprintln!("{name}: {compared} packages compared byte for byte with rpm2cpio");
     drop(dir);
 }
 
@@ -288,7 +310,7 @@ fn hostile_packages_are_refused_and_leave_the_pool_unchanged() {
     let before = listing(&pool);
     let mut refused = 0;
     for m in &manifest {
-        if m["stage"] != "import" {
+        if !m["stage"].as_str().unwrap().starts_with("import") {
             continue;
         }
         let file = dir.join(m["file"].as_str().unwrap());
