@@ -129,12 +129,11 @@ fn check_view(view: &Path, rpms: &[PathBuf]) -> usize {
     for rpm in rpms {
         let x = scratch.path().join(rpm.file_name().unwrap());
         std::fs::create_dir_all(&x).unwrap();
+        // rpm2cpio's exit status is unreliable (1 after writing a complete
+        // archive when it disagrees with a size tag): cpio's status counts.
         let st = Command::new("bash")
             .arg("-c")
-            .arg(format!(
-                "set -o pipefail; rpm2cpio '{}' | cpio -idm --quiet",
-                rpm.display()
-            ))
+            .arg(format!("rpm2cpio '{}' | cpio -idm --quiet", rpm.display()))
             .current_dir(&x)
             .status()
             .unwrap();
