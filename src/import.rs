@@ -262,6 +262,7 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
     let tp = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
         .build()?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
     let outcomes: Vec<PackageOutcome> = tp.install(|| {
         use rayon::prelude::*;
         files
@@ -270,6 +271,8 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
                 let size = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
                 let out = import_one(pool, src, keyring.as_ref(), &content, &cloner);
                 reporter.advance(size);
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                reporter.message(&format!("importing {n}/{} packages", files.len()));
                 let out = match out {
                     Ok(o) => o,
                     Err((nevra, e)) => PackageOutcome {

@@ -5,8 +5,9 @@
 //! POOL/
 //!   reimage.toml  config: format version, block size, allow-copy (no file: not a pool)
 //!   lock          flock(2): one writer at a time; readers never take it
-//!   packages/     extent packages, NAME-[EPOCH:]VERSION-RELEASE.ARCH, immutable
-//!   index/        derived data (content index), rebuildable from packages/ alone
+//!   packages/     extent packages, NAME-VERSION-RELEASE.ARCH (docs/FORMAT.md), immutable
+//!   index/        derived state only (e.g. dedupe progress): the content index is
+//!                 read from the packages' own indexes, rebuildable from packages/
 //!   views/NAME    read-only subvolumes, one /usr tree each
 //!   images/       manifests of images synced or published (kept by gc)
 //!   tmp/          staging; garbage after a crash, cleaned when a writer starts
@@ -48,13 +49,24 @@ impl Config {
         let path = pool.join(Self::FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "{} is not a reimage pool (no {}); create one with `reimage --pool {} init`{}",
-                pool.display(),
-                Self::FILE,
-                pool.display(),
-                " (or, for a pool in an image file, re-mount it with `reimage init --image FILE`)"
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(image) = crate::init::unmounted_image(pool) {
+                    bail!(
+                        "{} is not mounted: its pool lives in {}; mount it with `reimage --pool {} init --image {}`",
+                        pool.display(),
+                        image.display(),
+                        pool.display(),
+                        image.display()
+                    );
+                }
+                bail!(
+                    "{} is not a reimage pool (no {}); create one with `reimage --pool {} init`{}",
+                    pool.display(),
+                    Self::FILE,
+                    pool.display(),
+                    " (or, for a pool in an image file, re-mount it with `reimage init --image FILE`)"
+                )
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         let cfg: Config =
@@ -186,7 +198,7 @@ pub fn remove_any(path: &Path) -> Result<()> {
     };
     if meta.is_dir() {
         if crate::sys::is_subvolume(path).unwrap_or(false) {
-            crate::sys::subvolume_delete(path)
+            crate::sys::subvolume_delete_recursive(path)
                 .with_context(|| format!("cannot delete subvolume {}", path.display()))?;
             return Ok(());
         }

@@ -46,6 +46,11 @@ impl Reporter for BarReporter {
             b.inc(n);
         }
     }
+    fn message(&self, msg: &str) {
+        if let Some(b) = &*self.bar.lock().unwrap() {
+            b.set_message(msg.to_string());
+        }
+    }
     fn finish(&self) {
         if let Some(b) = self.bar.lock().unwrap().take() {
             b.finish_and_clear();

@@ -7,6 +7,8 @@ pub trait Reporter: Sync {
     fn start(&self, _what: &str, _total: u64) {}
     /// `n` more units of the current phase are done.
     fn advance(&self, _n: u64) {}
+    /// A short status shown beside the bar (e.g. "12/40 packages").
+    fn message(&self, _msg: &str) {}
     /// The current phase is over.
     fn finish(&self) {}
     /// A message for people (stderr), e.g. a warning said once.
