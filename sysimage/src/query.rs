@@ -79,18 +79,23 @@ pub fn owner_of(tree: &Tree, db: &HeaderDir, path: &str) -> Result<Vec<Owner>> {
         Location::Tree { rel, .. } => Some(rel),
         _ => None,
     };
+    let want = loc(&norm, Kind::File);
+    // Header paths recorded as relocated to that place under another base
+    // name (/boot/vmlinuz-K at lib/modules/K/vmlinuz, --relocate'd dirs).
+    let renamed = want
+        .as_deref()
+        .map(|w| tree.relocated_to(w))
+        .unwrap_or_default();
     let mut out = Vec::new();
     for pkg in &db.packages {
         let paths = pkg.file_paths()?;
         let mut hit = paths.iter().position(|p| *p == norm);
-        if hit.is_none() {
+        if hit.is_none() && want.is_some() {
             // Same place in the view under another name (/bin/x vs /usr/bin/x).
-            let want = loc(&norm, Kind::File);
-            if want.is_some() {
-                hit = paths
-                    .iter()
-                    .position(|p| p.rsplit('/').next() == Some(base) && loc(p, Kind::File) == want);
-            }
+            hit = paths.iter().position(|p| {
+                renamed.contains(&p.as_str())
+                    || (p.rsplit('/').next() == Some(base) && loc(p, Kind::File) == want)
+            });
         }
         if let Some(i) = hit {
             let files = pkg.files()?;

@@ -123,6 +123,18 @@ impl Tree {
         }
     }
 
+    /// The header paths the view records as relocated to `rel` (a path
+    /// relative to the root), e.g. `/boot/vmlinuz-K` for
+    /// `lib/modules/K/vmlinuz`: places whose header name differs from the
+    /// view's name in more than the leading directory.
+    pub fn relocated_to(&self, rel: &Path) -> Vec<&str> {
+        self.relocations
+            .iter()
+            .filter(|(_, to)| to.as_path() == rel)
+            .map(|(from, _)| from.as_str())
+            .collect()
+    }
+
     /// The filesystem path of a header path, if it is materialised.
     pub fn fs_path(&self, path: &str, kind: Kind) -> Option<PathBuf> {
         match self.locate(path, kind) {
