@@ -970,6 +970,293 @@ pub fn set_readonly(path: &Path, readonly: bool) -> Result<(), SysError> {
     .map_err(|e| SysError::from_errno(OP, e))
 }
 
+// ---------------------------------------------------------------------------
+// btrfs tree search: the file extent items behind a file's data
+
+/// `struct btrfs_ioctl_search_key` from `linux/btrfs.h`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct BtrfsSearchKey {
+    tree_id: u64,
+    min_objectid: u64,
+    max_objectid: u64,
+    min_offset: u64,
+    max_offset: u64,
+    min_transid: u64,
+    max_transid: u64,
+    min_type: u32,
+    max_type: u32,
+    nr_items: u32,
+    unused: u32,
+    unused1: u64,
+    unused2: u64,
+    unused3: u64,
+    unused4: u64,
+}
+
+/// `struct btrfs_ioctl_search_args_v2` from `linux/btrfs.h` (header only:
+/// `key` and `buf_size`; `buf[]` follows it in [`SearchBuf`]).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct BtrfsSearchArgsV2 {
+    key: BtrfsSearchKey,
+    buf_size: u64,
+}
+
+/// Bytes of result buffer per TREE_SEARCH_V2 call (compsize uses the same).
+const SEARCH_BUF: usize = 64 * 1024;
+
+/// A `struct btrfs_ioctl_search_args_v2` with a [`SEARCH_BUF`]-byte `buf[]`.
+#[repr(C)]
+struct SearchBuf {
+    args: BtrfsSearchArgsV2,
+    buf: [u8; SEARCH_BUF],
+}
+
+/// `sizeof(struct btrfs_ioctl_search_header)` (linux/btrfs.h): transid,
+/// objectid, offset (u64 each), type, len (u32 each), in native byte order.
+const SEARCH_HEADER_LEN: usize = 32;
+
+const _: () = assert!(std::mem::size_of::<BtrfsSearchKey>() == 104);
+const _: () = assert!(std::mem::size_of::<BtrfsSearchArgsV2>() == 112);
+
+/// `BTRFS_IOC_TREE_SEARCH_V2 = _IOWR(BTRFS_IOCTL_MAGIC, 17, struct btrfs_ioctl_search_args_v2)`.
+const BTRFS_IOC_TREE_SEARCH_V2: Opcode =
+    opcode::read_write::<BtrfsSearchArgsV2>(BTRFS_IOCTL_MAGIC, 17);
+/// `BTRFS_EXTENT_DATA_KEY`, `BTRFS_INODE_ITEM_KEY` (linux/btrfs_tree.h).
+const BTRFS_EXTENT_DATA_KEY: u32 = 108;
+const BTRFS_INODE_ITEM_KEY: u32 = 1;
+/// Offset of `mode` in `struct btrfs_inode_item` (packed: generation,
+/// transid, size, nbytes, block_group u64; nlink, uid, gid, mode u32).
+const INODE_ITEM_MODE: usize = 52;
+/// `BTRFS_FILE_EXTENT_INLINE`, `_REG`, `_PREALLOC` (linux/btrfs_tree.h).
+const BTRFS_FILE_EXTENT_INLINE: u8 = 0;
+const BTRFS_FILE_EXTENT_REG: u8 = 1;
+const BTRFS_FILE_EXTENT_PREALLOC: u8 = 2;
+/// Offset of `disk_bytenr` in `struct btrfs_file_extent_item` (packed:
+/// generation u64, ram_bytes u64, compression u8, encryption u8,
+/// other_encoding u16, type u8), where inline data starts.
+const FILE_EXTENT_INLINE_DATA: usize = 21;
+/// `sizeof(struct btrfs_file_extent_item)` (packed) for non-inline extents.
+const FILE_EXTENT_ITEM_LEN: usize = 53;
+
+/// What kind of data a file extent item points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileExtentKind {
+    /// Data stored in the item itself (small files); never shared.
+    Inline,
+    /// A (part of a) data extent on disk.
+    Regular,
+    /// Preallocated, unwritten space (reads as zeros), still on disk.
+    Prealloc,
+}
+
+/// One `EXTENT_DATA` item of a btrfs file tree: a range of a file and the
+/// part of a physical extent behind it (`struct btrfs_file_extent_item`).
+/// A physical extent (`disk_bytenr`, `disk_num_bytes`) stays allocated while
+/// any item anywhere references any part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FileExtent {
+    /// Inode number of the file.
+    pub ino: u64,
+    /// Offset in the file where this range starts.
+    pub file_offset: u64,
+    pub kind: FileExtentKind,
+    /// Compression type (0 none, 1 zlib, 2 lzo, 3 zstd).
+    pub compression: u8,
+    /// Start of the physical extent (0: a hole; inline: 0).
+    pub disk_bytenr: u64,
+    /// Allocated size of the physical extent (inline: bytes of the item's data).
+    pub disk_num_bytes: u64,
+    /// Offset of this range inside the (uncompressed) extent.
+    pub extent_offset: u64,
+    /// Length of this range of the file.
+    pub num_bytes: u64,
+    /// Uncompressed size of the whole extent.
+    pub ram_bytes: u64,
+}
+
+impl FileExtent {
+    /// A hole (a regular item with no disk extent): references nothing.
+    pub fn is_hole(&self) -> bool {
+        self.kind != FileExtentKind::Inline && self.disk_bytenr == 0
+    }
+}
+
+/// Parses the body of an `EXTENT_DATA` item (little-endian on disk).
+fn parse_file_extent(ino: u64, file_offset: u64, item: &[u8]) -> Option<FileExtent> {
+    if item.len() < FILE_EXTENT_INLINE_DATA {
+        return None;
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(item[i..i + 8].try_into().unwrap());
+    let ram_bytes = u64_at(8);
+    let compression = item[16];
+    let kind = match item[20] {
+        BTRFS_FILE_EXTENT_INLINE => FileExtentKind::Inline,
+        BTRFS_FILE_EXTENT_REG => FileExtentKind::Regular,
+        BTRFS_FILE_EXTENT_PREALLOC => FileExtentKind::Prealloc,
+        _ => return None,
+    };
+    if kind == FileExtentKind::Inline {
+        return Some(FileExtent {
+            ino,
+            file_offset,
+            kind,
+            compression,
+            disk_bytenr: 0,
+            disk_num_bytes: (item.len() - FILE_EXTENT_INLINE_DATA) as u64,
+            extent_offset: 0,
+            num_bytes: ram_bytes,
+            ram_bytes,
+        });
+    }
+    if item.len() < FILE_EXTENT_ITEM_LEN {
+        return None;
+    }
+    Some(FileExtent {
+        ino,
+        file_offset,
+        kind,
+        compression,
+        disk_bytenr: u64_at(21),
+        disk_num_bytes: u64_at(29),
+        extent_offset: u64_at(37),
+        num_bytes: u64_at(45),
+        ram_bytes,
+    })
+}
+
+/// Runs BTRFS_IOC_TREE_SEARCH_V2 over the file tree of the subvolume holding
+/// `fd` for keys `(min_ino, EXTENT_DATA, 0) ..= (max_ino, EXTENT_DATA, MAX)`
+/// (compound key order), calling `each` for every `EXTENT_DATA` item found.
+/// With `regular_only`, the search starts at the INODE_ITEM of `min_ino`
+/// and reports only the items of regular files (a symlink's target is an
+/// inline extent too).
+fn search_file_extents(
+    fd: &impl std::os::fd::AsFd,
+    min_ino: u64,
+    max_ino: u64,
+    regular_only: bool,
+    each: &mut dyn FnMut(FileExtent),
+) -> Result<(), SysError> {
+    const OP: &str = "search the btrfs file tree (TREE_SEARCH_V2)";
+    let mut buf = Box::new(SearchBuf {
+        args: BtrfsSearchArgsV2::default(),
+        buf: [0; SEARCH_BUF],
+    });
+    let first_type = if regular_only {
+        BTRFS_INODE_ITEM_KEY
+    } else {
+        BTRFS_EXTENT_DATA_KEY
+    };
+    let (mut objectid, mut typ, mut offset) = (min_ino, first_type, 0u64);
+    // The inode whose INODE_ITEM was seen last, and whether it is a regular file.
+    let mut regular = (u64::MAX, false);
+    loop {
+        buf.args = BtrfsSearchArgsV2 {
+            key: BtrfsSearchKey {
+                // 0: the subvolume of the file the ioctl is called on.
+                tree_id: 0,
+                min_objectid: objectid,
+                max_objectid: max_ino,
+                min_type: typ,
+                max_type: BTRFS_EXTENT_DATA_KEY,
+                min_offset: offset,
+                max_offset: u64::MAX,
+                min_transid: 0,
+                max_transid: u64::MAX,
+                nr_items: u32::MAX,
+                ..Default::default()
+            },
+            buf_size: SEARCH_BUF as u64,
+        };
+        // SAFETY: BTRFS_IOC_TREE_SEARCH_V2 reads a `struct
+        // btrfs_ioctl_search_args_v2` and writes at most `buf_size` bytes of
+        // results into `buf[]` right after it (and `nr_items`/`buf_size`
+        // back into the header); `SearchBuf` is that layout (repr(C), header
+        // size asserted) with `buf_size` = the length of its `buf`, and it
+        // outlives the call.
+        unsafe {
+            ioctl::ioctl(
+                fd,
+                ioctl::Updater::<BTRFS_IOC_TREE_SEARCH_V2, SearchBuf>::new(&mut buf),
+            )
+        }
+        .map_err(|e| SysError::from_errno(OP, e))?;
+        let n = buf.args.key.nr_items;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut pos = 0usize;
+        let mut last = (0u64, 0u32, 0u64);
+        for _ in 0..n {
+            if pos + SEARCH_HEADER_LEN > SEARCH_BUF {
+                return Err(SysError::Other(OP, Errno::OVERFLOW));
+            }
+            let h = &buf.buf[pos..pos + SEARCH_HEADER_LEN];
+            let ne64 = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().unwrap());
+            let ne32 = |i: usize| u32::from_ne_bytes(h[i..i + 4].try_into().unwrap());
+            let (obj, off, ty, len) = (ne64(8), ne64(16), ne32(24), ne32(28) as usize);
+            let start = pos + SEARCH_HEADER_LEN;
+            if start + len > SEARCH_BUF {
+                return Err(SysError::Other(OP, Errno::OVERFLOW));
+            }
+            if ty == BTRFS_INODE_ITEM_KEY && len >= INODE_ITEM_MODE + 4 {
+                let m = &buf.buf[start + INODE_ITEM_MODE..start + INODE_ITEM_MODE + 4];
+                let mode = u32::from_le_bytes(m.try_into().unwrap());
+                regular = (obj, mode & 0o170000 == 0o100000);
+            }
+            if ty == BTRFS_EXTENT_DATA_KEY && (!regular_only || regular == (obj, true)) {
+                if let Some(fe) = parse_file_extent(obj, off, &buf.buf[start..start + len]) {
+                    each(fe);
+                }
+            }
+            last = (obj, ty, off);
+            pos = start + len;
+        }
+        // Continue right after the last key returned.
+        (objectid, typ, offset) = match last {
+            (o, t, off) if off < u64::MAX => (o, t, off + 1),
+            (o, t, _) if t < BTRFS_EXTENT_DATA_KEY => (o, t + 1, 0),
+            (o, _, _) if o < max_ino => (o + 1, 0, 0),
+            _ => return Ok(()),
+        };
+        if objectid > max_ino {
+            return Ok(());
+        }
+    }
+}
+
+/// The `EXTENT_DATA` items of one file on btrfs, in file order: which part
+/// of which physical extent backs each range (holes have `disk_bytenr` 0).
+/// This reads the file tree (BTRFS_IOC_TREE_SEARCH_V2, as `compsize` does),
+/// so unlike FIEMAP it gives each extent's real allocated size and the
+/// offset into it. Needs CAP_SYS_ADMIN ([`SysError::PermissionDenied`]);
+/// other filesystems give [`SysError::NotSupported`].
+pub fn file_extents(file: &File) -> Result<Vec<FileExtent>, SysError> {
+    let ino = file
+        .metadata()
+        .map_err(|e| SysError::from_io("stat", &e))?
+        .ino();
+    let mut out = Vec::new();
+    search_file_extents(file, ino, ino, false, &mut |fe| out.push(fe))?;
+    Ok(out)
+}
+
+/// Every `EXTENT_DATA` item of every regular file in the subvolume holding
+/// `dir` (usually its root directory), in inode then file-offset order: one
+/// scan of the subvolume's file tree, each inode once however many
+/// hardlinks it has. Symlinks (whose targets btrfs keeps as inline extents)
+/// are left out, as `compsize` leaves them out; so are files of nested
+/// subvolumes. Same requirements as [`file_extents`].
+pub fn subvolume_file_extents(
+    dir: &File,
+    each: &mut dyn FnMut(FileExtent),
+) -> Result<(), SysError> {
+    search_file_extents(dir, BTRFS_FIRST_FREE_OBJECTID, u64::MAX, true, each)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1005,7 +1292,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn opcodes_match_the_kernel_headers() {
-        let ops: [(Opcode, u32); 7] = [
+        let ops: [(Opcode, u32); 8] = [
             (FIDEDUPERANGE, 0xc018_9436),
             (FS_IOC_FIEMAP, 0xc020_660b),
             (BTRFS_IOC_SUBVOL_CREATE, 0x5000_940e),
@@ -1013,6 +1300,7 @@ mod tests {
             (BTRFS_IOC_SNAP_CREATE_V2, 0x5000_9417),
             (BTRFS_IOC_SUBVOL_GETFLAGS, 0x8008_9419),
             (BTRFS_IOC_SUBVOL_SETFLAGS, 0x4008_941a),
+            (BTRFS_IOC_TREE_SEARCH_V2, 0xc070_9411),
         ];
         for (i, (got, want)) in ops.into_iter().enumerate() {
             #[allow(clippy::unnecessary_cast)]
@@ -1034,6 +1322,48 @@ mod tests {
         );
         assert_eq!(unescape_mountinfo(r"/end\"), "/end\\");
         assert!(parse_mountinfo_line("garbage").is_none());
+    }
+
+    #[test]
+    fn file_extent_items() {
+        // A regular item: generation 7, ram_bytes 8192, no compression,
+        // type REG, disk_bytenr 1 MiB, disk_num_bytes 8192, offset 4096,
+        // num_bytes 4096.
+        let mut item = Vec::new();
+        for v in [7u64, 8192] {
+            item.extend_from_slice(&v.to_le_bytes());
+        }
+        item.extend_from_slice(&[0, 0, 0, 0, BTRFS_FILE_EXTENT_REG]);
+        for v in [1u64 << 20, 8192, 4096, 4096] {
+            item.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(item.len(), FILE_EXTENT_ITEM_LEN);
+        let fe = parse_file_extent(300, 12288, &item).unwrap();
+        assert_eq!(
+            (
+                fe.kind,
+                fe.disk_bytenr,
+                fe.disk_num_bytes,
+                fe.extent_offset,
+                fe.num_bytes
+            ),
+            (FileExtentKind::Regular, 1 << 20, 8192, 4096, 4096)
+        );
+        assert!(!fe.is_hole());
+        // Inline: 5 bytes of data after the 21-byte head.
+        let mut inline = item[..FILE_EXTENT_INLINE_DATA].to_vec();
+        inline[20] = BTRFS_FILE_EXTENT_INLINE;
+        inline[8..16].copy_from_slice(&5u64.to_le_bytes());
+        inline.extend_from_slice(b"hello");
+        let fe = parse_file_extent(300, 0, &inline).unwrap();
+        assert_eq!(
+            (fe.kind, fe.disk_num_bytes, fe.num_bytes),
+            (FileExtentKind::Inline, 5, 5)
+        );
+        // Truncated or unknown type: ignored.
+        assert!(parse_file_extent(1, 0, &item[..30]).is_none());
+        item[20] = 9;
+        assert!(parse_file_extent(1, 0, &item).is_none());
     }
 
     #[test]
