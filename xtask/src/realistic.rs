@@ -200,16 +200,6 @@ fn download(
     Ok(found)
 }
 
-/// Whether every pinned deb is already in the cache (so no download is needed).
-pub fn is_cached() -> bool {
-    let dir = cache_root().join("debs");
-    read_list(&cmd::repo_root().join("testdata/realistic.list")).is_ok_and(|pins| {
-        pins.iter().all(|p| {
-            cached_deb(&dir, &p.name, &p.v1).is_some() && cached_deb(&dir, &p.name, &p.v2).is_some()
-        })
-    })
-}
-
 /// What was converted, for the summary.
 #[derive(Default, Clone, Copy)]
 struct Stats {
