@@ -19,6 +19,7 @@ pub mod report;
 pub mod rpmfile;
 pub mod storage;
 pub mod storage_cli;
+pub mod sync_cli;
 pub mod runner;
 #[allow(unsafe_code)]
 pub mod sys;
