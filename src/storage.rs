@@ -252,6 +252,11 @@ fn account(
         t.disk += o.inline;
         t.referenced += o.referenced;
     }
+    // Inline data lives in the owner's own metadata.
+    t.packages_disk += packages.iter().map(|(_, o)| o.inline).sum::<u64>();
+    let views_inline: u64 = views.iter().map(|(_, o)| o.inline).sum();
+    t.views_disk += views_inline;
+    t.views_only += views_inline;
     (prow, vrow, t)
 }
 
