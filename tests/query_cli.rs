@@ -669,6 +669,12 @@ fn verify_passes_fresh_views_and_names_tampering_like_rpm() {
     let out = reimage(&pool, &["--json", "verify", ws]);
     assert_eq!(out.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for p in j["problems"].as_array().unwrap() {
+        assert_eq!(
+            keys(p),
+            set_of(&["package", "path", "fs_path", "attrs", "line"])
+        );
+    }
     let attrs: BTreeMap<&str, Vec<&str>> = j["problems"]
         .as_array()
         .unwrap()
@@ -814,4 +820,143 @@ fn broken_header_files_are_named_and_the_rest_still_listed() {
     let out = reimage(&pool, &["verify", cs]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("edge-links-1.0-1.x86_64.rpm"));
+}
+
+fn keys(v: &serde_json::Value) -> BTreeSet<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+fn set_of<'a>(k: &[&'a str]) -> BTreeSet<&'a str> {
+    k.iter().copied().collect()
+}
+
+/// The `--json` shapes of docs/query.md, key by key (values filtered: paths,
+/// sizes and times vary).
+#[test]
+fn json_shapes_are_the_documented_ones() {
+    require_root!();
+    let (_d, pool) = btrfs_pool("query-json");
+    let edge = set("edge");
+    let u2 = testdata("edge").join("edge-update-1.1-1.x86_64.rpm");
+    import(&pool, &edge);
+    import(&pool, std::slice::from_ref(&u2));
+    compose(&pool, "a", &edge);
+    let mut with2: Vec<PathBuf> = edge
+        .iter()
+        .filter(|p| !p.to_str().unwrap().contains("edge-update-1.0"))
+        .cloned()
+        .collect();
+    with2.push(u2);
+    compose(&pool, "b", &with2);
+
+    let l = json(&pool, &["list", "a"]);
+    assert_eq!(keys(&l), set_of(&["packages", "errors"]));
+    assert_eq!(
+        keys(&l["packages"][0]),
+        set_of(&["nevra", "name", "version", "release", "arch", "summary", "size"])
+    );
+    let f = json(&pool, &["query", "a", "-f", "/etc/edge-relocate.conf"]);
+    assert_eq!(keys(&f), set_of(&["path", "owners"]));
+    assert_eq!(
+        keys(&f["owners"][0]),
+        set_of(&["nevra", "path", "view_path"])
+    );
+    let q = json(&pool, &["query", "a", "-l", "edge-relocate"]);
+    assert_eq!(keys(&q[0]), set_of(&["package", "files"]));
+    let file_keys = [
+        "path",
+        "mode",
+        "type",
+        "size",
+        "user",
+        "group",
+        "mtime",
+        "digest",
+        "link",
+        "flags",
+        "verify_flags",
+        "rdev",
+        "inode",
+    ];
+    for f in q[0]["files"].as_array().unwrap() {
+        let mut want = set_of(&file_keys);
+        if f.get("view_path").is_some() {
+            want.insert("view_path");
+        }
+        if f.get("caps").is_some() {
+            want.insert("caps");
+        }
+        assert_eq!(keys(f), want, "{f}");
+        assert!(matches!(
+            f["type"].as_str().unwrap(),
+            "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket"
+        ));
+    }
+    let i = json(&pool, &["query", "a", "-i", "edge-relocate"]);
+    assert_eq!(
+        keys(&i[0]),
+        set_of(&[
+            "nevra",
+            "summary",
+            "description",
+            "size",
+            "license",
+            "group",
+            "url",
+            "vendor",
+            "packager",
+            "build_time",
+            "build_host",
+            "source_rpm",
+            "file_digest_algo"
+        ])
+    );
+    for flag in ["--provides", "--requires"] {
+        let p = json(&pool, &["query", "a", flag, "edge-update"]);
+        assert_eq!(keys(&p[0]), set_of(&["package", "deps"]), "{flag}");
+        for d in p[0]["deps"].as_array().unwrap() {
+            assert!(keys(d).contains("name"), "{d}");
+            assert!(
+                keys(d).is_subset(&set_of(&["name", "op", "version"])),
+                "{d}"
+            );
+        }
+    }
+    let w = json(&pool, &["query", "a", "--whatprovides", "edge-update"]);
+    assert_eq!(keys(&w), set_of(&["capability", "providers"]));
+    assert_eq!(keys(&w["providers"][0]), set_of(&["nevra", "provides"]));
+
+    let d = json(&pool, &["diff", "a", "b"]);
+    assert_eq!(keys(&d), set_of(&["packages"]));
+    assert_eq!(
+        keys(&d["packages"]),
+        set_of(&["added", "removed", "upgraded", "downgraded", "rebuilt"])
+    );
+    let up = &d["packages"]["upgraded"];
+    assert_eq!(up.as_array().unwrap().len(), 1, "{up}");
+    assert_eq!(keys(&up[0]), set_of(&["name", "arch", "from", "to"]));
+    assert_eq!(up[0]["from"], "edge-update-1.0-1.x86_64");
+    assert_eq!(up[0]["to"], "edge-update-1.1-1.x86_64");
+    assert_eq!(
+        ok(&pool, &["diff", "a", "b"]),
+        "upgraded    edge-update-1.0-1.x86_64 -> edge-update-1.1-1.x86_64\n"
+    );
+    let d = json(&pool, &["diff", "a", "b", "--files"]);
+    assert_eq!(keys(&d["files"]), set_of(&["added", "removed", "changed"]));
+    let changed = d["files"]["changed"].as_array().unwrap();
+    assert!(!changed.is_empty(), "{d}");
+    for c in changed {
+        assert_eq!(keys(c), set_of(&["path", "what", "from", "to"]));
+        assert!(c["path"].as_str().unwrap().contains("edge-update"), "{c}");
+    }
+
+    let v = json(&pool, &["verify", "a"]);
+    assert_eq!(
+        keys(&v),
+        set_of(&["packages", "files", "skipped", "problems"])
+    );
 }
