@@ -176,10 +176,8 @@ fn import_and_check(name: &str, rpms: &[PathBuf]) {
         by_nevra.insert(p["nevra"].as_str().unwrap().to_string(), rpm.clone());
         let pkgdir = pool.join("packages");
         let name = rpm_q(rpm, "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\n")[0].clone();
-        if p["status"] == "imported" {
-            if check_package(rpm, &pkgdir.join(&name), scratch.path()) {
-                compared += 1;
-            }
+        if p["status"] == "imported" && check_package(rpm, &pkgdir.join(&name), scratch.path()) {
+            compared += 1;
         }
     }
     assert!(!by_nevra.is_empty());
