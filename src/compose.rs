@@ -17,7 +17,7 @@
 //! difference; the result equals a full compose of the new list.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -251,7 +251,7 @@ pub fn plan(pkgs: Vec<LoadedPkg>, policy: Policy, owners: &OwnerSources) -> Resu
         for f in &p.files {
             *set_size.entry(f.link_leader).or_default() += 1;
         }
-        for (fi, f) in p.files.iter().enumerate() {
+        for f in &p.files {
             if f.is_ghost() {
                 continue;
             }
@@ -322,7 +322,6 @@ pub fn plan(pkgs: Vec<LoadedPkg>, policy: Policy, owners: &OwnerSources) -> Resu
                 pkg: Some(pi),
                 header_path: f.path.clone(),
             };
-            let _ = fi;
             insert(&pkgs, &mut nodes, rel, node)?;
         }
     }
@@ -1329,6 +1328,5 @@ pub fn rm_view(pool: &Pool, name: &str, wait: bool) -> Result<()> {
     }
     let _ = std::fs::File::open(pool.views_dir()).and_then(|d| d.sync_all());
     let _ = File::open(&pool.root).map(|f| sys::syncfs(&f));
-    let _: Option<&dyn AsFd> = None;
     Ok(())
 }
