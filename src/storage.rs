@@ -786,6 +786,8 @@ fn rebuild(
             p.path.display()
         )
     })?;
+    // The old file's mode (a temporary file is created 0600).
+    new.set_permissions(old.metadata()?.permissions())?;
     new.sync_all()?;
     tmp.persist(&p.path)
         .with_context(|| format!("cannot rename over {}", p.path.display()))?;
