@@ -276,7 +276,9 @@ pub fn run(out: &Path) -> Result<()> {
     let results = results.into_inner().unwrap();
     let converted = results.values().filter(|(_, fresh)| *fresh).count();
 
-    let filesystem = edge::filesystem("1", true)?;
+    // Release "1.deb": the Debian-flavoured skeleton differs from the edge set's
+    // Fedora-flavoured one, and one pool may hold both (the demo does).
+    let filesystem = edge::filesystem("1.deb", true)?;
     for (set, pick) in [("v1", 0), ("v2", 1)] {
         let dir = out.join(set);
         if dir.exists() {
