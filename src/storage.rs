@@ -756,14 +756,22 @@ fn rebuild(
 
     let (mut cloned, mut written) = (0u64, 0u64);
     let mut buf = Vec::new();
+    // Content first written here: sources for later packages once this one
+    // is verified and in place.
+    let mut local: HashMap<Key, u64> = HashMap::new();
     for e in &p.index.entries {
         if e.length == 0 || e.flags & FLAG_HARDLINK_ALIAS != 0 {
             continue;
         }
         let key = (e.blake3, e.length);
         let alen = align_up(e.length);
-        if let Some((src, off)) = sources.get(&key) {
-            if sys::clone_range(src, *off, alen, &new, e.offset).is_ok() {
+        let from = match (sources.get(&key), local.get(&key)) {
+            (Some((src, off)), _) => Some((&**src, *off)),
+            (None, Some(off)) => Some((&*new, *off)),
+            _ => None,
+        };
+        if let Some((src, off)) = from {
+            if sys::clone_range(src, off, alen, &new, e.offset).is_ok() {
                 cloned += e.length;
                 continue;
             }
@@ -776,7 +784,7 @@ fn rebuild(
             .with_context(|| format!("{}: cannot clone staged data", p.name))?;
         written += e.length;
         if groups.contains_key(&key) {
-            sources.entry(key).or_insert((new.clone(), e.offset));
+            local.entry(key).or_insert(e.offset);
         }
     }
     drop(staging);
@@ -792,6 +800,9 @@ fn rebuild(
     tmp.persist(&p.path)
         .with_context(|| format!("cannot rename over {}", p.path.display()))?;
     File::open(pool.packages_dir())?.sync_all()?;
+    for (key, off) in local {
+        sources.entry(key).or_insert((new.clone(), off));
+    }
     Ok((cloned, written))
 }
 

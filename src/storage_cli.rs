@@ -60,26 +60,29 @@ pub fn run_dedupe(global: &Global, args: DedupeArgs) -> Result<i32> {
                 r.packages, r.seconds
             ))?;
         } else {
-            let would = if r.dry_run { "would " } else { "" };
             if global.verbose {
+                let would = if r.dry_run { "would " } else { "" };
                 for p in &r.rebuilt {
                     out.line(format!("{would}rebuild {p} (stored as big extents)"))?;
                 }
             }
+            let (shared, rebuilt) = if r.dry_run {
+                ("to share", "to rebuild")
+            } else {
+                ("shared", "rebuilt")
+            };
             out.line(format!(
-                "{} packages ({} changed), {} groups of identical content: {} already shared, {} {}shared, {} packages {}rebuilt ({} cloned, {} written)",
+                "{} packages ({} changed), {} groups of identical content: {} already shared, {} {shared}, {} packages {rebuilt} ({} cloned, {} written)",
                 r.packages,
                 r.changed,
                 r.groups,
                 hb(r.already_shared_bytes),
                 hb(r.deduped_bytes),
-                would,
                 r.rebuilt.len(),
-                would,
                 hb(r.rebuilt_cloned_bytes),
                 hb(r.rebuilt_written_bytes),
             ))?;
-            if !r.dry_run {
+            if !r.dry_run && r.groups > 0 {
                 out.line(format!(
                     "disk usage of packages and views {} -> {}: {} freed in {:.2}s",
                     hb(r.disk_before),
@@ -152,7 +155,7 @@ pub fn run_usage(global: &Global, args: UsageArgs) -> Result<i32> {
             hb(t.shared)
         ))?;
         if !global.quiet && !u.views.is_empty() {
-            eprintln!("removing a view frees its EXCLUSIVE bytes (data only; its metadata too)");
+            eprintln!("removing a view frees its EXCLUSIVE data, and its metadata");
         }
     }
     for e in &u.errors {
@@ -195,7 +198,7 @@ pub fn run_gc(global: &Global, args: GcArgs) -> Result<i32> {
             would,
             r.removed.len(),
             r.freed_bytes
-                .map(|b| format!(" ({} freed)", hb(b)))
+                .map(|b| format!(" (frees {})", hb(b)))
                 .unwrap_or_default(),
             r.kept,
             r.views,

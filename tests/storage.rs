@@ -663,3 +663,43 @@ fn usage_agrees_with_compsize() {
     let (after, _, _) = compsize(&[pool.join("packages"), pool.join("views")]);
     assert_eq!(total - after, one.exclusive);
 }
+
+/// The CLI functions (until `cli.rs` wires them): text and JSON both run.
+#[test]
+fn cli_functions_run() {
+    require_root!();
+    use reimage::storage_cli::{self as c, DedupeArgs, GcArgs, UsageArgs};
+    let (_dir, pool) = btrfs_pool("storage-cli");
+    let small: Vec<PathBuf> = realistic("v1")
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("zlib1g-") || n.starts_with("gzip-")
+        })
+        .collect();
+    import(&pool, &small);
+    ok(&pool, &["-q", "compose", "z", &names(&small)[1]]);
+    for json in [false, true] {
+        let g = reimage::cli::Global {
+            pool: pool.clone(),
+            verbose: true,
+            quiet: false,
+            json,
+        };
+        assert_eq!(
+            c::run_usage(&g, UsageArgs { views_only: false }).unwrap(),
+            0
+        );
+        let d = DedupeArgs {
+            dry_run: !json,
+            no_wait: true,
+        };
+        assert_eq!(c::run_dedupe(&g, d).unwrap(), 0);
+        let a = GcArgs {
+            dry_run: true,
+            no_wait: true,
+        };
+        assert_eq!(c::run_gc(&g, a).unwrap(), 0);
+    }
+    assert_eq!(files_in(&pool.join("packages")).len(), 2, "dry-run gc");
+}
