@@ -56,6 +56,12 @@ pub enum Command {
     Diff(crate::query_cli::DiffArgs),
     /// Check every file of a view against its package header, like rpm -V (exit 1 on mismatch).
     Verify(crate::query_cli::VerifyArgs),
+    /// Share identical content across extent packages (FIDEDUPERANGE; rebuilds big-extent packages).
+    Dedupe(crate::storage_cli::DedupeArgs),
+    /// Bytes referenced, shared and exclusive per package and view, counted like compsize.
+    Usage(crate::storage_cli::UsageArgs),
+    /// Remove extent packages no view or image manifest references; clean tmp/.
+    Gc(crate::storage_cli::GcArgs),
 }
 
 #[derive(Args, Debug)]
@@ -235,6 +241,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Query(a) => return crate::query_cli::run_query(&g, a),
         Command::Diff(a) => return crate::query_cli::run_diff(&g, a),
         Command::Verify(a) => return crate::query_cli::run_verify(&g, a),
+        Command::Dedupe(a) => return crate::storage_cli::run_dedupe(&g, a),
+        Command::Usage(a) => return crate::storage_cli::run_usage(&g, a),
+        Command::Gc(a) => return crate::storage_cli::run_gc(&g, a),
         Command::RmView(a) => {
             let pool = crate::pool::Pool::open(&g.pool)?;
             crate::compose::rm_view(&pool, &a.name, !a.no_wait)?;
