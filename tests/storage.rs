@@ -666,9 +666,8 @@ fn usage_agrees_with_compsize() {
 
 /// The CLI functions (until `cli.rs` wires them): text and JSON both run.
 #[test]
-fn cli_functions_run() {
+fn storage_commands_through_the_binary() {
     require_root!();
-    use reimage::storage_cli::{self as c, DedupeArgs, GcArgs, UsageArgs};
     let (_dir, pool) = btrfs_pool("storage-cli");
     let small: Vec<PathBuf> = realistic("v1")
         .into_iter()
@@ -678,28 +677,36 @@ fn cli_functions_run() {
         })
         .collect();
     import(&pool, &small);
-    ok(&pool, &["-q", "compose", "z", &names(&small)[1]]);
-    for json in [false, true] {
-        let g = reimage::cli::Global {
-            pool: pool.clone(),
-            verbose: true,
-            quiet: false,
-            json,
-        };
-        assert_eq!(
-            c::run_usage(&g, UsageArgs { views_only: false }).unwrap(),
-            0
-        );
-        let d = DedupeArgs {
-            dry_run: !json,
-            no_wait: true,
-        };
-        assert_eq!(c::run_dedupe(&g, d).unwrap(), 0);
-        let a = GcArgs {
-            dry_run: true,
-            no_wait: true,
-        };
-        assert_eq!(c::run_gc(&g, a).unwrap(), 0);
-    }
-    assert_eq!(files_in(&pool.join("packages")).len(), 2, "dry-run gc");
+    // The view keeps gzip; zlib1g is referenced by nothing.
+    let gzip = names(&small)
+        .into_iter()
+        .find(|n| n.starts_with("gzip"))
+        .unwrap();
+    ok(&pool, &["-q", "compose", "z", &gzip]);
+    let u = json(&pool, &["usage"]);
+    assert!(u.to_string().contains("gzip"), "{u}");
+    let human = ok(&pool, &["usage"]);
+    assert!(human.contains("gzip"), "{human}");
+    let d = json(&pool, &["dedupe", "--dry-run", "--no-wait"]);
+    assert!(d.is_object(), "{d}");
+    ok(&pool, &["dedupe", "--no-wait"]);
+    let g = json(&pool, &["gc", "--dry-run"]);
+    assert!(
+        g.to_string().contains("zlib1g"),
+        "gc --dry-run should name zlib1g: {g}"
+    );
+    assert_eq!(
+        files_in(&pool.join("packages")).len(),
+        2,
+        "dry-run gc removed something"
+    );
+    ok(&pool, &["gc"]);
+    let left: Vec<String> = files_in(&pool.join("packages"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("gzip"), "{left:?}");
+    // The view still verifies after gc.
+    ok(&pool, &["verify", "z"]);
 }
