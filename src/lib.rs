@@ -12,15 +12,15 @@ pub mod import;
 pub mod init;
 pub mod packages;
 pub mod pkg;
-pub mod progress;
 pub mod pool;
+pub mod progress;
 pub mod query_cli;
 pub mod report;
 pub mod rpmfile;
+pub mod runner;
 pub mod storage;
 pub mod storage_cli;
 pub mod sync_cli;
-pub mod runner;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod testing;
