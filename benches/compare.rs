@@ -1115,6 +1115,12 @@ fn real_main() -> Result<bool> {
     println!("\n== disk: 5 views of realistic v1 vs the pool");
     let disk = (|| -> Result<Value> {
         let n = 5;
+        // Let the cleaner finish with views deleted earlier first.
+        ctx.run(
+            Command::new("btrfs")
+                .args(["subvolume", "sync"])
+                .arg(&ctx.scratch),
+        )?;
         let meta0 = metadata_used(&ctx)?;
         let mut views = vec![];
         for i in 0..n {
@@ -1150,6 +1156,56 @@ fn real_main() -> Result<bool> {
             snaps.push(p);
         }
         let meta3 = metadata_used(&ctx)?;
+        // Exclusive bytes per subvolume, metadata included: qgroups.
+        ctx.run(
+            Command::new("btrfs")
+                .args(["quota", "enable"])
+                .arg(&ctx.scratch),
+        )?;
+        ctx.run(
+            Command::new("btrfs")
+                .args(["quota", "rescan", "-w"])
+                .arg(&ctx.scratch),
+        )?;
+        let qg = ctx.run(
+            Command::new("btrfs")
+                .args(["qgroup", "show", "--raw"])
+                .arg(&ctx.scratch),
+        )?;
+        let subvol_id = |p: &Path| -> Result<String> {
+            let out = ctx.run(Command::new("btrfs").args(["subvolume", "show"]).arg(p))?;
+            out.lines()
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("Subvolume ID:")
+                        .map(|v| v.trim().to_string())
+                })
+                .ok_or_else(|| anyhow!("no Subvolume ID for {}", p.display()))
+        };
+        let qexcl = |p: &Path| -> Result<(u64, u64)> {
+            let id = format!("0/{}", subvol_id(p)?);
+            let l = qg
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+                .ok_or_else(|| anyhow!("qgroup {id} not shown"))?;
+            let n: Vec<&str> = l.split_whitespace().collect();
+            Ok((n[1].parse()?, n[2].parse()?))
+        };
+        let mut q_views = vec![];
+        for v in &views {
+            let (r, e) = qexcl(v)?;
+            q_views.push(json!({"view": v.file_name().map(|f| f.to_string_lossy().into_owned()), "referenced": r, "exclusive": e}));
+        }
+        let mut q_snaps = vec![];
+        for p in &snaps {
+            let (r, e) = qexcl(p)?;
+            q_snaps.push(json!({"referenced": r, "exclusive": e}));
+        }
+        ctx.run(
+            Command::new("btrfs")
+                .args(["quota", "disable"])
+                .arg(&ctx.scratch),
+        )?;
         for p in &snaps {
             subvol_delete(p)?;
         }
@@ -1163,6 +1219,8 @@ fn real_main() -> Result<bool> {
             "plain_root_total": root_t,
             "n_plain_roots": root_t * n as u64,
             "metadata_per_snapshot": (meta3.saturating_sub(meta2)) / n as u64,
+            "qgroup_views": q_views,
+            "qgroup_snapshots": q_snaps,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         Ok(v)
@@ -1504,6 +1562,24 @@ fn report(
             md,
             "- metadata per view (`btrfs filesystem df` Metadata used, delta over 5 composes / 5; one copy, DUP stores two): {}",
             kib(&disk["metadata_per_view"])
+        )?;
+        let qv: Vec<String> = disk["qgroup_views"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| kib(&v["exclusive"]))
+            .collect();
+        let qs: Vec<String> = disk["qgroup_snapshots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| kib(&v["exclusive"]))
+            .collect();
+        writeln!(
+            md,
+            "- exclusive bytes per view from qgroups (data and metadata only that view holds): {}; per snapshot of the rpm root: {}",
+            qv.join(", "),
+            qs.join(", ")
         )?;
         writeln!(
             md,
