@@ -359,6 +359,7 @@ pub fn publish_deltas(
         let path = pool.root.join(&rel);
         std::fs::create_dir_all(path.parent().unwrap())?;
         crate::pool::write_atomic(&path, &bytes)?;
+        super::publish::world_readable(&path)?;
         let sha = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&bytes))

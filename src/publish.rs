@@ -287,6 +287,14 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     Ok(h.finalize().into())
 }
 
+/// Published files are world-readable: the rsync daemon or web server that
+/// serves them runs as another user (`uid = nobody`).
+pub(crate) fn world_readable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot chmod {}", path.display()))
+}
+
 /// Describes one extent package of the repository for a manifest.
 fn describe(pool: &Pool, rpm: &Path) -> Result<ManifestPackage> {
     let mut r = crate::rpmfile::open_buffered(rpm)?;
@@ -306,6 +314,7 @@ fn describe(pool: &Pool, rpm: &Path) -> Result<ManifestPackage> {
             rpm.display()
         );
     }
+    world_readable(&path)?;
     Ok(ManifestPackage {
         nevra: crate::import::nevra(&prefix.meta),
         file,
@@ -424,6 +433,7 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
         std::fs::create_dir_all(path.parent().unwrap())?;
         let json = manifest.to_json();
         write_atomic(&path, json.as_bytes())?;
+        world_readable(&path)?;
         let sig_path = sig_path(&path);
         if let Some(signer) = &signer {
             use rpm::signature::Signing;
@@ -431,6 +441,7 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
                 .sign(json.as_bytes(), rpm::Timestamp::now())
                 .map_err(|e| anyhow!("cannot sign the manifest: {e}"))?;
             write_atomic(&sig_path, sig.as_ref())?;
+            world_readable(&sig_path)?;
             report.signed = true;
         } else if sig_path.exists() {
             // An old signature of other bytes would only confuse clients.
@@ -494,10 +505,9 @@ fn write_image_index(root: &Path, image: &str) -> Result<()> {
     };
     let mut s = serde_json::to_string_pretty(&idx)?;
     s.push('\n');
-    write_atomic(
-        &root.join("images").join(image).join("index.json"),
-        s.as_bytes(),
-    )
+    let path = root.join("images").join(image).join("index.json");
+    write_atomic(&path, s.as_bytes())?;
+    world_readable(&path)
 }
 
 /// Removes packages and deltas no manifest uses. Returns (files, bytes).

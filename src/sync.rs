@@ -402,6 +402,21 @@ fn seed_for(
     older.or_else(newer).map(|c| c.0.clone())
 }
 
+/// Splits packages into batches of about `limit` bytes (at least one each).
+fn batches<'m>(pkgs: &[&'m ManifestPackage], limit: u64) -> Vec<Vec<&'m ManifestPackage>> {
+    let mut out: Vec<Vec<&ManifestPackage>> = Vec::new();
+    let mut size = 0;
+    for p in pkgs {
+        if out.is_empty() || (size + p.size > limit && !out.last().unwrap().is_empty()) {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += p.size;
+        out.last_mut().unwrap().push(p);
+    }
+    out
+}
+
 /// (file, name, evr) of every package in the pool (from their headers).
 fn pool_packages(pool: &Pool) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
@@ -626,75 +641,79 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         } else {
             Vec::new()
         };
-        let mut seeds: HashMap<String, String> = HashMap::new();
         let dl = work.join("dl");
-        for p in &rest {
-            let rel = format!("packages/{}", p.file);
-            let at = dl.join(&rel);
-            std::fs::create_dir_all(at.parent().unwrap())?;
-            if let Some(seed) = src.live().then(|| seed_for(pool, p, &pool_pkgs)).flatten() {
-                let from = std::fs::File::open(pool.packages_dir().join(&seed))?;
-                let to = std::fs::File::create(&at)?;
-                if crate::sys::clone_file(&from, &to).is_err() {
-                    drop(to);
-                    std::fs::copy(pool.packages_dir().join(&seed), &at)?;
-                }
-                seeds.insert(p.file.clone(), seed);
-            }
-        }
-        let rels: Vec<String> = rest
-            .iter()
-            .map(|p| format!("packages/{}", p.file))
-            .collect();
-        let limits = rest
-            .iter()
-            .map(|p| (format!("packages/{}", p.file), p.size))
-            .collect();
-        let (wire, missing) = fetch(&src, &rels, &dl, &limits)?;
-        report.wire_bytes += wire;
-        report.package_wire_bytes += wire;
-        for p in rest {
-            let rel = format!("packages/{}", p.file);
-            if missing.contains(&rel) {
-                failures.push(format!("{}: the source did not send it", p.file));
-                continue;
-            }
-            let at = dl.join(&rel);
-            let dest = pool.packages_dir().join(&p.file);
-            let res = expect_of(p).and_then(|e| {
-                super::extent_writer::rebuild_from_package(
-                    &at,
-                    &e,
-                    &store,
-                    &pool.tmp_dir(),
-                    &cloner,
-                    &dest,
-                )
-            });
-            let _ = std::fs::remove_file(&at);
-            match res {
-                Ok((index, built)) => {
-                    store.add(&dest, &index);
-                    let how = if src.live() { "rsync" } else { "whole" };
-                    if src.live() {
-                        report.by_rsync += 1;
-                    } else {
-                        report.whole += 1;
+        // Batches of about 64 MiB: what arrived and was verified stays when
+        // a sync is interrupted.
+        for batch in batches(&rest, 64 << 20) {
+            let mut seeds: HashMap<String, String> = HashMap::new();
+            for p in &batch {
+                let rel = format!("packages/{}", p.file);
+                let at = dl.join(&rel);
+                std::fs::create_dir_all(at.parent().unwrap())?;
+                if let Some(seed) = src.live().then(|| seed_for(pool, p, &pool_pkgs)).flatten() {
+                    let from = std::fs::File::open(pool.packages_dir().join(&seed))?;
+                    let to = std::fs::File::create(&at)?;
+                    if crate::sys::clone_file(&from, &to).is_err() {
+                        drop(to);
+                        std::fs::copy(pool.packages_dir().join(&seed), &at)?;
                     }
-                    report.rpm_bytes += p.rpm_size;
-                    report.package_bytes += p.size;
-                    report.written_bytes += built.written;
-                    report.cloned_bytes += built.cloned;
-                    report.fetched.push(PackageSync {
-                        file: p.file.clone(),
-                        how,
-                        basis: seeds.get(&p.file).cloned(),
-                        written_bytes: built.written,
-                        cloned_bytes: built.cloned,
-                    });
-                    reporter.advance(1);
+                    seeds.insert(p.file.clone(), seed);
                 }
-                Err(e) => failures.push(format!("{}: refused: {e:#}", p.file)),
+            }
+            let rels: Vec<String> = batch
+                .iter()
+                .map(|p| format!("packages/{}", p.file))
+                .collect();
+            let limits = batch
+                .iter()
+                .map(|p| (format!("packages/{}", p.file), p.size))
+                .collect();
+            let (wire, missing) = fetch(&src, &rels, &dl, &limits)?;
+            report.wire_bytes += wire;
+            report.package_wire_bytes += wire;
+            for p in batch.iter().copied() {
+                let rel = format!("packages/{}", p.file);
+                if missing.contains(&rel) {
+                    failures.push(format!("{}: the source did not send it", p.file));
+                    continue;
+                }
+                let at = dl.join(&rel);
+                let dest = pool.packages_dir().join(&p.file);
+                let res = expect_of(p).and_then(|e| {
+                    super::extent_writer::rebuild_from_package(
+                        &at,
+                        &e,
+                        &store,
+                        &pool.tmp_dir(),
+                        &cloner,
+                        &dest,
+                    )
+                });
+                let _ = std::fs::remove_file(&at);
+                match res {
+                    Ok((index, built)) => {
+                        store.add(&dest, &index);
+                        let how = if src.live() { "rsync" } else { "whole" };
+                        if src.live() {
+                            report.by_rsync += 1;
+                        } else {
+                            report.whole += 1;
+                        }
+                        report.rpm_bytes += p.rpm_size;
+                        report.package_bytes += p.size;
+                        report.written_bytes += built.written;
+                        report.cloned_bytes += built.cloned;
+                        report.fetched.push(PackageSync {
+                            file: p.file.clone(),
+                            how,
+                            basis: seeds.get(&p.file).cloned(),
+                            written_bytes: built.written,
+                            cloned_bytes: built.cloned,
+                        });
+                        reporter.advance(1);
+                    }
+                    Err(e) => failures.push(format!("{}: refused: {e:#}", p.file)),
+                }
             }
         }
     }
