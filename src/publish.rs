@@ -518,6 +518,10 @@ fn prune(root: &Path) -> Result<(u64, u64)> {
     if let Ok(rd) = std::fs::read_dir(&images) {
         for img in rd {
             let img = img?.file_name().to_string_lossy().into_owned();
+            if check_name("image", &img).is_err() {
+                continue;
+            }
+            write_image_index(root, &img)?;
             for v in versions(root, &img)? {
                 let path = manifest_path(root, &img, &v);
                 let m = Manifest::parse(&std::fs::read(&path)?).with_context(|| {
