@@ -239,6 +239,9 @@ fn update_both_ways(dir: &Path, repo: &Path, source: &str, tag: &str) -> (SyncRe
         assert!(meta.contains("\"image\": \"demo\""), "{meta}");
     }
     ok(&a, &["verify", "demo-2"]);
+    // Free the space for client b (views are read-only subvolumes).
+    ok(&a, &["rm-view", "demo-1"]);
+    ok(&a, &["rm-view", "demo-2"]);
     reimage::pool::remove_any(&a).unwrap();
 
     // Client b: without deltas.
