@@ -679,12 +679,24 @@ fn candidates(pool: &Pool) -> Result<Vec<Candidate>> {
 
 /// Resolves specs to package file names in the pool.
 pub fn resolve(pool: &Pool, specs: &[String]) -> Result<Vec<String>> {
-    let all = candidates(pool)?;
+    let dir = pool.packages_dir();
+    // Every package's header is read only if some spec is not an exact file name.
+    let mut all: Option<Vec<Candidate>> = None;
     let mut out: Vec<String> = Vec::new();
     for spec in specs {
         let s = spec.trim();
         let s = s.rsplit('/').next().unwrap_or(s);
         let s = s.strip_suffix(".rpm").unwrap_or(s);
+        if !s.is_empty() && !s.starts_with('.') && dir.join(s).is_file() {
+            if !out.iter().any(|o| o == s) {
+                out.push(s.to_string());
+            }
+            continue;
+        }
+        if all.is_none() {
+            all = Some(candidates(pool)?);
+        }
+        let all = all.as_ref().expect("just loaded");
         // NEVRA with epoch: name-E:V-R.A
         let found: Vec<&Candidate> = all
             .iter()
@@ -796,6 +808,8 @@ fn ts(mtime: u32) -> Timestamps {
 
 struct Ctx<'a> {
     plan: &'a Plan,
+    /// Building a new tree (not on top of a base view): see `create_file`.
+    fresh: bool,
     root: OwnedFd,
     pkg_files: Vec<File>,
     cloner: &'a Cloner,
@@ -805,14 +819,17 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Creates a regular file (package data, header, generated) with its metadata.
-    fn create_file(&self, rel: &str, n: &Node) -> Result<()> {
-        let (parent, name) = split(rel);
-        let dir = open_dir(&self.root, parent)?;
+    fn create_file(&self, dir: &OwnedFd, rel: &str, n: &Node) -> Result<()> {
+        let (_, name) = split(rel);
+        // In a fresh tree (umask 0, parents ours and not setgid) the file is
+        // created with its final mode and root:root; otherwise 0600, then
+        // chown and chmod as below.
+        let create_mode = if self.fresh { n.perm & 0o7777 } else { 0o600 };
         let fd = rustix::fs::openat(
-            &dir,
+            dir,
             cpath(name).as_c_str(),
             OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
+            Mode::from_raw_mode(create_mode),
         )
         .with_context(|| format!("cannot create /usr/{rel}"))?;
         let file = File::from(fd);
@@ -843,14 +860,21 @@ impl Ctx<'_> {
             }
             _ => unreachable!(),
         }
-        rustix::fs::fchown(
-            &file,
-            Some(rustix::fs::Uid::from_raw(self.plan.uid(&n.user))),
-            Some(rustix::fs::Gid::from_raw(self.plan.gid(&n.group))),
-        )
-        .with_context(|| format!("cannot chown /usr/{rel}"))?;
-        // After chown, which clears setuid/setgid and capabilities.
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(n.perm))?;
+        let (uid, gid) = (self.plan.uid(&n.user), self.plan.gid(&n.group));
+        let chown = !self.fresh || uid != 0 || gid != 0;
+        if chown {
+            rustix::fs::fchown(
+                &file,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .with_context(|| format!("cannot chown /usr/{rel}"))?;
+        }
+        // After chown, which clears setuid/setgid.
+        if !self.fresh || (chown && n.perm & 0o6000 != 0) {
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(n.perm))?;
+        }
+        // Capabilities last: chown clears them too.
         if !n.caps.is_empty() {
             let caps = crate::caps::parse(&n.caps).with_context(|| format!("/usr/{rel}"))?;
             rustix::fs::fsetxattr(
@@ -866,21 +890,23 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn create_symlink(&self, rel: &str, n: &Node, target: &str) -> Result<()> {
-        let (parent, name) = split(rel);
-        let dir = open_dir(&self.root, parent)?;
+    fn create_symlink(&self, dir: &OwnedFd, rel: &str, n: &Node, target: &str) -> Result<()> {
+        let (_, name) = split(rel);
         let name = cpath(name);
-        rustix::fs::symlinkat(cpath(target).as_c_str(), &dir, name.as_c_str())
+        rustix::fs::symlinkat(cpath(target).as_c_str(), dir, name.as_c_str())
             .with_context(|| format!("cannot create symlink /usr/{rel}"))?;
-        rustix::fs::chownat(
-            &dir,
-            name.as_c_str(),
-            Some(rustix::fs::Uid::from_raw(self.plan.uid(&n.user))),
-            Some(rustix::fs::Gid::from_raw(self.plan.gid(&n.group))),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )?;
+        let (uid, gid) = (self.plan.uid(&n.user), self.plan.gid(&n.group));
+        if !self.fresh || uid != 0 || gid != 0 {
+            rustix::fs::chownat(
+                dir,
+                name.as_c_str(),
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
         rustix::fs::utimensat(
-            &dir,
+            dir,
             name.as_c_str(),
             &ts(n.mtime),
             AtFlags::SYMLINK_NOFOLLOW,
@@ -954,15 +980,29 @@ impl Ctx<'_> {
             }
         }
         reporter.start("composing", work.len() as u64);
-        work.par_iter().try_for_each(|rel| -> Result<()> {
-            let n = &self.plan.nodes[*rel];
-            match &n.data {
-                Data::Symlink(t) => self.create_symlink(rel, n, t)?,
-                _ => self.create_file(rel, n)?,
-            }
-            reporter.advance(1);
-            Ok(())
-        })?;
+        // Siblings in chunks: one directory open per chunk, chunks in parallel.
+        let mut by_parent: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for rel in &work {
+            by_parent.entry(parent_of(rel)).or_default().push(rel);
+        }
+        let chunks: Vec<(&str, &[&str])> = by_parent
+            .iter()
+            .flat_map(|(p, v)| v.chunks(64).map(move |c| (*p, c)))
+            .collect();
+        chunks
+            .par_iter()
+            .try_for_each(|(parent, rels)| -> Result<()> {
+                let dir = open_dir(&self.root, parent)?;
+                for rel in rels.iter() {
+                    let n = &self.plan.nodes[*rel];
+                    match &n.data {
+                        Data::Symlink(t) => self.create_symlink(&dir, rel, n, t)?,
+                        _ => self.create_file(&dir, rel, n)?,
+                    }
+                }
+                reporter.advance(rels.len() as u64);
+                Ok(())
+            })?;
         reporter.finish();
         for (rel, key) in links {
             self.create_link(rel, leaders[&key])?;
@@ -1081,7 +1121,50 @@ pub fn compose(
         meta_node,
     )?;
 
+    // A base view that would be mostly replaced: composing whole is cheaper.
+    let mut from_changes = None;
+    let base = match base {
+        Some((path, old)) => {
+            let old_set: BTreeSet<[u8; 32]> = old.pkgs.iter().map(|p| p.header_sha256).collect();
+            let new_set: BTreeSet<[u8; 32]> = plan.pkgs.iter().map(|p| p.header_sha256).collect();
+            from_changes = Some((
+                plan.pkgs
+                    .iter()
+                    .filter(|p| !old_set.contains(&p.header_sha256))
+                    .map(|p| p.nevra.clone())
+                    .collect::<Vec<_>>(),
+                old.pkgs
+                    .iter()
+                    .filter(|p| !new_set.contains(&p.header_sha256))
+                    .map(|p| p.nevra.clone())
+                    .collect::<Vec<_>>(),
+            ));
+            let changed = plan
+                .nodes
+                .iter()
+                .filter(|(rel, nn)| match old.nodes.get(*rel) {
+                    Some(on) if on.is_dir() && nn.is_dir() => false,
+                    Some(on) => !kept(on, &old, nn, &plan),
+                    None => true,
+                })
+                .count();
+            if changed * 2 > plan.nodes.len() {
+                crate::runner::log::info(&format!(
+                    "{changed} of {} entries change: composing {} whole instead of from {}",
+                    plan.nodes.len(),
+                    opts.name,
+                    opts.from.as_deref().unwrap_or("")
+                ));
+                None
+            } else {
+                Some((path, old))
+            }
+        }
+        None => None,
+    };
     let work = pool.tmp_dir().join(format!("compose-{}", opts.name));
+    // Files are created with their final modes: no umask in the way.
+    let _umask = UmaskGuard::zero();
     let cloner = Cloner::new(pool.config.allow_copy);
     let pkg_files: Vec<File> = plan
         .pkgs
@@ -1108,6 +1191,7 @@ pub fn compose(
             let root: OwnedFd = File::open(&work)?.into();
             let ctx = Ctx {
                 plan: &plan,
+                fresh: true,
                 root,
                 pkg_files,
                 cloner: &cloner,
@@ -1132,20 +1216,6 @@ pub fn compose(
                 )
             })?;
             let root: OwnedFd = File::open(&work)?.into();
-            let old_set: BTreeSet<[u8; 32]> = old.pkgs.iter().map(|p| p.header_sha256).collect();
-            let new_set: BTreeSet<[u8; 32]> = plan.pkgs.iter().map(|p| p.header_sha256).collect();
-            report.added = plan
-                .pkgs
-                .iter()
-                .filter(|p| !old_set.contains(&p.header_sha256))
-                .map(|p| p.nevra.clone())
-                .collect();
-            report.removed = old
-                .pkgs
-                .iter()
-                .filter(|p| !new_set.contains(&p.header_sha256))
-                .map(|p| p.nevra.clone())
-                .collect();
             // Remove what changed or went, deepest first.
             let mut touched: BTreeSet<String> = BTreeSet::new();
             let mut removed = 0u64;
@@ -1167,6 +1237,7 @@ pub fn compose(
             }
             let ctx = Ctx {
                 plan: &plan,
+                fresh: false,
                 root,
                 pkg_files,
                 cloner: &cloner,
@@ -1221,6 +1292,10 @@ pub fn compose(
             _ => {}
         }
     }
+    if let Some((added, removed)) = from_changes {
+        report.added = added;
+        report.removed = removed;
+    }
     report.relocations = plan.relocations.clone();
     report.unknown_owners = plan.unknown_owners.clone();
     report.copied = cloner.is_copying();
@@ -1248,10 +1323,26 @@ pub fn compose(
             opts.name, fs.kind
         ));
         report.readonly = false;
+        File::open(pool.views_dir())?.sync_all()?;
     }
-    sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
+    // (On btrfs the snapshot ioctl commits a transaction: the view is durable.)
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Sets the process umask to 0 until dropped.
+struct UmaskGuard(Mode);
+
+impl UmaskGuard {
+    fn zero() -> UmaskGuard {
+        UmaskGuard(rustix::process::umask(Mode::empty()))
+    }
+}
+
+impl Drop for UmaskGuard {
+    fn drop(&mut self) {
+        rustix::process::umask(self.0);
+    }
 }
 
 /// An entry of the base view stays as it is (generated files are always rewritten).
