@@ -1,0 +1,1 @@
+//! Failpoints for fault-injection tests.

@@ -1,0 +1,1 @@
+//! `reimage fsck`.
