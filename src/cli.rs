@@ -62,6 +62,10 @@ pub enum Command {
     Usage(crate::storage_cli::UsageArgs),
     /// Remove extent packages no view or image manifest references; clean tmp/.
     Gc(crate::storage_cli::GcArgs),
+    /// Publish an image version into a repository (or --prune it).
+    Publish(crate::sync_cli::PublishArgs),
+    /// Bring the pool to an image version from a repository (rsync, ssh, path, http).
+    Sync(crate::sync_cli::SyncArgs),
 }
 
 #[derive(Args, Debug)]
@@ -244,6 +248,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Dedupe(a) => return crate::storage_cli::run_dedupe(&g, a),
         Command::Usage(a) => return crate::storage_cli::run_usage(&g, a),
         Command::Gc(a) => return crate::storage_cli::run_gc(&g, a),
+        Command::Publish(a) => return crate::sync_cli::run_publish(&g, a),
+        Command::Sync(a) => return crate::sync_cli::run_sync(&g, a),
         Command::RmView(a) => {
             let pool = crate::pool::Pool::open(&g.pool)?;
             crate::compose::rm_view(&pool, &a.name, !a.no_wait)?;

@@ -965,7 +965,10 @@ impl Ctx<'_> {
         for rel in paths {
             let n = &self.plan.nodes[rel.as_str()];
             match &n.data {
-                Data::Dir if !rel.is_empty() => self.mkdir(rel)?,
+                Data::Dir if !rel.is_empty() => {
+                    self.mkdir(rel)?;
+                    crate::failpoint::hit("compose.created");
+                }
                 Data::Dir => {}
                 Data::File {
                     link: Some(key), ..
@@ -999,6 +1002,7 @@ impl Ctx<'_> {
                         Data::Symlink(t) => self.create_symlink(&dir, rel, n, t)?,
                         _ => self.create_file(&dir, rel, n)?,
                     }
+                    crate::failpoint::hit("compose.created");
                 }
                 reporter.advance(rels.len() as u64);
                 Ok(())
@@ -1006,6 +1010,7 @@ impl Ctx<'_> {
         reporter.finish();
         for (rel, key) in links {
             self.create_link(rel, leaders[&key])?;
+            crate::failpoint::hit("compose.created");
         }
         Ok(())
     }
@@ -1031,6 +1036,17 @@ pub fn compose(
     opts: &ComposeOptions,
     reporter: &dyn Reporter,
 ) -> Result<ComposeReport> {
+    let lock = pool.lock(opts.wait)?;
+    compose_locked(pool, opts, reporter, &lock)
+}
+
+/// [`compose`] for a caller that already holds the pool's writer lock (sync).
+pub fn compose_locked(
+    pool: &Pool,
+    opts: &ComposeOptions,
+    reporter: &dyn Reporter,
+    _lock: &crate::pool::WriteLock,
+) -> Result<ComposeReport> {
     let started = std::time::Instant::now();
     check_view_name(&opts.name)?;
     let mut specs = opts.specs.clone();
@@ -1043,7 +1059,6 @@ pub fn compose(
             .map(|r| Policy::parse_rule(r))
             .collect::<std::result::Result<Vec<_>, _>>()?,
     )?;
-    let _lock = pool.lock(opts.wait)?;
     pool.clean_tmp()?;
     let dest = pool.views_dir().join(&opts.name);
     if dest.symlink_metadata().is_ok() {
@@ -1184,6 +1199,7 @@ pub fn compose(
             if btrfs {
                 sys::subvolume_create(&work)
                     .with_context(|| format!("cannot create subvolume {}", work.display()))?;
+                crate::failpoint::hit("compose.subvolume");
             } else {
                 std::fs::create_dir(&work)
                     .with_context(|| format!("cannot create {}", work.display()))?;
@@ -1215,6 +1231,7 @@ pub fn compose(
                     work.display()
                 )
             })?;
+            crate::failpoint::hit("compose.snapshot-base");
             let root: OwnedFd = File::open(&work)?.into();
             // Remove what changed or went, deepest first.
             let mut touched: BTreeSet<String> = BTreeSet::new();
@@ -1227,6 +1244,7 @@ pub fn compose(
                 };
                 if !keep {
                     remove_entry(&root, rel, on.is_dir())?;
+                    crate::failpoint::hit("compose.removed");
                     touched.insert(parent_of(rel).to_string());
                     removed += 1;
                 }
@@ -1302,10 +1320,12 @@ pub fn compose(
 
     // Durable, then visible.
     sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
+    crate::failpoint::hit("compose.synced");
     if btrfs {
         sys::snapshot(&work, &dest, true).with_context(|| {
             format!("cannot publish {} as a read-only snapshot", dest.display())
         })?;
+        crate::failpoint::hit("compose.published");
         sys::subvolume_delete(&work)
             .with_context(|| format!("cannot delete {}", work.display()))?;
         report.readonly = true;
@@ -1326,6 +1346,7 @@ pub fn compose(
         File::open(pool.views_dir())?.sync_all()?;
     }
     // (On btrfs the snapshot ioctl commits a transaction: the view is durable.)
+    crate::failpoint::hit("compose.done");
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

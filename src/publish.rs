@@ -421,7 +421,7 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
                 )
             })?)
             .with_context(|| old_path.display().to_string())?;
-            let summary = super::delta::publish_deltas(
+            let summary = crate::delta::publish_deltas(
                 &pool,
                 &old,
                 &mut manifest,

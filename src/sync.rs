@@ -22,11 +22,11 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
-use super::delta;
-use super::extent_writer::{ContentStore, Expect};
-use super::publish::{self, ImageIndex, Manifest, ManifestPackage};
 use crate::clone::Cloner;
+use crate::delta;
+use crate::extent_writer::{ContentStore, Expect};
 use crate::pool::Pool;
+use crate::publish::{self, ImageIndex, Manifest, ManifestPackage};
 use crate::report::Reporter;
 
 /// Options of `reimage sync`.
@@ -680,7 +680,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
                 let at = dl.join(&rel);
                 let dest = pool.packages_dir().join(&p.file);
                 let res = expect_of(p).and_then(|e| {
-                    super::extent_writer::rebuild_from_package(
+                    crate::extent_writer::rebuild_from_package(
                         &at,
                         &e,
                         &store,
@@ -738,12 +738,11 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         crate::pool::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
     }
     let _ = std::fs::remove_dir_all(&work);
-    drop(lock);
 
-    // 6. Compose.
+    // 6. Compose, still holding the writer lock (no window for gc).
     if let Some(name) = &opts.compose {
         let from = newest_view_of(pool, &opts.image, name);
-        let r = crate::compose::compose(
+        let r = crate::compose::compose_locked(
             pool,
             &crate::compose::ComposeOptions {
                 name: name.clone(),
@@ -754,9 +753,11 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
                 ..Default::default()
             },
             reporter,
+            &lock,
         )?;
         report.compose = Some(r);
     }
+    drop(lock);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

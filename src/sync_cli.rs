@@ -1,9 +1,6 @@
 //! CLI for `reimage publish` and `reimage sync`: flags into the library's
 //! option structs, results to stdout (text, or JSON with `--json`).
-//!
-//! Until lib.rs declares `pub mod publish; pub mod sync; pub mod delta; pub
-//! mod extent_writer;`, the modules are declared here (they refer to each
-//! other through `super::`, which works in both places).
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -11,14 +8,7 @@ use clap::Args;
 
 use crate::cli::{Global, Out};
 
-#[path = "delta.rs"]
-pub mod delta;
-#[path = "extent_writer.rs"]
-pub mod extent_writer;
-#[path = "publish.rs"]
-pub mod publish;
-#[path = "sync.rs"]
-pub mod sync;
+use crate::{publish, sync};
 
 /// `reimage publish REPO IMAGE VERSION (--list FILE | PATH...)`, `reimage publish REPO --prune`.
 #[derive(Args, Debug)]

@@ -6,10 +6,10 @@ mod common;
 
 use common::*;
 use reimage::pool::Pool;
+use reimage::publish::{self, Manifest, PublishOptions, PublishReport};
 use reimage::report::Silent;
 use reimage::require_root;
-use reimage::sync_cli::publish::{self, Manifest, PublishOptions, PublishReport};
-use reimage::sync_cli::sync::{self, SyncOptions, SyncReport};
+use reimage::sync::{self, SyncOptions, SyncReport};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -611,17 +611,6 @@ fn newest_version_by_rpm_order() {
     );
 }
 
-/// The child of `kill_9_mid_sync_resumes`: syncs as the environment says.
-#[test]
-#[ignore = "run by kill_9_mid_sync_resumes"]
-fn sync_child() {
-    let Ok(spec) = std::env::var("REIMAGE_TEST_SYNC_CHILD") else {
-        return;
-    };
-    let (pool, source) = spec.split_once('|').unwrap();
-    do_sync(Path::new(pool), source, Some("1"), true);
-}
-
 /// PIDs of processes whose command line mentions `needle`.
 fn processes_with(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -632,7 +621,7 @@ fn processes_with(needle: &str) -> Vec<String> {
         }
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(needle) && !cmd.contains("REIMAGE_TEST") {
+            if cmd.contains(needle) {
                 out.push(format!("{name}: {cmd}"));
             }
         }
@@ -649,12 +638,11 @@ fn kill_9_mid_sync_resumes() {
     do_publish(&repo, "1", &testdata("realistic/v1"), &[]);
     let pool = new_pool(dir.path(), "client");
     let src = repo.display().to_string();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sync_child", "--ignored", "--nocapture"])
-        .env(
-            "REIMAGE_TEST_SYNC_CHILD",
-            format!("{}|{src}", pool.display()),
-        )
+    // The real binary, killed like a power cut.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reimage"))
+        .arg("--pool")
+        .arg(&pool)
+        .args(["-q", "sync", &src, "demo", "1"])
         .env("REIMAGE_RSYNC_ARGS", "--bwlimit=8000")
         .spawn()
         .unwrap();
@@ -706,4 +694,70 @@ fn kill_9_mid_sync_resumes() {
         "resumed without refetching what was verified"
     );
     assert_same_packages(&repo, &pool, "1");
+}
+
+/// publish, sync --compose, views and verify through the real binary; the
+/// update goes by static delta.
+#[test]
+fn publish_and_sync_through_the_binary() {
+    require_root!();
+    let _g = heavy();
+    let dir = reimage::testing::btrfs_dir("sync-cli");
+    let repo = dir.join("repo");
+    let edge = testdata("edge");
+    let base: Vec<String> = ["edge-sizes-1.0-1.x86_64.rpm", "edge-links-1.0-1.x86_64.rpm"]
+        .iter()
+        .map(|f| edge.join(f).display().to_string())
+        .collect();
+    let mut v1 = base.clone();
+    v1.push(
+        edge.join("edge-update-1.0-1.x86_64.rpm")
+            .display()
+            .to_string(),
+    );
+    let mut v2 = base.clone();
+    v2.push(
+        edge.join("edge-update-1.1-1.x86_64.rpm")
+            .display()
+            .to_string(),
+    );
+    let mut a = vec!["publish", repo.to_str().unwrap(), "edgeimg", "1"];
+    a.extend(v1.iter().map(String::as_str));
+    let r = json(&repo, &a);
+    assert!(r.is_object(), "{r}");
+    let mut a = vec![
+        "publish",
+        repo.to_str().unwrap(),
+        "edgeimg",
+        "1.1",
+        "--deltas-from",
+        "1",
+        "--delta-level",
+        "3",
+    ];
+    a.extend(v2.iter().map(String::as_str));
+    json(&repo, &a);
+    assert!(repo.join("images/edgeimg/1.1.json").is_file());
+
+    let pool = new_pool(dir.path(), "client");
+    let src = repo.display().to_string();
+    let s1 = json(&pool, &["sync", &src, "edgeimg", "1", "--compose", "e1"]);
+    assert!(s1.to_string().contains("\"e1\""), "{s1}");
+    ok(&pool, &["verify", "e1"]);
+    // Newest by default; the changed package comes as a delta.
+    let s2 = json(&pool, &["sync", &src, "edgeimg", "--compose", "e2"]);
+    assert_eq!(s2["version"], "1.1", "{s2}");
+    assert_eq!(s2["by_delta"], 1, "{s2}");
+    ok(&pool, &["verify", "e2"]);
+    let d = ok(&pool, &["diff", "e1", "e2"]);
+    assert!(d.contains("edge-update"), "{d}");
+    let v = json(&pool, &["views"]);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(
+        pool.join("images/edgeimg/1.1.json").is_file(),
+        "synced manifest kept"
+    );
+    // An unknown image is a clear error.
+    let err = fails(&pool, &["sync", &src, "nosuchimage"]);
+    assert!(err.contains("nosuchimage"), "{err}");
 }
