@@ -112,10 +112,8 @@ fn hit_slow(c: &Config, name: &'static str) {
     let n = c.hits.fetch_add(1, Ordering::SeqCst) + 1;
     if n == c.nth {
         eprintln!("failpoint {name} (hit {n}): killing the process");
-        let _ = rustix::process::kill_process(
-            rustix::process::getpid(),
-            rustix::process::Signal::KILL,
-        );
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
         // Not reached; in case the signal could not be sent:
         std::process::abort();
     }

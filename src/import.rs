@@ -294,6 +294,7 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
     // Make everything durable with one syncfs instead of an fsync per file.
     let root = File::open(&pool.root)?;
     crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
+    crate::failpoint::hit("import.done");
 
     let mut r = ImportReport {
         copied: cloner.is_copying(),
@@ -423,6 +424,7 @@ fn build(
         .context("cannot create a file in the pool's tmp/")?;
     let pkg = tmp.as_file();
     pkg.write_all_at(&prefix.bytes, 0)?;
+    crate::failpoint::hit("import.staged");
     let staging = tempfile::tempfile_in(pool.tmp_dir())?;
 
     let mut hashers = Vec::new();
@@ -587,6 +589,7 @@ fn build(
                 local.insert(blake, (off, f.size));
             }
             blakes.insert(leader as u32, blake);
+            crate::failpoint::hit("import.placed");
         }
         // Read what the decompressor has left (padding) so the digests cover it.
         let mut inner = cpio.into_inner();
@@ -654,6 +657,7 @@ fn build(
     pkg.write_all_at(&tail, index_offset)?;
     pkg.set_len(index_offset + tail.len() as u64)?;
     pkg.sync_all()?;
+    crate::failpoint::hit("import.synced");
     let tmp_path = tmp.into_temp_path();
     match rustix::fs::renameat_with(
         rustix::fs::CWD,
@@ -664,6 +668,7 @@ fn build(
     ) {
         Ok(()) => {
             let _ = tmp_path.keep();
+            crate::failpoint::hit("import.renamed");
         }
         Err(rustix::io::Errno::EXIST) => {
             // Another job in this run imported the same NEVRA first.

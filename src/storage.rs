@@ -675,6 +675,7 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
                 }
             }
             let (sf, df) = (&files[&src.pkg], &files[&m.pkg]);
+            crate::failpoint::hit("dedupe.shared");
             match sys::dedupe_range(sf, src.offset, alen, df, m.offset) {
                 Ok(DedupeOutcome::Deduped(_)) => r.deduped_bytes += key.1,
                 Ok(DedupeOutcome::Differs { .. }) => r.differing_ranges += 1,
@@ -718,6 +719,7 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
                 }
             }
         }
+        crate::failpoint::hit("dedupe.state");
         save_state(pool, &next)?;
     }
     r.seconds = started.elapsed().as_secs_f64();
@@ -796,9 +798,11 @@ fn rebuild(
     })?;
     // The old file's mode (a temporary file is created 0600).
     new.set_permissions(old.metadata()?.permissions())?;
+    crate::failpoint::hit("dedupe.rebuilt");
     new.sync_all()?;
     tmp.persist(&p.path)
         .with_context(|| format!("cannot rename over {}", p.path.display()))?;
+    crate::failpoint::hit("dedupe.renamed");
     File::open(pool.packages_dir())?.sync_all()?;
     for (key, off) in local {
         sources.entry(key).or_insert((new.clone(), off));
@@ -1095,10 +1099,12 @@ pub fn gc(pool: &Pool, opts: &GcOptions) -> Result<GcReport> {
     if !opts.dry_run {
         for p in &doomed {
             std::fs::remove_file(p).with_context(|| format!("cannot remove {}", p.display()))?;
+            crate::failpoint::hit("gc.removed");
         }
         if !doomed.is_empty() {
             File::open(pool.packages_dir())?.sync_all()?;
         }
+        crate::failpoint::hit("gc.done");
         pool.clean_tmp()?;
     }
     r.seconds = started.elapsed().as_secs_f64();

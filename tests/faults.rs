@@ -1,0 +1,606 @@
+//! Fault injection through the real binary on a real btrfs (issue 9):
+//!
+//! - **kill points**: `import`, `compose`, `compose --from`, `dedupe` and `gc`
+//!   are killed (SIGKILL, through `REIMAGE_FAILPOINT=NAME:N`, see
+//!   `src/failpoint.rs`) at every hit of every failpoint an uninterrupted run
+//!   passes (the full suite, `cargo xtask faults`), or at the first, middle
+//!   and last hit of each (`kill_points_quick`, in CI), plus kills at random
+//!   times. After each kill: `fsck` passes (or passes after `--repair`
+//!   removed only garbage), every view present is complete and equal to the
+//!   one an uninterrupted run makes (nothing half-visible), every package
+//!   present has the bytes an uninterrupted run gives it; then the operation
+//!   is run again and the pool must equal the pool of an uninterrupted run
+//!   (packages byte for byte, view trees by a walk) with `tmp/` empty.
+//! - **ENOSPC** on a 256 MiB loop btrfs, filled during import and compose.
+//! - **two writers** at once: import + gc, compose + gc, two composes of one name.
+mod common;
+
+use common::*;
+use reimage::require_root;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_reimage")
+}
+
+/// `reimage --pool POOL ARGS` with extra environment, quietly (the suite
+/// runs hundreds of them; failures print their output).
+fn run(pool: &Path, args: &[String], env: &[(&str, String)]) -> Output {
+    let mut c = Command::new(bin());
+    c.arg("--pool").arg(pool).arg("--quiet").args(args);
+    c.env_remove("REIMAGE_POOL")
+        .env_remove("REIMAGE_FAILPOINT")
+        .env_remove("REIMAGE_FAILPOINT_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("cannot run reimage")
+}
+
+fn must(pool: &Path, args: &[String]) {
+    let out = run(pool, args, &[]);
+    assert!(
+        out.status.success(),
+        "reimage {} failed ({:?}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn edge(name: &str) -> String {
+    testdata("edge").join(name).display().to_string()
+}
+
+/// The edge packages the scenarios use (all but the one compose refuses).
+fn edge_rpms() -> Vec<String> {
+    let mut v: Vec<String> = rpms(&testdata("edge"))
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.contains("edge-unmapped") && !p.contains("edge-update-1.1"))
+        .collect();
+    v.push(edge("edge-update-1.1-1.x86_64.rpm"));
+    v
+}
+
+/// The package list of view v1 (file names, as compose takes them).
+fn v1_list() -> Vec<String> {
+    edge_rpms()
+        .iter()
+        .filter(|p| !p.contains("edge-update-1.1"))
+        .map(|p| {
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// v2 = v1 with edge-update 1.0 -> 1.1 (a small difference: --from stays incremental).
+fn v2_list() -> Vec<String> {
+    v1_list()
+        .into_iter()
+        .map(|p| p.replace("edge-update-1.0-1", "edge-update-1.1-1"))
+        .collect()
+}
+
+/// One operation under test: how to prepare the pool, what to run.
+struct Scenario {
+    op: &'static str,
+    setup: fn(&Path),
+    args: fn() -> Vec<String>,
+}
+
+fn setup_empty(_: &Path) {}
+
+fn setup_imported(pool: &Path) {
+    let mut a = s(&["import"]);
+    a.extend(edge_rpms());
+    must(pool, &a);
+}
+
+fn setup_v1(pool: &Path) {
+    setup_imported(pool);
+    let mut a = s(&["compose", "v1"]);
+    a.extend(v1_list());
+    must(pool, &a);
+}
+
+/// Rewrites every package as a plain copy (one big extent, sharing lost):
+/// work for dedupe.
+fn setup_copied(pool: &Path) {
+    setup_imported(pool);
+    for e in std::fs::read_dir(pool.join("packages")).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        let tmp = p.with_extension("copy");
+        std::fs::write(&tmp, &bytes).unwrap();
+        std::fs::File::open(&tmp).unwrap().sync_all().unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
+}
+
+/// A view of a few packages: gc has the others to remove.
+fn setup_gc(pool: &Path) {
+    setup_imported(pool);
+    must(
+        pool,
+        &s(&[
+            "compose",
+            "small",
+            "edge-sizes-1.0-1.x86_64.rpm",
+            "edge-links-1.0-1.x86_64.rpm",
+        ]),
+    );
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            op: "import",
+            setup: setup_empty,
+            args: || {
+                let mut a = s(&["import", "--jobs", "2"]);
+                a.extend(edge_rpms());
+                a
+            },
+        },
+        Scenario {
+            op: "compose",
+            setup: setup_imported,
+            args: || {
+                let mut a = s(&["compose", "v1"]);
+                a.extend(v1_list());
+                a
+            },
+        },
+        Scenario {
+            op: "compose-from",
+            setup: setup_v1,
+            args: || {
+                let mut a = s(&["compose", "v2", "--from", "v1"]);
+                a.extend(v2_list());
+                a
+            },
+        },
+        Scenario {
+            op: "dedupe",
+            setup: setup_copied,
+            args: || s(&["dedupe"]),
+        },
+        Scenario {
+            op: "gc",
+            setup: setup_gc,
+            args: || s(&["gc"]),
+        },
+    ]
+}
+
+/// What the pool holds: packages (name -> SHA256 of the bytes) and views
+/// (name -> walk of the tree).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct State {
+    packages: BTreeMap<String, String>,
+    views: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+fn sha256(p: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// Every entry of a tree: mode, owner, size, mtime, links, content, caps;
+/// `view.json` without its creation time.
+fn walk(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if rel == "lib/reimage/view.json" {
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                v.as_object_mut().unwrap().remove("created");
+                out.insert(rel, v.to_string());
+                continue;
+            }
+            let mut buf = [0u8; 64];
+            let caps = rustix::fs::lgetxattr(&p, "security.capability", &mut buf)
+                .map(|n| hex::encode(&buf[..n]))
+                .unwrap_or_default();
+            let content = if m.is_file() {
+                sha256(&p)
+            } else if m.is_symlink() {
+                std::fs::read_link(&p).unwrap().display().to_string()
+            } else {
+                String::new()
+            };
+            out.insert(
+                rel,
+                format!(
+                    "{:o} {} {} {} {} {} {} {}",
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    if m.is_dir() { 0 } else { m.len() },
+                    m.mtime(),
+                    m.nlink(),
+                    content,
+                    caps
+                ),
+            );
+            if m.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn state(pool: &Path) -> State {
+    let mut st = State::default();
+    for e in std::fs::read_dir(pool.join("packages")).unwrap() {
+        let p = e.unwrap().path();
+        st.packages
+            .insert(p.file_name().unwrap().to_string_lossy().into(), sha256(&p));
+    }
+    for e in std::fs::read_dir(pool.join("views")).unwrap() {
+        let p = e.unwrap().path();
+        st.views
+            .insert(p.file_name().unwrap().to_string_lossy().into(), walk(&p));
+    }
+    st
+}
+
+fn tmp_entries(pool: &Path) -> Vec<String> {
+    std::fs::read_dir(pool.join("tmp"))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Deletes a pool with its (read-only) subvolumes.
+fn remove_pool(pool: &Path) {
+    for sub in ["views", "tmp"] {
+        if let Ok(rd) = std::fs::read_dir(pool.join(sub)) {
+            for e in rd {
+                reimage::pool::remove_any(&e.unwrap().path()).unwrap();
+            }
+        }
+    }
+    std::fs::remove_dir_all(pool).unwrap();
+}
+
+/// fsck through the library (the same code as `reimage fsck`): must pass,
+/// or pass after `--repair` removed garbage only. Returns what was repaired.
+fn fsck_must_pass(pool: &Path, what: &str) -> Vec<PathBuf> {
+    use reimage::fsck::{fsck, FsckOptions};
+    let p = reimage::pool::Pool::open(pool).unwrap();
+    let r = fsck(&p, &FsckOptions::default()).unwrap();
+    assert!(r.tmp_checked, "{what}: fsck could not take the lock");
+    if r.ok() {
+        return Vec::new();
+    }
+    assert!(
+        r.problems.iter().all(|p| p.kind == "stray"),
+        "{what}: fsck found problems: {:#?}",
+        r.problems
+    );
+    let rep = fsck(
+        &p,
+        &FsckOptions {
+            repair: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(rep.ok(), "{what}: fsck --repair left {:#?}", rep.problems);
+    for x in &rep.repaired {
+        let name = x.file_name().unwrap().to_string_lossy();
+        assert!(
+            x.starts_with(pool.join("tmp")) || reimage::fsck::is_temp_name(&name),
+            "{what}: repair removed {}, which is not garbage",
+            x.display()
+        );
+    }
+    rep.repaired
+}
+
+/// Checks a pool just after a kill: fsck, nothing half-visible, nothing
+/// that differs from what an uninterrupted run produces.
+fn check_after_kill(pool: &Path, known: &State, what: &str) {
+    fsck_must_pass(pool, what);
+    let now = state(pool);
+    for (name, sum) in &now.packages {
+        assert_eq!(
+            known.packages.get(name),
+            Some(sum),
+            "{what}: package {name} is not what an uninterrupted run writes"
+        );
+    }
+    for (name, tree) in &now.views {
+        let want = known
+            .views
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: unexpected view {name}"));
+        if tree != want {
+            let diff: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| tree.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .chain(tree.keys().filter(|k| !want.contains_key(*k)))
+                .take(10)
+                .collect();
+            panic!("{what}: view {name} is visible but differs from a complete one: {diff:?}");
+        }
+    }
+}
+
+/// Reruns the operation after a kill and compares with the reference.
+fn rerun_and_compare(pool: &Path, sc: &Scenario, reference: &State, what: &str) {
+    let args = (sc.args)();
+    let out = run(pool, &args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let published_already = out.status.code() == Some(1)
+        && sc.op.starts_with("compose")
+        && stderr.contains("already exists");
+    assert!(
+        out.status.success() || published_already,
+        "{what}: rerun of {} failed ({:?}): {stderr}",
+        sc.op,
+        out.status
+    );
+    if published_already {
+        // The view was complete before the kill; the next writer cleans tmp/.
+        let p = reimage::pool::Pool::open(pool).unwrap();
+        let _l = p.lock(true).unwrap();
+        p.clean_tmp().unwrap();
+    }
+    let after = state(pool);
+    if after != *reference {
+        let pk: Vec<_> = reference
+            .packages
+            .keys()
+            .chain(after.packages.keys())
+            .filter(|k| reference.packages.get(*k) != after.packages.get(*k))
+            .collect();
+        let vw: Vec<_> = reference
+            .views
+            .keys()
+            .chain(after.views.keys())
+            .filter(|k| reference.views.get(*k) != after.views.get(*k))
+            .collect();
+        panic!("{what}: after the rerun the pool differs from an uninterrupted run: packages {pk:?}, views {vw:?}");
+    }
+    assert!(
+        tmp_entries(pool).is_empty(),
+        "{what}: tmp/ not empty after the rerun: {:?}",
+        tmp_entries(pool)
+    );
+    let r = fsck_must_pass(pool, what);
+    assert!(r.is_empty(), "{what}: garbage after the rerun: {r:?}");
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// What the suite ran.
+#[derive(Default)]
+struct Summary {
+    /// (op, failpoint, n) that killed the process.
+    killed: Vec<(String, String, u64)>,
+    /// Random-time kills that hit a running process.
+    random_killed: Vec<(String, u64)>,
+    /// Random-time kills that came after the process had finished.
+    random_late: usize,
+    /// Hits per (op, failpoint) in an uninterrupted run.
+    hits: BTreeMap<(String, String), u64>,
+}
+
+/// Which hits to kill at: all, or first/middle/last (quick), or at most
+/// `max` spread evenly.
+fn pick(hits: u64, quick: bool, max: Option<u64>) -> Vec<u64> {
+    let mut v: Vec<u64> = if quick {
+        vec![1, hits.div_ceil(2), hits]
+    } else {
+        match max {
+            Some(m) if hits > m => (0..m)
+                .map(|i| 1 + i * (hits - 1) / (m - 1).max(1))
+                .collect(),
+            _ => (1..=hits).collect(),
+        }
+    };
+    v.sort();
+    v.dedup();
+    v.retain(|n| *n >= 1);
+    v
+}
+
+fn kill_suite(quick: bool, max_per_name: Option<u64>, random_kills: usize) -> Summary {
+    let dir = reimage::testing::btrfs_dir(if quick { "faults-quick" } else { "faults" });
+    let mut sum = Summary::default();
+    let seed: u64 = std::env::var("REIMAGE_FAULTS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_f00d);
+    eprintln!("random kill seed: {seed} (REIMAGE_FAULTS_SEED)");
+    let mut rng = Rng(seed | 1);
+    let mut n_pool = 0u64;
+    let mut fresh = |sc: &Scenario| -> PathBuf {
+        n_pool += 1;
+        let p = dir.join(format!("{}-{n_pool}", sc.op));
+        must(&p, &s(&["init"]));
+        (sc.setup)(&p);
+        p
+    };
+    for sc in scenarios() {
+        // The reference: an uninterrupted run, with every failpoint logged.
+        let pool = fresh(&sc);
+        let before = state(&pool);
+        let log = dir.join(format!("{}.hits", sc.op));
+        let started = Instant::now();
+        let out = run(
+            &pool,
+            &(sc.args)(),
+            &[("REIMAGE_FAILPOINT_LOG", log.display().to_string())],
+        );
+        let took = started.elapsed();
+        assert!(
+            out.status.success(),
+            "uninterrupted {} failed: {}",
+            sc.op,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reference = state(&pool);
+        assert!(tmp_entries(&pool).is_empty());
+        remove_pool(&pool);
+        let mut known = reference.clone();
+        for (k, v) in &before.packages {
+            known.packages.entry(k.clone()).or_insert(v.clone());
+        }
+        for (k, v) in &before.views {
+            known.views.entry(k.clone()).or_insert(v.clone());
+        }
+        let mut hits: BTreeMap<String, u64> = BTreeMap::new();
+        for l in std::fs::read_to_string(&log).unwrap().lines() {
+            *hits.entry(l.to_string()).or_default() += 1;
+        }
+        assert!(
+            !hits.is_empty(),
+            "{}: an uninterrupted run passed no failpoint",
+            sc.op
+        );
+        eprintln!("{}: {took:.2?} uninterrupted, failpoints {hits:?}", sc.op);
+        for (name, &count) in &hits {
+            sum.hits.insert((sc.op.into(), name.clone()), count);
+            for n in pick(count, quick, max_per_name) {
+                let what = format!("{} killed at {name}:{n}", sc.op);
+                let pool = fresh(&sc);
+                let out = run(
+                    &pool,
+                    &(sc.args)(),
+                    &[("REIMAGE_FAILPOINT", format!("{name}:{n}"))],
+                );
+                assert_eq!(
+                    out.status.signal(),
+                    Some(9),
+                    "{what}: the process was not killed ({:?}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                check_after_kill(&pool, &known, &what);
+                rerun_and_compare(&pool, &sc, &reference, &what);
+                remove_pool(&pool);
+                sum.killed.push((sc.op.into(), name.clone(), n));
+            }
+        }
+        // Kills at random times.
+        for i in 0..random_kills {
+            let pool = fresh(&sc);
+            let at_us = rng.next() % (took.as_micros() as u64).max(1);
+            let what = format!("{} killed at random time {at_us}us (#{i})", sc.op);
+            let mut child = Command::new(bin())
+                .arg("--pool")
+                .arg(&pool)
+                .arg("--quiet")
+                .args((sc.args)())
+                .env_remove("REIMAGE_FAILPOINT")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_micros(at_us));
+            let _ = child.kill();
+            let st = child.wait().unwrap();
+            if st.signal() == Some(9) {
+                sum.random_killed.push((sc.op.into(), at_us));
+            } else {
+                sum.random_late += 1;
+            }
+            check_after_kill(&pool, &known, &what);
+            rerun_and_compare(&pool, &sc, &reference, &what);
+            remove_pool(&pool);
+        }
+    }
+    sum
+}
+
+fn report(sum: &Summary) {
+    let mut per: BTreeMap<(&str, &str), (usize, u64)> = BTreeMap::new();
+    for (op, name, _) in &sum.killed {
+        let hits = sum.hits[&(op.clone(), name.clone())];
+        let e = per.entry((op, name)).or_insert((0, hits));
+        e.0 += 1;
+    }
+    eprintln!("kill points (operation, failpoint: killed at / hits in an uninterrupted run):");
+    for ((op, name), (n, hits)) in &per {
+        eprintln!("  {op:14} {name:24} {n:4} / {hits}");
+    }
+    eprintln!(
+        "{} failpoint kills at {} distinct failpoints, {} random-time kills ({} came after the end): {} distinct kill points, 0 failures",
+        sum.killed.len(),
+        per.len(),
+        sum.random_killed.len(),
+        sum.random_late,
+        sum.killed.len() + sum.random_killed.len()
+    );
+}
+
+/// The CI form: first, middle and last hit of every failpoint of every
+/// operation, and one random-time kill each.
+#[test]
+fn kill_points_quick() {
+    require_root!();
+    let sum = kill_suite(true, None, 1);
+    report(&sum);
+    assert!(sum.killed.len() >= 30, "too few kill points ran");
+    let ops: std::collections::BTreeSet<&str> =
+        sum.killed.iter().map(|(o, _, _)| o.as_str()).collect();
+    assert_eq!(ops.len(), 5, "every operation is killed: {ops:?}");
+}
+
+/// The full suite (`cargo xtask faults`): every hit of every failpoint
+/// (`REIMAGE_FAULTS_MAX_PER_NAME` caps the hits per failpoint, spread
+/// evenly), and `REIMAGE_FAULTS_RANDOM` (default 5) random-time kills per
+/// operation.
+#[test]
+#[ignore = "long: run with cargo xtask faults"]
+fn kill_points_full() {
+    require_root!();
+    let max = std::env::var("REIMAGE_FAULTS_MAX_PER_NAME")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let random = std::env::var("REIMAGE_FAULTS_RANDOM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let sum = kill_suite(false, max, random);
+    report(&sum);
+    assert!(
+        sum.killed.len() + sum.random_killed.len() >= 100,
+        "the full suite must run at least 100 kill points"
+    );
+}
