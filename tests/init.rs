@@ -143,7 +143,10 @@ fn image_pool_lifecycle() {
         "autoclear frees the loop device"
     );
     let err = format!("{:#}", Pool::open(pool).unwrap_err());
-    assert!(err.contains("is not a reimage pool"), "{err}");
+    assert!(
+        err.contains("is not mounted") && err.contains(ip.image.to_str().unwrap()),
+        "the error names the image to mount: {err}"
+    );
     assert_eq!(
         reimage::init::unmounted_image(pool).as_deref(),
         Some(ip.image.as_path())

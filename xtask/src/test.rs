@@ -163,6 +163,8 @@ pub fn run() -> Result<()> {
             for m in mounts {
                 msg.push_str(&format!("\n  mount: {m}"));
             }
+            // Said here too: the summary shows only the first failed step's error.
+            eprintln!("{msg}");
             bail!(msg)
         });
         checks.and(leaks)
