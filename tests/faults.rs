@@ -117,16 +117,38 @@ fn setup_v1(pool: &Path) {
     must(pool, &a);
 }
 
-/// Rewrites every package as a plain copy (one big extent, sharing lost):
-/// work for dedupe.
+/// Rewrites every package as a copy, sharing lost: work for dedupe. The
+/// `edge-compress-*` ones file by file (each file its own extent, as import
+/// writes them: dedupe shares them with FIDEDUPERANGE), the others in one
+/// write (big extents: dedupe rebuilds them).
 fn setup_copied(pool: &Path) {
+    use std::os::unix::fs::FileExt;
     setup_imported(pool);
     for e in std::fs::read_dir(pool.join("packages")).unwrap() {
         let p = e.unwrap().path();
         let bytes = std::fs::read(&p).unwrap();
         let tmp = p.with_extension("copy");
-        std::fs::write(&tmp, &bytes).unwrap();
-        std::fs::File::open(&tmp).unwrap().sync_all().unwrap();
+        let f = std::fs::File::create(&tmp).unwrap();
+        if p.to_string_lossy().contains("edge-compress") {
+            let (index, index_offset) =
+                reimage::extent::Index::read(&std::fs::File::open(&p).unwrap()).unwrap();
+            let mut cuts = vec![0, index.data_start(), index_offset, bytes.len() as u64];
+            for en in &index.entries {
+                if en.length > 0 {
+                    cuts.push(en.offset);
+                }
+            }
+            cuts.sort();
+            cuts.dedup();
+            for w in cuts.windows(2) {
+                f.write_all_at(&bytes[w[0] as usize..w[1] as usize], w[0])
+                    .unwrap();
+                f.sync_all().unwrap();
+            }
+        } else {
+            f.write_all_at(&bytes, 0).unwrap();
+            f.sync_all().unwrap();
+        }
         std::fs::rename(&tmp, &p).unwrap();
     }
 }
@@ -603,4 +625,344 @@ fn kill_points_full() {
         sum.killed.len() + sum.random_killed.len() >= 100,
         "the full suite must run at least 100 kill points"
     );
+}
+
+/// fsck finds damage and repairs only garbage: a flipped byte in a
+/// package's data, a stray temporary file, a writable view, a view whose
+/// header directory lost a file. Damaged packages and views are reported,
+/// never removed.
+#[test]
+fn fsck_finds_damage_and_repairs_only_garbage() {
+    require_root!();
+    use reimage::fsck::{fsck, FsckOptions};
+    let dir = reimage::testing::btrfs_dir("fsck");
+    let pool = dir.join("pool");
+    must(&pool, &s(&["init"]));
+    setup_v1(&pool);
+    let p = reimage::pool::Pool::open(&pool).unwrap();
+    let clean = fsck(
+        &p,
+        &FsckOptions {
+            full: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(clean.ok(), "{:#?}", clean.problems);
+    assert_eq!(clean.views, 1);
+    assert!(clean.packages >= 15 && clean.files > 100 && clean.bytes > 4 << 20);
+
+    // Garbage: tmp/ content is not a problem, a stray temp file is.
+    std::fs::write(pool.join("tmp/leftover"), b"x").unwrap();
+    std::fs::write(pool.join("packages/.tmpAbC123"), b"half a package").unwrap();
+    std::fs::write(pool.join("index/.tmpZz9876"), b"{").unwrap();
+    // Damage: one byte of file data.
+    let victim = pool.join("packages/edge-sizes-1.0-1.x86_64");
+    let (index, _) = reimage::extent::Index::read(&std::fs::File::open(&victim).unwrap()).unwrap();
+    let e = index.entries.iter().find(|e| e.length > 100).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&victim)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, e.offset + 50).unwrap();
+        b[0] ^= 0x40;
+        f.write_all_at(&b, e.offset + 50).unwrap();
+    }
+    // Damage: a view made writable, then a header file removed.
+    let view = pool.join("views/v1");
+    let st = Command::new("btrfs")
+        .args(["property", "set", "-f"])
+        .arg(&view)
+        .args(["ro", "false"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(view.join("lib/sysimage/packages/edge-links-1.0-1.x86_64.rpm")).unwrap();
+
+    let r = fsck(&p, &FsckOptions::default()).unwrap();
+    let kinds: Vec<(&str, String)> = r
+        .problems
+        .iter()
+        .map(|x| (x.kind, x.message.clone()))
+        .collect();
+    eprintln!("{kinds:#?}");
+    assert!(!r.ok());
+    assert_eq!(r.problems.iter().filter(|x| x.kind == "stray").count(), 2);
+    assert!(r
+        .problems
+        .iter()
+        .any(|x| x.kind == "package" && x.path == victim && x.message.contains("BLAKE3")));
+    assert!(r
+        .problems
+        .iter()
+        .any(|x| x.kind == "view" && x.message.contains("writable")));
+    assert!(r
+        .problems
+        .iter()
+        .any(|x| x.kind == "view" && x.message.contains("missing")));
+    assert!(r.garbage.iter().any(|g| g.ends_with("tmp/leftover")));
+
+    let rep = fsck(
+        &p,
+        &FsckOptions {
+            repair: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(rep.repaired.len(), 3, "{:?}", rep.repaired);
+    assert!(!rep.ok(), "damage is not garbage: still reported");
+    assert!(rep.problems.iter().all(|x| x.kind != "stray"));
+    assert!(
+        victim.exists() && view.exists(),
+        "repair never removes packages or views"
+    );
+    assert!(tmp_entries(&pool).is_empty());
+}
+
+/// Bytes free to unprivileged writers on the filesystem of `p`.
+fn free_bytes(p: &Path) -> u64 {
+    let _ = std::fs::File::open(p).map(|f| rustix::fs::syncfs(&f));
+    let st = rustix::fs::statvfs(p).unwrap();
+    st.f_bavail * st.f_frsize
+}
+
+/// Writes 4 MiB files into `dir` until the filesystem is full.
+fn fill_data(dir: &Path) -> Vec<PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).unwrap();
+    let chunk: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
+    let mut files = Vec::new();
+    for i in 0.. {
+        let p = dir.join(format!("fill-{i}"));
+        let res = std::fs::File::create(&p).and_then(|mut f| {
+            f.write_all(&chunk)?;
+            f.sync_all()
+        });
+        match res {
+            Ok(()) => files.push(p),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(28), "filling: {e}");
+                let _ = std::fs::remove_file(&p);
+                break;
+            }
+        }
+    }
+    files
+}
+
+/// Creates small (inline, metadata-only) files in `dir` until the
+/// filesystem's metadata is full.
+fn fill_metadata(dir: &Path) -> usize {
+    std::fs::create_dir_all(dir).unwrap();
+    let data = vec![b'm'; 1800];
+    let mut n = 0;
+    loop {
+        let p = dir.join(format!("m-{n}"));
+        match std::fs::write(&p, &data) {
+            Ok(()) => n += 1,
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(28), "filling metadata: {e}");
+                let _ = std::fs::remove_file(&p);
+                break;
+            }
+        }
+        if n % 2000 == 0 {
+            let _ = std::fs::File::open(dir).map(|f| rustix::fs::syncfs(&f));
+        }
+    }
+    n
+}
+
+/// A full disk during import and compose: a clear error, nothing
+/// half-published, the pool passes fsck, and once space is back the next
+/// writer leaves `tmp/` empty and the space is given back.
+#[test]
+fn enospc_during_import_and_compose() {
+    require_root!();
+    use reimage::testing::{FsType, ScratchFs};
+    let fs = ScratchFs::new(FsType::Btrfs, 256 << 20).unwrap();
+    let pool = fs.path().join("pool");
+    must(&pool, &s(&["init"]));
+    let free0 = free_bytes(fs.path());
+
+    // Import: ~160 MiB of packages into ~40 MiB.
+    let fill = fill_data(&fs.path().join("fill"));
+    assert!(fill.len() > 20, "the filler should take most of the space");
+    for f in fill.iter().rev().take(10) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let out = run(
+        &pool,
+        &s(&["import", &testdata("realistic/v1").display().to_string()]),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "import into a full disk: {err}");
+    assert!(
+        err.contains("No space left on device"),
+        "the error says why: {err}"
+    );
+    assert!(!err.contains("panicked"));
+    fsck_must_pass(&pool, "import on a full disk");
+    let imported = std::fs::read_dir(pool.join("packages")).unwrap().count();
+    eprintln!("import on a full disk: {imported} packages made it, each complete");
+
+    // Space back; the next writer cleans up.
+    std::fs::remove_dir_all(fs.path().join("fill")).unwrap();
+    must(&pool, &s(&["import", &edge("edge-empty-1.0-1.x86_64.rpm")]));
+    assert!(tmp_entries(&pool).is_empty());
+    let held: u64 = std::fs::read_dir(pool.join("packages"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let free1 = free_bytes(fs.path());
+    eprintln!("free: {free0} at first, {free1} after cleanup, packages hold {held}");
+    assert!(
+        free1 + held + (24 << 20) >= free0,
+        "space is given back: {free0} free at first, {free1} after, packages {held}"
+    );
+
+    // Compose with no metadata space left.
+    must(&pool, &{
+        let mut a = s(&["import"]);
+        a.extend(edge_rpms());
+        a
+    });
+    let fill = fill_data(&fs.path().join("fill"));
+    let m = fill_metadata(&fs.path().join("meta"));
+    eprintln!("filled with {} data files and {m} small files", fill.len());
+    let mut args = s(&["compose", "v1"]);
+    args.extend(v1_list());
+    let out = run(&pool, &args, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "compose on a full disk: {err}");
+    assert!(
+        err.contains("No space left on device"),
+        "the error says why: {err}"
+    );
+    assert!(!pool.join("views/v1").exists(), "nothing published");
+    fsck_must_pass(&pool, "compose on a full disk");
+    std::fs::remove_dir_all(fs.path().join("fill")).unwrap();
+    std::fs::remove_dir_all(fs.path().join("meta")).unwrap();
+    must(&pool, &args);
+    assert!(tmp_entries(&pool).is_empty());
+    fsck_must_pass(&pool, "compose after space came back");
+}
+
+fn spawn(pool: &Path, args: &[String]) -> std::process::Child {
+    Command::new(bin())
+        .arg("--pool")
+        .arg(pool)
+        .arg("--quiet")
+        .args(args)
+        .env_remove("REIMAGE_FAILPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Two writers at once: import + gc, compose + gc, two composes of one
+/// name, and a writer with --no-wait while another holds the pool.
+/// Serialized or refused, never corrupt.
+#[test]
+fn two_writers_at_once() {
+    require_root!();
+    let dir = reimage::testing::btrfs_dir("two-writers");
+    // The view an uninterrupted compose makes.
+    let refpool = dir.join("ref");
+    must(&refpool, &s(&["init"]));
+    setup_v1(&refpool);
+    let want = walk(&refpool.join("views/v1"));
+    let known = state(&refpool);
+
+    let pool = dir.join("pool");
+    must(&pool, &s(&["init"]));
+    let mut import = s(&["import"]);
+    import.extend(edge_rpms());
+    let mut compose_v1 = s(&["compose", "v1"]);
+    compose_v1.extend(v1_list());
+    let (mut gc_first, mut compose_first) = (0, 0);
+    for round in 0..6 {
+        // import + gc
+        let a = spawn(&pool, &import);
+        let b = spawn(&pool, &s(&["gc"]));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(
+            a.status.success(),
+            "import: {}",
+            String::from_utf8_lossy(&a.stderr)
+        );
+        assert!(
+            b.status.success(),
+            "gc: {}",
+            String::from_utf8_lossy(&b.stderr)
+        );
+        fsck_must_pass(&pool, "import + gc");
+        for (name, sum) in state(&pool).packages {
+            assert_eq!(known.packages.get(&name), Some(&sum), "import + gc: {name}");
+        }
+
+        // compose + gc
+        must(&pool, &import);
+        let name = format!("c{round}");
+        let mut c = compose_v1.clone();
+        c[1] = name.clone();
+        let a = spawn(&pool, &c);
+        let b = spawn(&pool, &s(&["gc"]));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(
+            b.status.success(),
+            "gc: {}",
+            String::from_utf8_lossy(&b.stderr)
+        );
+        let view = pool.join("views").join(&name);
+        if a.status.success() {
+            compose_first += 1;
+            assert_eq!(walk(&view), want, "view {name} composed alongside gc");
+        } else {
+            gc_first += 1;
+            let err = String::from_utf8_lossy(&a.stderr);
+            assert!(err.contains("not in the pool"), "compose after gc: {err}");
+            assert!(!view.exists());
+        }
+        fsck_must_pass(&pool, "compose + gc");
+
+        // two composes of one name
+        must(&pool, &import);
+        let name = format!("same{round}");
+        let mut c = compose_v1.clone();
+        c[1] = name.clone();
+        let a = spawn(&pool, &c);
+        let b = spawn(&pool, &c);
+        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let oks = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(oks, 1, "exactly one of two composes of {name} succeeds");
+        let loser = outs.iter().find(|o| !o.status.success()).unwrap();
+        assert_eq!(loser.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&loser.stderr).contains("already exists"));
+        assert_eq!(walk(&pool.join("views").join(&name)), want);
+        fsck_must_pass(&pool, "two composes");
+    }
+    eprintln!("compose + gc: compose first {compose_first}, gc first {gc_first}");
+
+    // --no-wait while another writer holds the lock: refused, nothing changed.
+    let p = reimage::pool::Pool::open(&pool).unwrap();
+    let before = state(&pool);
+    let lock = p.lock(false).unwrap();
+    let out = run(&pool, &s(&["gc", "--no-wait"]), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another reimage writer holds"));
+    let mut c = compose_v1.clone();
+    c[1] = "nowait".into();
+    c.push("--no-wait".into());
+    let out = run(&pool, &c, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    drop(lock);
+    assert_eq!(state(&pool), before);
 }
