@@ -29,9 +29,11 @@ const TAIL_READ: u64 = 64 * 1024;
 /// entry (same offset and length).
 pub const FLAG_HARDLINK_ALIAS: u32 = 1;
 
-/// Rounds `n` up to the block size.
+/// Rounds `n` up to the block size; saturates at `u64::MAX` (not aligned)
+/// for sizes within a block of `u64::MAX`, so a hostile size makes the
+/// callers' checked arithmetic fail instead of wrapping to 0.
 pub fn align_up(n: u64) -> u64 {
-    n.div_ceil(BLOCK) * BLOCK
+    n.div_ceil(BLOCK).saturating_mul(BLOCK)
 }
 
 /// One regular file's data in the package.
@@ -285,6 +287,18 @@ mod tests {
         assert_eq!(off, 16384);
         assert_eq!(back.entry(3).unwrap().flags, FLAG_HARDLINK_ALIAS);
         assert!(back.entry(1).is_none());
+    }
+
+    /// Regression (hostile corpus): a header file size of u64::MAX made
+    /// `align_up` overflow (a panic in debug builds, 0 in release).
+    #[test]
+    fn align_up_saturates() {
+        assert_eq!(align_up(0), 0);
+        assert_eq!(align_up(1), 4096);
+        assert_eq!(align_up(4096), 4096);
+        assert_eq!(align_up(u64::MAX - 4095), u64::MAX - 4095);
+        assert_eq!(align_up(u64::MAX), u64::MAX);
+        assert_eq!(align_up(u64::MAX - 1), u64::MAX);
     }
 
     #[test]

@@ -80,8 +80,67 @@ fn read_header(r: &mut impl Read, out: &mut Vec<u8>, what: &'static str) -> Resu
     let len = 16 * tags as usize + data as usize;
     let start = out.len();
     out.extend_from_slice(&intro);
-    out.resize(start + 16 + len, 0);
-    read_exact_or(r, &mut out[start + 16..], what)?;
+    // Read what is there (no allocation of a size the file only claims).
+    let got = r.take(len as u64).read_to_end(out)?;
+    if got < len {
+        return Err(RpmError::Truncated(what));
+    }
+    check_index(&out[start + 16..], tags as usize, what)
+}
+
+/// Checks every index entry of a header against its data store, as rpm's
+/// `headerVerifyInfo` does: a known type, an aligned offset inside the
+/// store, and `count` items that fit in it (strings NUL-terminated inside
+/// it). The header parser trusts offsets and counts: without this, a lying
+/// entry makes it index out of bounds or reserve gigabytes.
+fn check_index(blob: &[u8], tags: usize, what: &'static str) -> Result<(), RpmError> {
+    let (index, store) = blob.split_at(16 * tags);
+    let bad = |i: usize, why: String| RpmError::Parse(format!("{what}: index entry {i}: {why}"));
+    for (i, e) in index.chunks_exact(16).enumerate() {
+        let be = |k: usize| u32::from_be_bytes(e[k..k + 4].try_into().unwrap());
+        let (ty, offset, count) = (be(4), be(8) as usize, be(12) as usize);
+        if offset > store.len() {
+            return Err(bad(
+                i,
+                format!("offset {offset} beyond the {}-byte data", store.len()),
+            ));
+        }
+        if count == 0 || count >= 1 << 24 {
+            return Err(bad(i, format!("count {count}")));
+        }
+        // A region tag (rpm's headerVerifyRegion): 16 bytes of BIN data.
+        if i == 0 && (61..=63).contains(&be(0)) && (ty != 7 || count != 16) {
+            return Err(bad(i, format!("region tag of type {ty}, count {count}")));
+        }
+        let rest = &store[offset..];
+        let size = match ty {
+            1 | 2 | 7 => 1,
+            3 => 2,
+            4 => 4,
+            5 => 8,
+            6 | 8 | 9 => {
+                if ty == 6 && count != 1 {
+                    return Err(bad(i, format!("{count} strings")));
+                }
+                let mut pos = rest;
+                for _ in 0..count {
+                    let nul = pos
+                        .iter()
+                        .position(|b| *b == 0)
+                        .ok_or_else(|| bad(i, "string runs past the data".into()))?;
+                    pos = &pos[nul + 1..];
+                }
+                continue;
+            }
+            t => return Err(bad(i, format!("unknown type {t}"))),
+        };
+        if offset % size != 0 {
+            return Err(bad(i, format!("offset {offset} is not aligned")));
+        }
+        if count.checked_mul(size).is_none_or(|n| n > rest.len()) {
+            return Err(bad(i, format!("{count} items do not fit in the data")));
+        }
+    }
     Ok(())
 }
 
@@ -632,6 +691,55 @@ mod tests {
         let a = b"07070X00000009\0\0".to_vec();
         let mut r = CpioReader::new(&a[..], vec![1]);
         assert!(r.next_entry().is_err());
+    }
+
+    /// A header with one entry (tag 1000) of `ty`, `offset`, `count` over `store`.
+    fn header_with(ty: u32, offset: u32, count: u32, store: &[u8]) -> Vec<u8> {
+        let mut v = HEADER_MAGIC.to_vec();
+        v.extend_from_slice(&[0; 4]);
+        v.extend_from_slice(&1u32.to_be_bytes());
+        v.extend_from_slice(&(store.len() as u32).to_be_bytes());
+        for x in [1000, ty, offset, count] {
+            v.extend_from_slice(&x.to_be_bytes());
+        }
+        v.extend_from_slice(store);
+        v
+    }
+
+    /// Regression (hostile corpus, fuzzing): index entries whose offset or
+    /// count lie made the header parser panic (slice out of range) or
+    /// reserve gigabytes; they are refused before it sees them.
+    #[test]
+    fn header_index_entries_that_lie_are_refused() {
+        let store = b"abc\0def\0\0\0\0\0\0\0\0\0";
+        let read = |h: &[u8]| {
+            let mut out = Vec::new();
+            read_header(&mut &h[..], &mut out, "main header")
+        };
+        assert!(read(&header_with(6, 0, 1, store)).is_ok());
+        assert!(read(&header_with(8, 0, 2, store)).is_ok());
+        assert!(read(&header_with(4, 8, 2, store)).is_ok());
+        for (ty, offset, count) in [
+            (6, 8_389_344, 1),   // offset far beyond the data
+            (4, 8, 0x1000_0000), // count beyond the data (and huge)
+            (5, 8, u32::MAX),    // count overflows
+            (4, 6, 1),           // misaligned
+            (8, 4, 11),          // strings past the end
+            (6, 0, 2),           // a STRING with two items
+            (99, 0, 1),          // unknown type
+            (7, store.len() as u32, 1),
+        ] {
+            let h = header_with(ty, offset, count, store);
+            assert!(
+                matches!(read(&h), Err(RpmError::Parse(_))),
+                "type {ty} offset {offset} count {count}"
+            );
+        }
+        // A header that claims 256 MiB of data but ends: truncated, and no
+        // 256 MiB buffer.
+        let mut h = header_with(6, 0, 1, store);
+        h[12..16].copy_from_slice(&0x0fff_ffffu32.to_be_bytes());
+        assert!(matches!(read(&h), Err(RpmError::Truncated(_))));
     }
 
     #[test]

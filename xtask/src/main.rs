@@ -5,7 +5,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod bench;
 mod cmd;
+mod corpus;
 mod cpio;
 mod deb;
 mod demo;
@@ -38,6 +40,21 @@ enum Task {
     Test,
     /// Make a loop-image pool under target/demo and walk through what is built so far.
     Demo,
+    /// Run the benchmark suite (benches/compare.rs) and write target/bench/report.{md,json}.
+    Bench {
+        /// Fewer reps and no minutes-long figures (under 5 minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Repetitions per figure (default 5, or 3 with --quick).
+        #[arg(long)]
+        reps: Option<usize>,
+    },
+    /// Write the hostile corpus (malformed and malicious RPMs) to a directory.
+    Corpus {
+        /// Output directory (default: target/testdata/corpus).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -50,6 +67,11 @@ fn main() {
         .map(|_| ()),
         Task::Test => test::run(),
         Task::Demo => demo::run(),
+        Task::Bench { quick, reps } => bench::run(&bench::Options { quick, reps }),
+        Task::Corpus { out } => {
+            let out = out.unwrap_or_else(|| cmd::repo_root().join("target/testdata/corpus"));
+            corpus::write(&out).map(|n| println!("{n} hostile packages in {}", out.display()))
+        }
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");
