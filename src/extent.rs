@@ -132,6 +132,9 @@ impl Index {
         if version != FORMAT_VERSION {
             return Err(FormatError::Version(version));
         }
+        if u32_at(t, 36) != 0 {
+            return Err(damaged("trailer reserved field is not 0"));
+        }
         let index_offset = u64_at(t, 0);
         let index_len = u64_at(t, 8);
         if index_offset
@@ -173,6 +176,9 @@ impl Index {
         let mut header_sha256 = [0u8; 32];
         header_sha256.copy_from_slice(&b[24..56]);
         let count = u32_at(b, 56) as usize;
+        if u32_at(b, 60) != 0 {
+            return Err(damaged("index reserved field is not 0"));
+        }
         if INDEX_HEAD_LEN as u64 + count as u64 * ENTRY_LEN as u64 != index_len {
             return Err(damaged(format!(
                 "index claims {count} entries but is {index_len} bytes long"
@@ -343,6 +349,24 @@ mod tests {
         ));
         // truncated in front
         assert!(load(&good[4096..]).is_err());
+        // Regression (fuzzing): reserved fields must be 0, so that an
+        // accepted index is the one encoding of its contents.
+        for at in [good.len() - 12, 16384 + 60] {
+            let mut v = good.clone();
+            v[at] = 1;
+            if at > 16384 + 60 {
+                // the trailer is not covered by the index checksum
+            } else {
+                let idx_len = v.len() - 48 - 16384;
+                let sum = blake3::hash(&v[16384..16384 + idx_len]);
+                let n = v.len();
+                v[n - 32..n - 16].copy_from_slice(&sum.as_bytes()[..16]);
+            }
+            assert!(
+                matches!(load(&v), Err(FormatError::Damaged(_))),
+                "reserved byte at {at}"
+            );
+        }
         // entry outside the data area
         let mut bad = sample();
         bad.entries[0].offset = 4096; // inside the header

@@ -1,0 +1,94 @@
+//! The bodies of the fuzz targets, shared by `cargo fuzz` (fuzz_targets/*.rs)
+//! and the deterministic property tests (`tests/hostile_fuzz.rs`, which
+//! include this file with `#[path]`): each takes arbitrary bytes and must
+//! return without panicking, with memory bounded, whatever they hold.
+#![allow(dead_code)]
+use std::io::{Read, Write};
+
+/// Decompressed bytes the payload targets read at most (a bomb is not a bug).
+pub const PAYLOAD_LIMIT: u64 = 8 << 20;
+
+/// `extent::Index::read` on arbitrary bytes as a file; when it accepts them,
+/// the index must re-encode to the same bytes and every entry must lie in
+/// the data area.
+pub fn index_read(data: &[u8]) {
+    use reimage::extent::{align_up, Index};
+    let mut f = tempfile::tempfile().expect("tempfile");
+    f.write_all(data).expect("write");
+    if let Ok((index, index_offset)) = Index::read(&f) {
+        let enc = index.encode(index_offset);
+        assert_eq!(
+            &data[index_offset as usize..],
+            &enc[..],
+            "an accepted index re-encodes to the same bytes"
+        );
+        for e in &index.entries {
+            if e.length > 0 {
+                assert!(e.offset >= index.data_start());
+                assert!(e.offset + align_up(e.length) <= index_offset);
+            }
+        }
+    }
+}
+
+/// The header and payload path of import: `read_prefix`, the header's
+/// file list and names, the payload's decompressor (by magic, else the
+/// header's compressor) and the cpio reader over it.
+pub fn rpm_stream(data: &[u8]) {
+    use reimage::rpmfile::{self, Compression};
+    let mut r = data;
+    let Ok(prefix) = rpmfile::read_prefix(&mut r) else {
+        return;
+    };
+    let meta = &prefix.meta;
+    let _ = reimage::import::package_file_name(meta);
+    let _ = reimage::import::nevra(meta);
+    let _ = rpmfile::header_digests(meta);
+    let _ = meta.is_source_package();
+    let _ = meta.get_build_time();
+    let sizes: Vec<u64> = match reimage::pkg::files(meta) {
+        Ok((files, _)) => files.iter().map(|f| f.size).collect(),
+        Err(_) => Vec::new(),
+    };
+    let compression = match Compression::detect(&r[..r.len().min(16)]) {
+        Some(c) => c,
+        None => match Compression::from_meta(meta) {
+            Ok(c) => c,
+            Err(_) => return,
+        },
+    };
+    let Ok(dec) = rpmfile::decompressor(r, compression) else {
+        return;
+    };
+    cpio_walk(dec.take(PAYLOAD_LIMIT), sizes);
+}
+
+/// The cpio reader alone (newc, crc, stripped), on arbitrary bytes; the
+/// first 64 bytes double as stripped-entry sizes.
+pub fn cpio(data: &[u8]) {
+    let sizes: Vec<u64> = data
+        .chunks(8)
+        .take(8)
+        .map(|c| c.iter().fold(0u64, |a, b| a << 8 | *b as u64) % (1 << 20))
+        .collect();
+    cpio_walk(data, sizes);
+}
+
+fn cpio_walk(r: impl Read, sizes: Vec<u64>) {
+    let mut cpio = reimage::rpmfile::CpioReader::new(r, sizes);
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..100_000 {
+        match cpio.next_entry() {
+            Ok(Some(_)) => {
+                let mut d = cpio.data();
+                loop {
+                    match d.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+#![no_main]
+//! `cargo fuzz run index_read` (see docs/hardening.md); the body is shared with
+//! tests/hostile_fuzz.rs.
+#[path = "../bodies.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::index_read(data));
