@@ -30,6 +30,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+#[path = "compare/large.rs"]
+mod large;
+
 /// Flags for Debian's `rpm -i/-U --root`: no scripts, no dependency or
 /// signature checks (the converted packages are unsigned and their
 /// dependencies name Debian packages). `--ignorearch --ignoreos` are not
@@ -59,6 +62,11 @@ const TOOLS: &[&str] = &[
     "mkfs.btrfs",
     "losetup",
     "git",
+    "ostree",
+    "rsync",
+    "cat",
+    "diff",
+    "sort",
 ];
 
 #[derive(Clone, Copy, Debug)]
@@ -93,6 +101,34 @@ fn stats(v: &[f64]) -> Option<Stats> {
     })
 }
 
+/// Set by `--quick`: [`FULL_ONLY`] contenders are left out.
+static QUICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Contenders only the full run measures: informational variants and the
+/// slowest peers (`--quick` keeps one peer per figure).
+const FULL_ONLY: &[&str] = &[
+    "reimage_import_j1",
+    "cpio_p1",
+    "zstd_p1",
+    "cpio_root",
+    "inc_1",
+    "full_1",
+    "snapper_1",
+    "inc_10",
+    "full_10",
+    "snapper_10",
+    "inc_v2",
+    "full_v2",
+    "snapper_v2",
+    "rpmi_small",
+    "rpmi_realistic",
+    "rpmi_large",
+    "linc_1",
+    "lsnap_1",
+    "linc_50",
+    "lsnap_50",
+];
+
 type RunFn<'a> = Box<dyn FnMut(usize) -> Result<Sample> + 'a>;
 
 /// One contender of a figure: a name, the command in words, and a closure
@@ -104,6 +140,10 @@ struct Contender<'a> {
     run: RunFn<'a>,
     samples: Vec<Sample>,
     error: Option<String>,
+    /// Entries (files, directories, symlinks) the command handles: time per file.
+    files: Option<u64>,
+    /// The contender this one's ratio divides by (else the section's reference).
+    vs: Option<&'static str>,
 }
 
 impl<'a> Contender<'a> {
@@ -115,7 +155,17 @@ impl<'a> Contender<'a> {
             run,
             samples: vec![],
             error: None,
+            files: None,
+            vs: None,
         }
+    }
+    fn files(mut self, n: u64) -> Self {
+        self.files = Some(n);
+        self
+    }
+    fn vs(mut self, key: &'static str) -> Self {
+        self.vs = Some(key);
+        self
     }
     fn durable(&self) -> Option<Stats> {
         stats(&self.samples.iter().map(|s| s.durable).collect::<Vec<_>>())
@@ -141,6 +191,8 @@ struct FigureResult {
     command: String,
     samples: Vec<Sample>,
     error: Option<String>,
+    files: Option<u64>,
+    vs: Option<&'static str>,
 }
 
 impl FigureResult {
@@ -262,7 +314,13 @@ fn measure(
     mut cs: Vec<Contender<'_>>,
     reps: usize,
 ) -> Section {
+    if QUICK.load(std::sync::atomic::Ordering::Relaxed) {
+        cs.retain(|c| !FULL_ONLY.contains(&c.key));
+    }
     println!("\n== {title}");
+    if cs.is_empty() {
+        println!("  (full run only)");
+    }
     for rep in 0..reps {
         for c in cs.iter_mut() {
             if c.error.is_some() {
@@ -308,6 +366,8 @@ fn measure(
                 command: c.command,
                 samples: c.samples,
                 error: c.error,
+                files: c.files,
+                vs: c.vs,
             })
             .collect(),
     }
@@ -352,6 +412,22 @@ fn extract_payloads(rpms: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>> {
         out.push(p);
     }
     Ok(out)
+}
+
+/// Entries under `p` (files, directories, symlinks; `p` itself not counted).
+fn count_entries(p: &Path) -> Result<u64> {
+    let mut n = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))? {
+            let e = e?;
+            n += 1;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(n)
 }
 
 fn rpms_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -578,6 +654,7 @@ fn main() {
 fn real_main() -> Result<bool> {
     let t0 = Instant::now();
     let opts = parse_args()?;
+    QUICK.store(opts.quick, std::sync::atomic::Ordering::Relaxed);
     check_tools()?;
     let bin = find_binary()?;
     let out_dir = target_dir().join("bench");
@@ -661,12 +738,34 @@ fn real_main() -> Result<bool> {
     );
     println!("machine: {machine}");
 
+    // The generated large set (cached) and the small one (the edge set,
+    // minus the package compose must refuse and the older edge-update).
+    let large = large::ensure(&target_dir().join("bench/data/large"))?;
+    let small: Vec<PathBuf> = rpms_in(&data.join("edge"))?
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            // edge-names: rpm cannot install its 255-byte file name (it
+            // appends ";XXXXXXXX" while unpacking), so the peers could not run.
+            !n.starts_with("edge-unmapped-")
+                && !n.starts_with("edge-update-1.0-")
+                && !n.starts_with("edge-names-")
+        })
+        .collect();
+
     // Warm the page cache with the inputs: every contender reads them hot.
-    for p in v1.iter().chain(&v2).chain([&e10, &e11]) {
+    for p in v1
+        .iter()
+        .chain(&v2)
+        .chain([&e10, &e11])
+        .chain(&small)
+        .chain(&large.v1)
+        .chain(&large.changed)
+    {
         fs::read(p)?;
     }
 
-    let fs_guard = ScratchFs::new(FsType::Btrfs, 12 << 30)?;
+    let fs_guard = ScratchFs::new(FsType::Btrfs, 40 << 30)?;
     let s = fs_guard.path().to_path_buf();
     let log = out_dir.join("commands.log");
     let _ = fs::remove_file(&log);
@@ -895,6 +994,7 @@ fn real_main() -> Result<bool> {
     )?;
     let base_v1 = pool.join("views/base-v1");
     let cmp = s.join("cmp");
+    let ostree_repo = s.join("ostree");
     fs::create_dir_all(&cmp)?;
     let rm_view = |name: &str| -> Result<()> {
         ctx.run(ctx.reimage(&pool).args(["rm-view", name]))?;
@@ -982,6 +1082,38 @@ fn real_main() -> Result<bool> {
             r
         }),
     ));
+    // ostree: the same tree committed to a bare repository on the same
+    // filesystem, checked out as hard links (what ostree deployments do).
+    ctx.run(
+        Command::new("ostree")
+            .arg(format!("--repo={}", ostree_repo.display()))
+            .args(["init", "--mode=bare"]),
+    )?;
+    ctx.run(
+        Command::new("ostree")
+            .arg(format!("--repo={}", ostree_repo.display()))
+            .args(["commit", "--branch=v1", "--no-bindings", "--subject=v1"])
+            .arg(format!("--tree=dir={}", base_v1.display())),
+    )?;
+    {
+        let (ostree_repo, cmp, ctx) = (&ostree_repo, &cmp, &ctx);
+        cs.push(Contender::new(
+            "ostree_checkout",
+            "ostree checkout -H (bare repo)",
+            "ostree --repo=REPO checkout -H v1 DIR  # REPO: bare, the view committed".into(),
+            Box::new(move |rep| {
+                let dst = cmp.join(format!("ostree-{rep}"));
+                let r = ctx.timed(
+                    Command::new("ostree")
+                        .arg(format!("--repo={}", ostree_repo.display()))
+                        .args(["checkout", "-H", "v1"])
+                        .arg(&dst),
+                );
+                rm_rf(&dst)?;
+                r
+            }),
+        ));
+    }
     sections.push(measure(
         "compose",
         &format!(
@@ -1111,6 +1243,715 @@ fn real_main() -> Result<bool> {
         opts.reps,
     ));
 
+    // ============================================================ large set
+    // A second pool for the small (edge) and large (generated) sets.
+    let xp = s.join("xpool");
+    ctx.run(ctx.reimage(&xp).arg("init"))?;
+    let t_imp = Instant::now();
+    let jl: Value = serde_json::from_str(
+        &ctx.run(
+            Command::new(&bin)
+                .arg("--pool")
+                .arg(&xp)
+                .arg("--json")
+                .arg("import")
+                .args(&large.v1),
+        )?,
+    )?;
+    let large_import_s = t_imp.elapsed().as_secs_f64();
+    let large_content: u64 = jl["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["content_bytes"].as_u64().unwrap_or(0))
+        .sum();
+    let large_files: u64 = jl["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["files"].as_u64().unwrap_or(0))
+        .sum();
+    let large_rpm_bytes: u64 = large
+        .v1
+        .iter()
+        .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    ctx.run(
+        ctx.reimage(&xp)
+            .arg("import")
+            .args(&large.changed)
+            .args(&small),
+    )?;
+    println!(
+        "large v1: {} packages, {large_files} files, {:.1} MB of content, {:.1} MB as .rpm; imported once in {large_import_s:.1} s (untimed setup, one sample)",
+        large.v1.len(),
+        large_content as f64 / 1e6,
+        large_rpm_bytes as f64 / 1e6
+    );
+    let l_small = lists.join("small.list");
+    let l_lv1 = lists.join("large-v1.list");
+    let l_lv2 = lists.join("large-v2.list");
+    write_list(&l_small, &small)?;
+    write_list(&l_lv1, &large.v1)?;
+    write_list(&l_lv2, &large.v2)?;
+    for (name, list) in [("small", &l_small), ("large-v1", &l_lv1)] {
+        ctx.run(ctx.reimage(&xp).args(["compose", name, "--list"]).arg(list))?;
+    }
+    ctx.run(
+        ctx.reimage(&xp)
+            .args(["compose", "large-v2", "--from", "large-v1", "--list"])
+            .arg(&l_lv2),
+    )?;
+    let view_small = xp.join("views/small");
+    let view_large = xp.join("views/large-v1");
+    let n_small = count_entries(&view_small)?;
+    let n_real = count_entries(&base_v1)?;
+    let n_large = count_entries(&view_large)?;
+    println!("entries per view: small {n_small}, realistic {n_real}, large {n_large}");
+
+    // rpm roots (subvolumes, so the snapper way can snapshot them).
+    let rr_small = s.join("rr-small");
+    let rr_large = s.join("rr-large");
+    let rr_large2 = s.join("rr-large-v2");
+    let t_rpm = Instant::now();
+    for (root, pkgs, justdb) in [(&rr_small, &small, false), (&rr_large, &large.v1, true)] {
+        ctx.run(
+            Command::new("btrfs")
+                .args(["subvolume", "create"])
+                .arg(root),
+        )?;
+        let mut c = Command::new("rpm");
+        c.arg("-i").arg("--root").arg(root).args(RPM_FLAGS);
+        if justdb {
+            c.arg("--justdb");
+        }
+        ctx.run(c.args(pkgs.iter()))?;
+        if justdb {
+            // The files: a reflink copy of the view (same bytes, owners,
+            // modes, mtimes as rpm -i writes; the view's extra files, such as
+            // its header directory, are ignored by rpm -V).
+            ctx.run(
+                Command::new("cp")
+                    .args(["-a", "--reflink=always"])
+                    .arg(&view_large)
+                    .arg(root.join("usr")),
+            )?;
+        }
+    }
+    notes.push(
+        "The large rpm root (for rpm -qa/-qf/-V and the snapper way) is `rpm -i --justdb` of the large v1 packages \
+         plus `cp -a --reflink=always` of the composed view as its /usr: the same files, owners, modes and mtimes \
+         that `rpm -i` writes, made in seconds instead of a minute of setup. rpm -V checks them like any install; \
+         rpm -i's own time on the large set is the `rpm -i --root (large)` row of the full run."
+            .into(),
+    );
+    println!(
+        "rpm roots of small and large: {:.1} s (untimed setup)",
+        t_rpm.elapsed().as_secs_f64()
+    );
+    ctx.run(
+        Command::new("btrfs")
+            .args(["subvolume", "snapshot"])
+            .arg(&rr_large)
+            .arg(&rr_large2),
+    )?;
+    ctx.run(
+        Command::new("rpm")
+            .arg("-U")
+            .arg("--root")
+            .arg(&rr_large2)
+            .args(RPM_FLAGS)
+            .args(&large.changed),
+    )?;
+    // What rpm -V says about each root (its exit status is not 0 when it
+    // reports a difference; the timed runs ignore it, so it is checked here).
+
+    // ------------------------------------------------ scaling: three sizes
+    #[allow(clippy::type_complexity)]
+    let sizes: [(&str, &Path, &Path, &Path, &Path, u64, &[PathBuf]); 3] = [
+        (
+            "small",
+            xp.as_path(),
+            l_small.as_path(),
+            view_small.as_path(),
+            rr_small.as_path(),
+            n_small,
+            small.as_slice(),
+        ),
+        (
+            "realistic",
+            pool.as_path(),
+            l_v1.as_path(),
+            base_v1.as_path(),
+            rr_v1.as_path(),
+            n_real,
+            v1.as_slice(),
+        ),
+        (
+            "large",
+            xp.as_path(),
+            l_lv1.as_path(),
+            view_large.as_path(),
+            rr_large.as_path(),
+            n_large,
+            large.v1.as_slice(),
+        ),
+    ];
+    let mut cs: Vec<Contender> = vec![];
+    for (tag, vpool, list, view, rroot, n, pkgs) in sizes {
+        let key = |k: &str| -> &'static str { Box::leak(format!("{k}_{tag}").into_boxed_str()) };
+        let (k_comp, k_cp, k_rpmi, k_ver, k_rpmv) = (
+            key("compose"),
+            key("cp"),
+            key("rpmi"),
+            key("verify"),
+            key("rpmV"),
+        );
+        let (ctx, cmp) = (&ctx, &cmp);
+        let vname = view
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        cs.push(
+            Contender::new(
+                k_comp,
+                &format!("reimage compose ({tag})"),
+                format!("reimage compose NAME --list {tag}.list"),
+                Box::new(move |rep| {
+                    let name = format!("scale-{tag}-{rep}");
+                    let r = ctx.timed(
+                        ctx.reimage(vpool)
+                            .args(["compose", &name, "--list"])
+                            .arg(list),
+                    );
+                    ctx.run(ctx.reimage(vpool).args(["rm-view", &name]))?;
+                    r
+                }),
+            )
+            .files(n),
+        );
+        cs.push(
+            Contender::new(
+                k_cp,
+                &format!("cp -a --reflink=always ({tag})"),
+                format!("cp -a --reflink=always VIEW({tag}) DIR"),
+                Box::new(move |rep| {
+                    let dst = cmp.join(format!("scale-cp-{tag}-{rep}"));
+                    let r = ctx.timed(
+                        Command::new("cp")
+                            .args(["-a", "--reflink=always"])
+                            .arg(view)
+                            .arg(&dst),
+                    );
+                    rm_rf(&dst)?;
+                    r
+                }),
+            )
+            .files(n)
+            .vs(k_comp),
+        );
+        if !(opts.quick && tag == "large") {
+            cs.push(
+                Contender::new(
+                    k_rpmi,
+                    &format!("rpm -i --root ({tag})"),
+                    format!("rpm -i --root R {} {tag}/*.rpm", RPM_FLAGS.join(" ")),
+                    Box::new(move |rep| {
+                        let root = cmp.join(format!("scale-rpm-{tag}-{rep}"));
+                        let r = ctx.timed(
+                            Command::new("rpm")
+                                .arg("-i")
+                                .arg("--root")
+                                .arg(&root)
+                                .args(RPM_FLAGS)
+                                .args(pkgs),
+                        );
+                        rm_rf(&root)?;
+                        r
+                    }),
+                )
+                .files(n)
+                .vs(k_comp),
+            );
+        }
+        cs.push(
+            Contender::new(
+                k_ver,
+                &format!("reimage verify ({tag})"),
+                format!("reimage verify VIEW({tag})"),
+                Box::new(move |_| ctx.timed(ctx.reimage(vpool).args(["verify", &vname]))),
+            )
+            .files(n),
+        );
+        cs.push(
+            Contender::new(
+                k_rpmv,
+                &format!("rpm -Va --root ({tag})"),
+                "rpm -Va --root R --dbpath /var/lib/rpm --nodeps  # exit status ignored, see notes"
+                    .into(),
+                Box::new(move |_| {
+                    ctx.timed(&mut sh(&format!(
+                        "rpm -Va --root {} --dbpath /var/lib/rpm --nodeps > {} 2>&1 || true",
+                        q(rroot),
+                        q(&cmp.join(format!("rpmV-{tag}.out")))
+                    )))
+                }),
+            )
+            .files(n)
+            .vs(k_ver),
+        );
+    }
+    let scaling = measure(
+        "scaling",
+        &format!(
+            "how cost grows: compose and verify at three sizes (small {} packages, realistic {}, large {})",
+            small.len(),
+            v1.len(),
+            large.v1.len()
+        ),
+        None,
+        "",
+        cs,
+        opts.reps,
+    );
+    sections.push(scaling);
+    for tag in ["small", "realistic", "large"] {
+        let out = fs::read_to_string(cmp.join(format!("rpmV-{tag}.out"))).unwrap_or_default();
+        let n = out.lines().count();
+        let first: Vec<&str> = out.lines().take(3).collect();
+        notes.push(format!(
+            "rpm -Va on the {tag} rpm root (last rep) printed {n} lines, e.g. {:?}: what rpm finds different in its own \
+             install (owners it could not resolve, hard links of the rpm crate's builder); the timed runs ignore its exit status.",
+            first
+        ));
+    }
+
+    // ------------------------------------------ list/query/diff on large
+    let qpath = "/usr/lib/bench-p150/libbench-p150.so.1".to_string();
+    let rpmq = |root: &Path| format!("rpm --root {} --dbpath /var/lib/rpm", q(root));
+    let mut cs: Vec<Contender> = vec![];
+    {
+        let (xp, ctx, qpath) = (&xp, &ctx, &qpath);
+        cs.push(Contender::new(
+            "list_large",
+            "reimage list",
+            "reimage list large-v1".into(),
+            Box::new(move |_| ctx.timed(ctx.reimage(xp).args(["list", "large-v1"]))),
+        ));
+        let c = format!("{} -qa", rpmq(&rr_large));
+        cs.push(
+            Contender::new(
+                "rpm_qa",
+                "rpm -qa",
+                c.clone(),
+                Box::new(move |_| ctx.timed(&mut sh(&c))),
+            )
+            .vs("list_large"),
+        );
+        cs.push(Contender::new(
+            "qf_large",
+            "reimage query -f",
+            format!("reimage query -f {qpath} large-v1"),
+            Box::new(move |_| ctx.timed(ctx.reimage(xp).args(["query", "-f", qpath, "large-v1"]))),
+        ));
+        let c = format!("{} -qf {qpath}", rpmq(&rr_large));
+        cs.push(
+            Contender::new(
+                "rpm_qf",
+                "rpm -qf",
+                c.clone(),
+                Box::new(move |_| ctx.timed(&mut sh(&c))),
+            )
+            .vs("qf_large"),
+        );
+        cs.push(Contender::new(
+            "diff_large",
+            "reimage diff",
+            "reimage diff large-v1 large-v2".into(),
+            Box::new(move |_| ctx.timed(ctx.reimage(xp).args(["diff", "large-v1", "large-v2"]))),
+        ));
+        let c = format!(
+            "diff <({} -qa | sort) <({} -qa | sort) || [ $? -eq 1 ]",
+            rpmq(&rr_large),
+            rpmq(&rr_large2)
+        );
+        cs.push(
+            Contender::new(
+                "rpm_diff",
+                "diff of two rpm -qa",
+                c.clone(),
+                Box::new(move |_| ctx.timed(&mut sh(&c))),
+            )
+            .vs("diff_large"),
+        );
+        cs.push(Contender::new(
+            "diff_files_large",
+            "reimage diff --files",
+            "reimage diff --files large-v1 large-v2".into(),
+            Box::new(move |_| {
+                ctx.timed(
+                    ctx.reimage(xp)
+                        .args(["diff", "--files", "large-v1", "large-v2"]),
+                )
+            }),
+        ));
+        let c = format!(
+            "diff <({} -qa --dump | sort) <({} -qa --dump | sort) || [ $? -eq 1 ]",
+            rpmq(&rr_large),
+            rpmq(&rr_large2)
+        );
+        cs.push(
+            Contender::new(
+                "rpm_dump_diff",
+                "diff of two rpm -qa --dump",
+                c.clone(),
+                Box::new(move |_| ctx.timed(&mut sh(&c))),
+            )
+            .vs("diff_files_large"),
+        );
+    }
+    sections.push(measure(
+        "query",
+        &format!(
+            "list, query -f, diff on the large image ({} packages, {n_large} entries) vs rpm on an rpmdb of the same packages",
+            large.v1.len()
+        ),
+        None,
+        "",
+        cs,
+        opts.reps,
+    ));
+
+    // ------------------------------------- incremental compose, large set
+    let lchanged = &large.changed;
+    let swap = |k: usize| -> Vec<PathBuf> {
+        large
+            .v1
+            .iter()
+            .map(|p| {
+                lchanged[..k]
+                    .iter()
+                    .find(|n| rpm_name(n) == rpm_name(p))
+                    .unwrap_or(p)
+                    .clone()
+            })
+            .collect()
+    };
+    let l_l1 = lists.join("large-u1.list");
+    let l_l10 = lists.join("large-u10.list");
+    write_list(&l_l1, &swap(1))?;
+    write_list(&l_l10, &swap(10))?;
+    let mut cs: Vec<Contender> = vec![];
+    {
+        let ctx = &ctx;
+        let xp = &xp;
+        let l_lv2 = &l_lv2;
+        cs.push(Contender::new(
+            "lfull_50",
+            "compose full (large v2 list)",
+            "reimage compose NAME --list large-v2.list".into(),
+            Box::new(move |rep| {
+                let name = format!("lfull-{rep}");
+                let r = ctx.timed(
+                    ctx.reimage(xp)
+                        .args(["compose", &name, "--list"])
+                        .arg(l_lv2),
+                );
+                ctx.run(ctx.reimage(xp).args(["rm-view", &name]))?;
+                r
+            }),
+        ));
+        let ups: [(&'static str, &'static str, usize, &Path); 3] = [
+            ("linc_1", "lsnap_1", 1, &l_l1),
+            ("linc_10", "lsnap_10", 10, &l_l10),
+            ("linc_50", "lsnap_50", lchanged.len(), l_lv2),
+        ];
+        for (k_inc, k_snap, n, list) in ups {
+            cs.push(
+                Contender::new(
+                    k_inc,
+                    &format!("compose --from ({n}-package update)"),
+                    format!("reimage compose NAME --from large-v1 --list LIST  # {n} of {} packages replaced", large.v1.len()),
+                    Box::new(move |rep| {
+                        let name = format!("linc{n}-{rep}");
+                        let r = ctx.timed(
+                            ctx.reimage(xp)
+                                .args(["compose", &name, "--from", "large-v1", "--list"])
+                                .arg(list),
+                        );
+                        ctx.run(ctx.reimage(xp).args(["rm-view", &name]))?;
+                        r
+                    }),
+                )
+                .vs("lfull_50"),
+            );
+            let (cmp, rr_large) = (&cmp, &rr_large);
+            let pkgs = lchanged[..n].to_vec();
+            cs.push(
+                Contender::new(
+                    k_snap,
+                    &format!("snapshot + rpm -U ({n} packages)"),
+                    format!(
+                        "btrfs subvolume snapshot ROOT S && rpm -U --root S {} PKGS",
+                        RPM_FLAGS.join(" ")
+                    ),
+                    Box::new(move |rep| {
+                        let snap = cmp.join(format!("lsnap{n}-{rep}"));
+                        let r = ctx.timed(&mut sh(&format!(
+                            "btrfs -q subvolume snapshot {} {s}\nrpm -U --root {s} {} {}",
+                            q(rr_large),
+                            RPM_FLAGS.join(" "),
+                            qs(&pkgs),
+                            s = q(&snap),
+                        )));
+                        subvol_delete(&snap)?;
+                        r
+                    }),
+                )
+                .vs("lfull_50"),
+            );
+        }
+    }
+    sections.push(measure(
+        "incremental_large",
+        &format!(
+            "incremental compose on the large set: 1, 10 and {} package updates of {} packages",
+            lchanged.len(),
+            large.v1.len()
+        ),
+        None,
+        "",
+        cs,
+        opts.reps,
+    ));
+
+    // ------------------------------------------------------------- dedupe
+    // A pool of realistic v1 + v2 whose packages lost their sharing: each
+    // rewritten with cp --reflink=never before every rep of every contender.
+    let dp = s.join("dpool");
+    ctx.run(ctx.reimage(&dp).arg("init"))?;
+    ctx.run(ctx.reimage(&dp).arg("import").args(&v1).args(&v2))?;
+    let dpk = dp.join("packages");
+    let dedupe_bytes: u64 = fs::read_dir(&dpk)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let unshare = format!(
+        "cd {} && for f in *; do cp --reflink=never --preserve=mode,timestamps \"$f\" \".$f.cp\" && mv \".$f.cp\" \"$f\"; done",
+        q(&dpk)
+    );
+    let dedupe_json = s.join("dedupe.json");
+    let mut cs: Vec<Contender> = vec![];
+    {
+        let (ctx, unshare, dp, dpk, dedupe_json, bin) =
+            (&ctx, &unshare, &dp, &dpk, &dedupe_json, &bin);
+        cs.push(Contender::new(
+            "dedupe",
+            "reimage dedupe",
+            "reimage dedupe  # after: for f in packages/*; cp --reflink=never f f.cp; mv f.cp f"
+                .into(),
+            Box::new(move |_| {
+                ctx.run(&mut sh(unshare))?;
+                ctx.timed(&mut sh(&format!(
+                    "{} --pool {} --json dedupe > {}",
+                    q(bin),
+                    q(dp),
+                    q(dedupe_json)
+                )))
+            }),
+        ));
+        cs.push(
+            Contender::new(
+                "cat_read",
+                "cat packages/* > /dev/null",
+                "cat POOL/packages/* > /dev/null  # same preparation".into(),
+                Box::new(move |_| {
+                    ctx.run(&mut sh(unshare))?;
+                    ctx.timed(&mut sh(&format!("cat {}/* > /dev/null", q(dpk))))
+                }),
+            )
+            .vs("dedupe"),
+        );
+    }
+    sections.push(measure(
+        "dedupe",
+        &format!(
+            "dedupe throughput: realistic v1 + v2 pool ({} MB of extent packages) rewritten as plain copies",
+            dedupe_bytes / 1_000_000
+        ),
+        Some(dedupe_bytes),
+        "dedupe",
+        cs,
+        opts.reps,
+    ));
+    let dedupe_report: Value = fs::read_to_string(&dedupe_json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let dedupe_after = compsize(&ctx, std::slice::from_ref(&dpk)).ok();
+    rm_rf(&dp)?;
+
+    // --------------------------------------------------------- sync bytes
+    println!("\n== sync bytes: realistic v1 -> v2");
+    let delta_level = if opts.quick { 9 } else { 19 };
+    let sync = (|| -> Result<Value> {
+        let repo = s.join("repo");
+        let pubpool = s.join("pubpool");
+        ctx.run(ctx.reimage(&pubpool).arg("init"))?;
+        let t = Instant::now();
+        ctx.run(
+            ctx.reimage(&pubpool)
+                .arg("publish")
+                .arg(&repo)
+                .args(["bench", "1"])
+                .args(&v1),
+        )?;
+        let pub1 = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        ctx.run(
+            ctx.reimage(&pubpool)
+                .arg("publish")
+                .arg(&repo)
+                .args(["bench", "2"])
+                .args(&v2)
+                .args([
+                    "--deltas-from",
+                    "1",
+                    "--delta-level",
+                    &delta_level.to_string(),
+                ]),
+        )?;
+        let pub2 = t.elapsed().as_secs_f64();
+        let sync_json = |pool: &Path, ver: &str, deltas: bool| -> Result<Value> {
+            let mut c = Command::new(&bin);
+            c.arg("--pool")
+                .arg(pool)
+                .arg("--json")
+                .arg("sync")
+                .arg(&repo)
+                .args(["bench", ver]);
+            if !deltas {
+                c.arg("--no-deltas");
+            }
+            Ok(serde_json::from_str(&ctx.run(&mut c)?)?)
+        };
+        let mut res = vec![];
+        for (tag, deltas) in [("live", false), ("deltas", true)] {
+            let cp = s.join(format!("client-{tag}"));
+            ctx.run(ctx.reimage(&cp).arg("init"))?;
+            let first = sync_json(&cp, "1", deltas)?;
+            let second = sync_json(&cp, "2", deltas)?;
+            res.push((first, second));
+            rm_rf(&cp)?;
+        }
+        // rsync of the compressed .rpm files, as a mirror would (tests/sync.rs).
+        let rdir = s.join("rpmsync");
+        for (d, pk) in [("v1", &v1), ("v2", &v2)] {
+            fs::create_dir_all(rdir.join(d))?;
+            for p in pk.iter() {
+                fs::copy(p, rdir.join(d).join(p.file_name().unwrap_or_default()))?;
+            }
+        }
+        let client = rdir.join("client");
+        fs::create_dir_all(&client)?;
+        let rsync = |d: &str| -> Result<u64> {
+            let out = ctx.run(
+                Command::new("rsync")
+                    .args([
+                        "-r",
+                        "--compress",
+                        "--compress-choice=zstd",
+                        "--stats",
+                        "--no-whole-file",
+                        "--fuzzy",
+                        "--delete-after",
+                    ])
+                    .arg(format!("{}/", rdir.join(d).display()))
+                    .arg(&client),
+            )?;
+            let n = |k: &str| -> u64 {
+                out.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .and_then(|v| v.split_whitespace().next().map(|x| x.replace(',', "")))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            Ok(n("Total bytes sent:") + n("Total bytes received:"))
+        };
+        let rsync_v1 = rsync("v1")?;
+        let rsync_v2 = rsync("v2")?;
+        let dnf: u64 = changed
+            .iter()
+            .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let mut ostree = json!({"skipped": "full run only (generating the delta takes minutes)"});
+        if !opts.quick {
+            let r = (|| -> Result<Value> {
+                ctx.run(
+                    ctx.reimage(&pool)
+                        .args(["compose", "base-v2", "--list"])
+                        .arg(&l_v2),
+                )?;
+                ctx.run(
+                    Command::new("ostree")
+                        .arg(format!("--repo={}", ostree_repo.display()))
+                        .args(["commit", "--branch=v2", "--no-bindings", "--subject=v2"])
+                        .arg(format!(
+                            "--tree=dir={}",
+                            pool.join("views/base-v2").display()
+                        )),
+                )?;
+                let f = s.join("ostree-v1-v2.delta");
+                let t = Instant::now();
+                ctx.run(
+                    Command::new("ostree")
+                        .arg(format!("--repo={}", ostree_repo.display()))
+                        .args([
+                            "static-delta",
+                            "generate",
+                            "--from=v1",
+                            "--to=v2",
+                            "--inline",
+                        ])
+                        .arg(format!("--filename={}", f.display())),
+                )?;
+                let secs = t.elapsed().as_secs_f64();
+                let bytes = fs::metadata(&f)?.len();
+                Ok(json!({"bytes": bytes, "generate_seconds": secs}))
+            })();
+            ostree = r.unwrap_or_else(|e| json!({"error": format!("{e:#}")}));
+        }
+        let w = |v: &Value| v["wire_bytes"].as_u64();
+        Ok(json!({
+            "delta_level": delta_level,
+            "publish_v1_seconds": pub1,
+            "publish_v2_seconds": pub2,
+            "dnf_bytes": dnf,
+            "rpm_rsync_v1_bytes": rsync_v1,
+            "rpm_rsync_bytes": rsync_v2,
+            "live_bytes": w(&res[0].1),
+            "live_first_sync_bytes": w(&res[0].0),
+            "live_report_rpm_bytes": res[0].1["rpm_bytes"],
+            "live_seconds": res[0].1["seconds"],
+            "delta_bytes": w(&res[1].1),
+            "delta_seconds": res[1].1["seconds"],
+            "by_delta": res[1].1["by_delta"],
+            "by_rsync_live": res[0].1["by_rsync"],
+            "ostree_delta": ostree,
+        }))
+    })();
+    let sync = match sync {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            v
+        }
+        Err(e) => {
+            println!("  sync: FAILED: {e:#}");
+            json!({"error": format!("{e:#}")})
+        }
+    };
+
     // ------------------------------------------------------------------ disk
     println!("\n== disk: 5 views of realistic v1 vs the pool");
     let disk = (|| -> Result<Value> {
@@ -1156,6 +1997,44 @@ fn real_main() -> Result<bool> {
             snaps.push(p);
         }
         let meta3 = metadata_used(&ctx)?;
+        // Two versions (v1 and the v2 update) three ways, by compsize.
+        if !pool.join("views/base-v2").exists() {
+            ctx.run(
+                ctx.reimage(&pool)
+                    .args(["compose", "base-v2", "--list"])
+                    .arg(&l_v2),
+            )?;
+        }
+        let (re_disk, _) = compsize(
+            &ctx,
+            &[
+                pool.join("packages"),
+                base_v1.clone(),
+                pool.join("views/base-v2"),
+            ],
+        )?;
+        let snap2 = cmp.join("disk-snapper-v2");
+        ctx.run(&mut sh(&format!(
+            "btrfs -q subvolume snapshot {} {s}\nrpm -U --root {s} {} {}",
+            q(&rr_v1),
+            RPM_FLAGS.join(" "),
+            qs(&changed),
+            s = q(&snap2),
+        )))?;
+        let (snapper_disk, _) = compsize(&ctx, &[rr_v1.clone(), snap2.clone()])?;
+        let rr_v2 = cmp.join("disk-rr-v2");
+        ctx.run(
+            Command::new("rpm")
+                .arg("-i")
+                .arg("--root")
+                .arg(&rr_v2)
+                .args(RPM_FLAGS)
+                .args(&v2),
+        )?;
+        let (v1_disk, _) = compsize(&ctx, std::slice::from_ref(&rr_v1))?;
+        let (v2_disk, _) = compsize(&ctx, std::slice::from_ref(&rr_v2))?;
+        subvol_delete(&snap2)?;
+        rm_rf(&rr_v2)?;
         // Exclusive bytes per subvolume, metadata included: qgroups.
         ctx.run(
             Command::new("btrfs")
@@ -1221,6 +2100,11 @@ fn real_main() -> Result<bool> {
             "metadata_per_snapshot": (meta3.saturating_sub(meta2)) / n as u64,
             "qgroup_views": q_views,
             "qgroup_snapshots": q_snaps,
+            "two_versions": {
+                "reimage_pool_and_views": re_disk,
+                "snapper_root_and_updated_snapshot": snapper_disk,
+                "separate_roots": v1_disk + v2_disk,
+            },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         Ok(v)
@@ -1238,7 +2122,9 @@ fn real_main() -> Result<bool> {
     let ok = sections
         .iter()
         .all(|s| s.contenders.iter().all(|c| c.error.is_none()))
-        && disk.get("error").is_none();
+        && disk.get("error").is_none()
+        && sync.get("error").is_none()
+        && sync["ostree_delta"].get("error").is_none();
     let (md, js) = report(
         &opts,
         &machine,
@@ -1249,6 +2135,13 @@ fn real_main() -> Result<bool> {
         &notes,
         elapsed,
         (v1.len(), files, content, compressed, changed.len()),
+        &json!({
+            "sync": sync,
+            "dedupe": {"report": dedupe_report, "compsize_after": dedupe_after.map(|(d, r)| json!({"disk": d, "referenced": r})), "bytes": dedupe_bytes},
+            "small": {"packages": small.len(), "entries": n_small},
+            "realistic_entries": n_real,
+            "large": {"packages": large.v1.len(), "files": large_files, "entries": n_large, "content_bytes": large_content, "rpm_bytes": large_rpm_bytes, "changed_in_v2": large.changed.len(), "import_seconds_once": large_import_s, "generate_or_load_seconds": large.seconds_generating},
+        }),
     )?;
     fs::write(out_dir.join("report.md"), &md)?;
     fs::write(
@@ -1283,7 +2176,11 @@ fn esc(s: &str) -> String {
 
 /// The contender a row's ratio divides by: the section's reference, or for
 /// the incremental section the full compose of the same list.
-fn reference_of(sec: &Section, key: &str) -> Option<String> {
+fn reference_of(sec: &Section, c: &FigureResult) -> Option<String> {
+    let key = c.key;
+    if let Some(v) = c.vs {
+        return Some(v.to_string());
+    }
     if !sec.reference.is_empty() {
         return Some(sec.reference.to_string());
     }
@@ -1302,6 +2199,7 @@ fn report(
     notes: &[String],
     elapsed: f64,
     (npkg, files, content, compressed, nchanged): (usize, u64, u64, u64, usize),
+    extra: &Value,
 ) -> Result<(String, Value)> {
     let mut md = String::new();
     writeln!(md, "# reimage compare: report\n")?;
@@ -1334,95 +2232,21 @@ fn report(
     )?;
     writeln!(
         md,
+        "- small: the edge set, {} packages, {} entries in the view; realistic v1: {} entries; large (generated): {} packages, {} files, {} entries, {:.1} MB of content, {:.1} MB as .rpm, v2 changes {}",
+        extra["small"]["packages"],
+        extra["small"]["entries"],
+        extra["realistic_entries"],
+        extra["large"]["packages"],
+        extra["large"]["files"],
+        extra["large"]["entries"],
+        extra["large"]["content_bytes"].as_u64().unwrap_or(0) as f64 / 1e6,
+        extra["large"]["rpm_bytes"].as_u64().unwrap_or(0) as f64 / 1e6,
+        extra["large"]["changed_in_v2"],
+    )?;
+    writeln!(
+        md,
         "- times in seconds, `durable` = command plus a syncfs of the filesystem (what ratios use), `done` = command alone; median [min..max]\n"
     )?;
-    let mut jsections = vec![];
-    for sec in sections {
-        writeln!(md, "## {}\n", sec.title)?;
-
-        let mb = sec.bytes.is_some() && sec.id == "import";
-        writeln!(
-            md,
-            "| contender | durable median | min..max | done median |{} x {} |",
-            if mb { " MB/s |" } else { "" },
-            if sec.reference.is_empty() {
-                "full compose of the same list"
-            } else {
-                "reimage time"
-            }
-        )?;
-        writeln!(
-            md,
-            "|---|---:|---:|---:|{}---:|",
-            if mb { "---:|" } else { "" }
-        )?;
-        let mut jcs = vec![];
-        for c in &sec.contenders {
-            let d = c.durable();
-            let n = c.done();
-            let refkey = reference_of(sec, c.key);
-            let rel = match (refkey.as_deref().and_then(|k| med(sections, k)), d) {
-                (Some(r), Some(d)) => Some(d.median / r),
-                _ => None,
-            };
-            match (d, n) {
-                (Some(d), Some(n)) => {
-                    let mbs = sec.bytes.map(|b| b as f64 / 1e6 / d.median);
-                    writeln!(
-                        md,
-                        "| {} | {:.3} | {:.3}..{:.3} | {:.3} |{} {} |",
-                        esc(&c.label),
-                        d.median,
-                        d.min,
-                        d.max,
-                        n.median,
-                        if mb {
-                            format!(" {:.0} |", mbs.unwrap_or(0.0))
-                        } else {
-                            String::new()
-                        },
-                        rel.map(|r| format!("{r:.2}x"))
-                            .unwrap_or_else(|| "-".into())
-                    )?;
-                }
-                _ => {
-                    writeln!(
-                        md,
-                        "| {} | NOT MEASURED: {} | | |{} |",
-                        esc(&c.label),
-                        c.error
-                            .as_deref()
-                            .unwrap_or("no samples")
-                            .replace('|', "/")
-                            .replace('\n', " "),
-                        if mb { " |" } else { "" }
-                    )?;
-                }
-            }
-            let st = |s: Option<Stats>| {
-                s.map(|s| json!({"median": s.median, "min": s.min, "max": s.max}))
-            };
-            jcs.push(json!({
-                "key": c.key,
-                "label": c.label,
-                "command": c.command,
-                "durable_s": st(d),
-                "done_s": st(n),
-                "samples": c.samples.iter().map(|s| json!({"done": s.done, "durable": s.durable})).collect::<Vec<_>>(),
-                "mb_per_s": match (sec.bytes, d) { (Some(b), Some(d)) if sec.id == "import" => Some(b as f64 / 1e6 / d.median), _ => None },
-                "time_vs_reference": rel,
-                "error": c.error,
-            }));
-        }
-        writeln!(md)?;
-        writeln!(md, "Commands:\n")?;
-        for c in &sec.contenders {
-            writeln!(md, "- {}: `{}`", esc(&c.label), c.command)?;
-        }
-        writeln!(md)?;
-        jsections.push(json!({"id": sec.id, "title": sec.title, "reference": sec.reference, "contenders": jcs}));
-    }
-
     // Targets from issues 3 and 4.
     let ratio = |a: &str, b: &str| -> Option<f64> { Some(med(sections, a)? / med(sections, b)?) };
     let mut targets = vec![];
@@ -1494,7 +2318,104 @@ fn report(
         "(info)",
         None,
     );
-    writeln!(md, "## Targets (issues 3 and 4)\n")?;
+    let r = ratio("rpmi_large", "compose_large");
+    t(
+        "full compose speed-up over rpm -i --root, large set (issue 4)",
+        r,
+        ">= 10x",
+        r.map(|r| r >= 10.0),
+    );
+    let r = ratio("compose_large", "cp_large");
+    t(
+        "full compose time / cp -a --reflink, large set (issue 4)",
+        r,
+        "<= 2x (aim < 1x)",
+        r.map(|r| r <= 2.0),
+    );
+    let r = ratio("reimage_compose", "ostree_checkout");
+    t(
+        "full compose time / ostree checkout -H, realistic",
+        r,
+        "(info)",
+        None,
+    );
+    let r = ratio("linc_10", "lfull_50");
+    t(
+        "10-package --from / full compose, large set (issue 4)",
+        r,
+        "< 0.05",
+        r.map(|r| r < 0.05),
+    );
+    let r = ratio("linc_1", "lfull_50");
+    t(
+        "1-package --from / full compose, large set",
+        r,
+        "(info)",
+        None,
+    );
+    let r = ratio("lsnap_50", "linc_50");
+    t(
+        "50-package --from speed-up over snapshot + rpm -U, large set (issue 4: >= 20x for 54)",
+        r,
+        ">= 20x",
+        r.map(|r| r >= 20.0),
+    );
+    let r = ratio("cat_read", "dedupe");
+    t(
+        "dedupe throughput / cat > /dev/null of the same packages (issue 6)",
+        r,
+        ">= 0.5x",
+        r.map(|r| r >= 0.5),
+    );
+    let sy = &extra["sync"];
+    let b = |k: &str| sy[k].as_u64().map(|v| v as f64);
+    let r = b("live_bytes")
+        .zip(b("rpm_rsync_bytes"))
+        .map(|(a, c)| a / c);
+    t(
+        "sync --no-deltas bytes / rsync of the .rpm files (issue 7)",
+        r,
+        "<= 1",
+        r.map(|r| r <= 1.0),
+    );
+    let r = b("delta_bytes").zip(b("dnf_bytes")).map(|(a, c)| a / c);
+    t(
+        "sync with static deltas bytes / dnf download (issue 7)",
+        r,
+        "<= 0.25",
+        r.map(|r| r <= 0.25),
+    );
+    let r = b("delta_bytes")
+        .zip(sy["ostree_delta"]["bytes"].as_u64().map(|v| v as f64))
+        .map(|(a, c)| a / c);
+    t(
+        "sync with static deltas bytes / ostree static delta",
+        r,
+        "(info)",
+        None,
+    );
+    for (a, bk, what) in [
+        ("list_large", "rpm_qa", "reimage list vs rpm -qa"),
+        ("qf_large", "rpm_qf", "reimage query -f vs rpm -qf"),
+        (
+            "diff_large",
+            "rpm_diff",
+            "reimage diff vs diff of two rpm -qa",
+        ),
+        (
+            "diff_files_large",
+            "rpm_dump_diff",
+            "reimage diff --files vs diff of two rpm -qa --dump",
+        ),
+        ("verify_large", "rpmV_large", "reimage verify vs rpm -Va"),
+    ] {
+        let r = ratio(bk, a);
+        t(&format!("{what}, large set: speed-up"), r, "(info)", None);
+    }
+    writeln!(
+        md,
+        "## Headline: targets of issues 3, 4, 6, 7 and ratios to peers\n"
+    )?;
     writeln!(md, "| target | measured | goal | met |")?;
     writeln!(md, "|---|---:|---|---|")?;
     for t in &targets {
@@ -1515,6 +2436,114 @@ fn report(
         )?;
     }
     writeln!(md)?;
+
+    let mut jsections = vec![];
+    for sec in sections {
+        if sec.contenders.is_empty() {
+            writeln!(
+                md,
+                "## {}\n\nFull run only (left out by `--quick`).\n",
+                sec.title
+            )?;
+            continue;
+        }
+        writeln!(md, "## {}\n", sec.title)?;
+
+        let mb = sec.bytes.is_some() && (sec.id == "import" || sec.id == "dedupe");
+        let pf = sec.contenders.iter().any(|c| c.files.is_some());
+        writeln!(
+            md,
+            "| contender | durable median | min..max | done median |{}{} x {} |",
+            if mb { " MB/s |" } else { "" },
+            if pf { " files | µs/file |" } else { "" },
+            if sec.reference.is_empty() {
+                "its reference (see commands)"
+            } else {
+                "reimage time"
+            }
+        )?;
+        writeln!(
+            md,
+            "|---|---:|---:|---:|{}{}---:|",
+            if mb { "---:|" } else { "" },
+            if pf { "---:|---:|" } else { "" }
+        )?;
+        let mut jcs = vec![];
+        for c in &sec.contenders {
+            let d = c.durable();
+            let n = c.done();
+            let refkey = reference_of(sec, c);
+            let rel = match (refkey.as_deref().and_then(|k| med(sections, k)), d) {
+                (Some(r), Some(d)) => Some(d.median / r),
+                _ => None,
+            };
+            match (d, n) {
+                (Some(d), Some(n)) => {
+                    let mbs = sec.bytes.map(|b| b as f64 / 1e6 / d.median);
+                    writeln!(
+                        md,
+                        "| {} | {:.3} | {:.3}..{:.3} | {:.3} |{}{} {} |",
+                        esc(&c.label),
+                        d.median,
+                        d.min,
+                        d.max,
+                        n.median,
+                        if mb {
+                            format!(" {:.0} |", mbs.unwrap_or(0.0))
+                        } else {
+                            String::new()
+                        },
+                        match (pf, c.files) {
+                            (true, Some(f)) =>
+                                format!(" {f} | {:.1} |", d.median * 1e6 / f.max(1) as f64),
+                            (true, None) => " | |".to_string(),
+                            _ => String::new(),
+                        },
+                        rel.map(|r| format!("{r:.2}x"))
+                            .unwrap_or_else(|| "-".into())
+                    )?;
+                }
+                _ => {
+                    writeln!(
+                        md,
+                        "| {} | NOT MEASURED: {} | | |{}{} |",
+                        esc(&c.label),
+                        c.error
+                            .as_deref()
+                            .unwrap_or("no samples")
+                            .replace('|', "/")
+                            .replace('\n', " "),
+                        if mb { " |" } else { "" },
+                        if pf { " | |" } else { "" }
+                    )?;
+                }
+            }
+            let st = |s: Option<Stats>| {
+                s.map(|s| json!({"median": s.median, "min": s.min, "max": s.max}))
+            };
+            jcs.push(json!({
+                "key": c.key,
+                "label": c.label,
+                "command": c.command,
+                "durable_s": st(d),
+                "done_s": st(n),
+                "samples": c.samples.iter().map(|s| json!({"done": s.done, "durable": s.durable})).collect::<Vec<_>>(),
+                "mb_per_s": match (sec.bytes, d) { (Some(b), Some(d)) if mb => Some(b as f64 / 1e6 / d.median), _ => None },
+                "files": c.files,
+                "us_per_file": match (c.files, d) { (Some(f), Some(d)) => Some(d.median * 1e6 / f.max(1) as f64), _ => None },
+                "reference": refkey,
+                "time_vs_reference": rel,
+                "error": c.error,
+            }));
+        }
+        writeln!(md)?;
+        writeln!(md, "Commands:\n")?;
+        for c in &sec.contenders {
+            writeln!(md, "- {}: `{}`", esc(&c.label), c.command)?;
+        }
+        writeln!(md)?;
+        jsections.push(json!({"id": sec.id, "title": sec.title, "reference": sec.reference, "contenders": jcs}));
+    }
 
     writeln!(md, "## Disk: 5 views of realistic v1 vs the pool\n")?;
     if let Some(e) = disk.get("error") {
@@ -1589,6 +2618,117 @@ fn report(
             kib(&disk["metadata_per_snapshot"])
         )?;
     }
+    writeln!(
+        md,
+        "## Sync bytes: realistic v1 -> v2 ({nchanged} packages changed)\n"
+    )?;
+    let sy = &extra["sync"];
+    if let Some(e) = sy.get("error") {
+        writeln!(md, "NOT MEASURED: {e}\n")?;
+    } else {
+        let dnf = sy["dnf_bytes"].as_u64().unwrap_or(0).max(1) as f64;
+        let row = |md: &mut String, what: &str, v: &Value| -> Result<()> {
+            match v.as_u64() {
+                Some(b) => writeln!(
+                    md,
+                    "| {what} | {b} | {:.1} | {:.2} |",
+                    b as f64 / 1e6,
+                    b as f64 / dnf
+                )?,
+                None => writeln!(md, "| {what} | NOT MEASURED | | |")?,
+            }
+            Ok(())
+        };
+        writeln!(
+            md,
+            "| what moves over the wire | bytes | MB | / dnf download |"
+        )?;
+        writeln!(md, "|---|---:|---:|---:|")?;
+        row(&mut md, "dnf: the changed `.rpm` files", &sy["dnf_bytes"])?;
+        row(
+            &mut md,
+            "rsync of the `.rpm` directory (zstd, `--fuzzy`, delta transfer; `--stats` sent + received)",
+            &sy["rpm_rsync_bytes"],
+        )?;
+        row(
+            &mut md,
+            "`reimage sync --no-deltas` (live rsync, seeded bases; `wire_bytes`)",
+            &sy["live_bytes"],
+        )?;
+        row(
+            &mut md,
+            &format!(
+                "`reimage sync` with static deltas (`--delta-level {}`; `wire_bytes`)",
+                sy["delta_level"]
+            ),
+            &sy["delta_bytes"],
+        )?;
+        match sy["ostree_delta"].get("bytes") {
+            Some(v) => row(
+                &mut md,
+                "`ostree static-delta generate --inline` of the two views (bsdiff + lzma)",
+                v,
+            )?,
+            None => writeln!(
+                md,
+                "| ostree static delta | {} | | |",
+                sy["ostree_delta"]
+                    .get("skipped")
+                    .or(sy["ostree_delta"].get("error"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("-")
+                    .replace('|', "/")
+            )?,
+        }
+        writeln!(
+            md,
+            "\n- publish v2 with deltas took {:.1} s (v1: {:.1} s); ostree delta generation {} s; first sync of v1 moved {} bytes (live), rsync of the v1 `.rpm` files {}\n",
+            sy["publish_v2_seconds"].as_f64().unwrap_or(0.0),
+            sy["publish_v1_seconds"].as_f64().unwrap_or(0.0),
+            sy["ostree_delta"]["generate_seconds"]
+                .as_f64()
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            sy["live_first_sync_bytes"],
+            sy["rpm_rsync_v1_bytes"],
+        )?;
+    }
+    let dd = &extra["dedupe"];
+    writeln!(md, "## Dedupe detail\n")?;
+    writeln!(
+        md,
+        "- last rep's `reimage --json dedupe`: disk before {} B, after {} B, freed {} B, {} packages rebuilt, {} B shared by FIDEDUPERANGE; compsize of `packages/` after: {}\n",
+        dd["report"]["disk_before"],
+        dd["report"]["disk_after"],
+        dd["report"]["freed_bytes"],
+        dd["report"]["rebuilt"].as_array().map(|a| a.len()).unwrap_or(0),
+        dd["report"]["deduped_bytes"],
+        dd["compsize_after"]
+    )?;
+    if let Some(tv) = disk.get("two_versions") {
+        let m = |v: &Value| format!("{:.1} MiB", v.as_u64().unwrap_or(0) as f64 / 1048576.0);
+        writeln!(
+            md,
+            "## Disk: two versions (realistic v1 and v2), by compsize\n"
+        )?;
+        writeln!(md, "| how | disk |")?;
+        writeln!(md, "|---|---:|")?;
+        writeln!(
+            md,
+            "| reimage: pool `packages/` (v1 + v2 + edge-update) + view v1 + view v2 | {} |",
+            m(&tv["reimage_pool_and_views"])
+        )?;
+        writeln!(
+            md,
+            "| snapper way: `rpm -i` root of v1 + snapshot updated with `rpm -U` | {} |",
+            m(&tv["snapper_root_and_updated_snapshot"])
+        )?;
+        writeln!(
+            md,
+            "| two separate `rpm -i` roots | {} |\n",
+            m(&tv["separate_roots"])
+        )?;
+    }
     if !notes.is_empty() {
         writeln!(md, "## Notes\n")?;
         for n in notes {
@@ -1606,6 +2746,7 @@ fn report(
         "sections": jsections,
         "targets": targets,
         "disk": disk,
+        "extra": extra,
         "notes": notes,
     });
     Ok((md, js))
