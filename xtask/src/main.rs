@@ -68,7 +68,6 @@ fn main() {
         Task::Test => test::run(),
         Task::Demo => demo::run(),
         Task::Bench { quick, reps } => bench::run(&bench::Options { quick, reps }),
-        Task::Bench { quick, reps } => bench::run(&bench::Options { quick, reps }),
         Task::Corpus { out } => {
             let out = out.unwrap_or_else(|| cmd::repo_root().join("target/testdata/corpus"));
             corpus::write(&out).map(|n| println!("{n} hostile packages in {}", out.display()))
