@@ -12,6 +12,8 @@ mod cpio;
 mod deb;
 mod demo;
 mod edge;
+mod faults;
+mod fuzz;
 mod hostile;
 mod realistic;
 mod surgery;
@@ -49,6 +51,34 @@ enum Task {
         #[arg(long)]
         reps: Option<usize>,
     },
+    /// Kill import, compose, compose --from, dedupe and gc at every failpoint (as root).
+    Faults {
+        /// The CI form: first, middle and last hit of each failpoint, then
+        /// ENOSPC, two writers and fsck.
+        #[arg(long)]
+        quick: bool,
+        /// At most this many hits per failpoint (spread evenly).
+        #[arg(long)]
+        max_per_name: Option<u64>,
+        /// Random-time kills per operation (default 5).
+        #[arg(long)]
+        random: Option<u64>,
+        /// Seed of the random-time kills.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Run each fuzz target for a bounded time (cargo fuzz, else property tests).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (index_read, rpm_stream, cpio).
+        #[arg(long)]
+        target: Option<String>,
+        /// Run the property tests on stable instead of libFuzzer.
+        #[arg(long)]
+        stable: bool,
+    },
     /// Write the hostile corpus (malformed and malicious RPMs) to a directory.
     Corpus {
         /// Output directory (default: target/testdata/corpus).
@@ -68,6 +98,26 @@ fn main() {
         Task::Test => test::run(),
         Task::Demo => demo::run(),
         Task::Bench { quick, reps } => bench::run(&bench::Options { quick, reps }),
+        Task::Faults {
+            quick,
+            max_per_name,
+            random,
+            seed,
+        } => faults::run(&faults::Options {
+            quick,
+            max_per_name,
+            random,
+            seed,
+        }),
+        Task::Fuzz {
+            seconds,
+            target,
+            stable,
+        } => fuzz::run(&fuzz::Options {
+            seconds,
+            target,
+            stable,
+        }),
         Task::Corpus { out } => {
             let out = out.unwrap_or_else(|| cmd::repo_root().join("target/testdata/corpus"));
             corpus::write(&out).map(|n| println!("{n} hostile packages in {}", out.display()))
