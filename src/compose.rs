@@ -122,6 +122,22 @@ pub fn load_package(path: &Path) -> Result<LoadedPkg> {
     })
 }
 
+/// Loads packages by file name in parallel, reusing any already in `have`.
+fn load_all(
+    pool: &Pool,
+    fnames: &[String],
+    have: &[Arc<LoadedPkg>],
+) -> Result<Vec<Arc<LoadedPkg>>> {
+    use rayon::prelude::*;
+    fnames
+        .par_iter()
+        .map(|f| match have.iter().find(|p| &p.fname == f) {
+            Some(p) => Ok(p.clone()),
+            None => load_package(&pool.packages_dir().join(f)).map(Arc::new),
+        })
+        .collect()
+}
+
 /// The data of a planned entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Data {
@@ -209,7 +225,7 @@ impl Node {
 
 /// A planned view.
 pub struct Plan {
-    pub pkgs: Vec<LoadedPkg>,
+    pub pkgs: Vec<Arc<LoadedPkg>>,
     /// Relative path in the view -> entry; "" is the view root.
     pub nodes: BTreeMap<String, Node>,
     pub relocations: Vec<Relocation>,
@@ -232,7 +248,7 @@ fn parent_of(path: &str) -> &str {
     path.rfind('/').map(|i| &path[..i]).unwrap_or("")
 }
 
-fn describe(plan_pkgs: &[LoadedPkg], n: &Node) -> String {
+fn describe(plan_pkgs: &[Arc<LoadedPkg>], n: &Node) -> String {
     match n.pkg {
         Some(p) => format!("{} (from {})", n.header_path, plan_pkgs[p].nevra),
         None => "a directory reimage creates".to_string(),
@@ -240,88 +256,25 @@ fn describe(plan_pkgs: &[LoadedPkg], n: &Node) -> String {
 }
 
 /// Plans the view of `pkgs`. Reads only headers and indexes.
-pub fn plan(pkgs: Vec<LoadedPkg>, policy: Policy, owners: &OwnerSources) -> Result<Plan> {
+pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) -> Result<Plan> {
+    // Place each package's files in parallel; merge in list order, so
+    // conflicts and the first-wins rules do not depend on timing.
+    let placed_pkgs: Vec<PkgPlacement> = {
+        use rayon::prelude::*;
+        pkgs.par_iter()
+            .enumerate()
+            .map(|(pi, p)| place_package(pi, p, &policy))
+            .collect::<Result<_>>()?
+    };
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut relocations = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let mut placed: Vec<PlacedEntry> = Vec::new();
-    for (pi, p) in pkgs.iter().enumerate() {
-        // Sizes of hardlink sets, to tell singletons from sets.
-        let mut set_size: HashMap<u32, u32> = HashMap::new();
-        for f in &p.files {
-            *set_size.entry(f.link_leader).or_default() += 1;
-        }
-        for f in &p.files {
-            if f.is_ghost() {
-                continue;
-            }
-            let kind = Kind::from_mode(f.mode);
-            if kind == Kind::Other {
-                bail!(
-                    "{}: {} is a device, fifo or socket (mode {:o}); reimage does not create those in a view",
-                    p.nevra,
-                    f.path,
-                    f.mode
-                );
-            }
-            let placement = policy
-                .place(&f.path, kind)
-                .map_err(|e| anyhow!("{}: {e}", p.nevra))?;
-            placed.push(PlacedEntry {
-                path: f.path.clone(),
-                kind,
-                mode: f.mode,
-                user: f.user.clone(),
-                group: f.group.clone(),
-                link_target: f.linkto.clone(),
-                placement: placement.clone(),
-            });
-            let rel = match placement {
-                Placement::View(rel) => rel.to_string_lossy().into_owned(),
-                Placement::Skeleton(_) => continue,
-                Placement::Refused => {
-                    refused.push(format!("{} ({})", f.path, p.nevra));
-                    continue;
-                }
-            };
-            let identity = f
-                .path
-                .strip_prefix("/usr")
-                .map(|r| r.trim_start_matches('/'))
-                .filter(|_| f.path == "/usr" || f.path.starts_with("/usr/"));
-            if identity != Some(rel.as_str()) {
-                relocations.push(Relocation {
-                    from: f.path.clone(),
-                    to: rel.clone(),
-                });
-            }
-            let data = if f.is_dir() {
-                Data::Dir
-            } else if f.is_symlink() {
-                Data::Symlink(f.linkto.clone())
-            } else {
-                let leader = f.link_leader;
-                let entry = p.index.entry(leader).ok_or_else(|| {
-                    anyhow!("{}: the extent package has no data for {}", p.fname, f.path)
-                })?;
-                Data::File {
-                    pkg: pi,
-                    offset: entry.offset,
-                    size: entry.length,
-                    blake3: entry.blake3,
-                    link: (set_size[&leader] > 1).then_some((p.header_sha256, leader)),
-                }
-            };
-            let node = Node {
-                data,
-                perm: f.mode & 0o7777,
-                user: f.user.clone(),
-                group: f.group.clone(),
-                mtime: f.mtime,
-                caps: f.caps.clone(),
-                pkg: Some(pi),
-                header_path: f.path.clone(),
-            };
+    for pp in placed_pkgs {
+        relocations.extend(pp.relocations);
+        refused.extend(pp.refused);
+        placed.extend(pp.placed);
+        for (rel, node) in pp.nodes {
             insert(&pkgs, &mut nodes, rel, node)?;
         }
     }
@@ -369,21 +322,25 @@ pub fn plan(pkgs: Vec<LoadedPkg>, policy: Policy, owners: &OwnerSources) -> Resu
             Node::implicit_dir(),
         )?;
     }
-    // Implicit parents, and no path under a non-directory.
-    let paths: Vec<String> = nodes.keys().cloned().collect();
-    for path in &paths {
+    // Implicit parents, and no path under a non-directory. Walking up stops
+    // at the first directory in the plan: its own ancestors get their turn.
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    for (path, node) in &nodes {
         let mut parent = parent_of(path);
         loop {
+            if missing.contains(parent) {
+                break;
+            }
             match nodes.get(parent) {
-                Some(n) if n.is_dir() => {}
+                Some(n) if n.is_dir() => break,
                 Some(n) => bail!(
                     "{} cannot be placed: its parent {} is not a directory but {}",
-                    describe(&pkgs, &nodes[path]),
+                    describe(&pkgs, node),
                     if parent.is_empty() { "/usr" } else { parent },
                     describe(&pkgs, n)
                 ),
                 None => {
-                    nodes.insert(parent.to_string(), Node::implicit_dir());
+                    missing.insert(parent.to_string());
                 }
             }
             if parent.is_empty() {
@@ -391,6 +348,9 @@ pub fn plan(pkgs: Vec<LoadedPkg>, policy: Policy, owners: &OwnerSources) -> Resu
             }
             parent = parent_of(parent);
         }
+    }
+    for m in missing {
+        nodes.insert(m, Node::implicit_dir());
     }
     let mut plan = Plan {
         pkgs,
@@ -403,6 +363,112 @@ pub fn plan(pkgs: Vec<LoadedPkg>, policy: Policy, owners: &OwnerSources) -> Resu
     };
     resolve_owners(&mut plan, owners)?;
     Ok(plan)
+}
+
+/// One package's files placed in the view (see [`plan`]).
+struct PkgPlacement {
+    nodes: Vec<(String, Node)>,
+    relocations: Vec<Relocation>,
+    refused: Vec<String>,
+    /// Only what the tmpfiles.d snippets need: skeleton and /var entries.
+    placed: Vec<PlacedEntry>,
+}
+
+fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlacement> {
+    let mut out = PkgPlacement {
+        nodes: Vec::with_capacity(p.files.len()),
+        relocations: Vec::new(),
+        refused: Vec::new(),
+        placed: Vec::new(),
+    };
+    // Sizes of hardlink sets, to tell singletons from sets.
+    let mut set_size: HashMap<u32, u32> = HashMap::new();
+    for f in &p.files {
+        *set_size.entry(f.link_leader).or_default() += 1;
+    }
+    for f in &p.files {
+        if f.is_ghost() {
+            continue;
+        }
+        let kind = Kind::from_mode(f.mode);
+        if kind == Kind::Other {
+            bail!(
+                "{}: {} is a device, fifo or socket (mode {:o}); reimage does not create those in a view",
+                p.nevra,
+                f.path,
+                f.mode
+            );
+        }
+        let placement = policy
+            .place(&f.path, kind)
+            .map_err(|e| anyhow!("{}: {e}", p.nevra))?;
+        let for_tmpfiles = match &placement {
+            Placement::Skeleton(_) => true,
+            Placement::View(rel) => rel.starts_with("share/factory/var"),
+            Placement::Refused => false,
+        };
+        if for_tmpfiles {
+            out.placed.push(PlacedEntry {
+                path: f.path.clone(),
+                kind,
+                mode: f.mode,
+                user: f.user.clone(),
+                group: f.group.clone(),
+                link_target: f.linkto.clone(),
+                placement: placement.clone(),
+            });
+        }
+        let rel = match placement {
+            Placement::View(rel) => rel.to_string_lossy().into_owned(),
+            Placement::Skeleton(_) => continue,
+            Placement::Refused => {
+                out.refused.push(format!("{} ({})", f.path, p.nevra));
+                continue;
+            }
+        };
+        let identity = f
+            .path
+            .strip_prefix("/usr")
+            .map(|r| r.trim_start_matches('/'))
+            .filter(|_| f.path == "/usr" || f.path.starts_with("/usr/"));
+        if identity != Some(rel.as_str()) {
+            out.relocations.push(Relocation {
+                from: f.path.clone(),
+                to: rel.clone(),
+            });
+        }
+        let data = if f.is_dir() {
+            Data::Dir
+        } else if f.is_symlink() {
+            Data::Symlink(f.linkto.clone())
+        } else {
+            let leader = f.link_leader;
+            let entry = p.index.entry(leader).ok_or_else(|| {
+                anyhow!("{}: the extent package has no data for {}", p.fname, f.path)
+            })?;
+            Data::File {
+                pkg: pi,
+                offset: entry.offset,
+                size: entry.length,
+                blake3: entry.blake3,
+                link: (set_size[&leader] > 1).then_some((p.header_sha256, leader)),
+            }
+        };
+        out.nodes.push((
+            rel,
+            Node {
+                data,
+                perm: f.mode & 0o7777,
+                user: f.user.clone(),
+                group: f.group.clone(),
+                mtime: f.mtime,
+                caps: f.caps.clone(),
+                pkg: Some(pi),
+                header_path: f.path.clone(),
+            },
+        ));
+    }
+    Ok(out)
 }
 
 fn generated(rel: &str, bytes: Vec<u8>) -> Node {
@@ -419,7 +485,7 @@ fn generated(rel: &str, bytes: Vec<u8>) -> Node {
 }
 
 fn insert(
-    pkgs: &[LoadedPkg],
+    pkgs: &[Arc<LoadedPkg>],
     nodes: &mut BTreeMap<String, Node>,
     rel: String,
     node: Node,
@@ -1069,18 +1135,20 @@ pub fn compose_locked(
             opts.name
         );
     }
-    let fnames = resolve(pool, &specs)?;
-    let pkgs: Vec<LoadedPkg> = {
-        use rayon::prelude::*;
-        fnames
-            .par_iter()
-            .map(|f| load_package(&pool.packages_dir().join(f)))
-            .collect::<Result<_>>()?
+    let phase = |what: &str| {
+        crate::runner::log::debug(&format!(
+            "compose: {what} at {:.3}s",
+            started.elapsed().as_secs_f64()
+        ))
     };
+    let fnames = resolve(pool, &specs)?;
+    phase("resolved");
+    let pkgs: Vec<Arc<LoadedPkg>> = load_all(pool, &fnames, &[])?;
     let fs = sys::fs_info(&pool.root)?;
     let btrfs = fs.kind == sys::FsKind::Btrfs;
 
     // The base view, for --from.
+    phase("loaded packages");
     let base = match &opts.from {
         Some(from) if btrfs => {
             check_view_name(from)?;
@@ -1090,11 +1158,8 @@ pub fn compose_locked(
                 .ok_or_else(|| {
                     anyhow!("view {from} has no {VIEW_META}: it was not composed by reimage")
                 })?;
-            let old_pkgs: Vec<LoadedPkg> = meta
-                .packages
-                .iter()
-                .map(|f| load_package(&pool.packages_dir().join(f)))
-                .collect::<Result<_>>()
+            // Packages in both lists are loaded once.
+            let old_pkgs = load_all(pool, &meta.packages, &pkgs)
                 .with_context(|| format!("a package of view {from} is no longer in the pool"))?;
             let old_policy =
                 Policy::with_rules(meta.rules.iter().map(|r| (r.from.clone(), r.to.clone())))?;
@@ -1119,7 +1184,9 @@ pub fn compose_locked(
         group: opts.group.clone(),
         fixed: None,
     };
+    phase("planned the base view");
     let mut plan = plan(pkgs, policy, &owners)?;
+    phase("planned");
     if !plan.unknown_owners.is_empty() {
         crate::runner::log::warn(&format!(
             "no passwd/group entry for {}: owned by root (give --passwd/--group to map them)",
@@ -1177,6 +1244,7 @@ pub fn compose_locked(
         }
         None => None,
     };
+    phase("compared");
     let work = pool.tmp_dir().join(format!("compose-{}", opts.name));
     // Files are created with their final modes: no umask in the way.
     let _umask = UmaskGuard::zero();
@@ -1318,6 +1386,7 @@ pub fn compose_locked(
     report.unknown_owners = plan.unknown_owners.clone();
     report.copied = cloner.is_copying();
 
+    phase("materialised");
     // Durable, then visible.
     sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
     crate::failpoint::hit("compose.synced");
