@@ -778,9 +778,18 @@ pub fn resolve(pool: &Pool, specs: &[String]) -> Result<Vec<String>> {
         let pick = if found.len() == 1 {
             found[0]
         } else if found.is_empty() {
-            let mut named: Vec<&Candidate> = all.iter().filter(|c| c.name == s).collect();
+            // NAME or NAME.ARCH; for a bare NAME, the machine's own arch (or
+            // noarch) wins over others, as dnf picks (multilib pools).
+            let mut named: Vec<&Candidate> = all
+                .iter()
+                .filter(|c| c.name == s || format!("{}.{}", c.name, c.arch) == s)
+                .collect();
             if named.is_empty() {
                 bail!("package {spec:?} is not in the pool (reimage packages lists what is; reimage import adds)");
+            }
+            let native = |c: &&Candidate| c.arch == std::env::consts::ARCH || c.arch == "noarch";
+            if named.iter().any(native) && named.iter().any(|c| !native(c)) {
+                named.retain(native);
             }
             named.sort_by(|a, b| {
                 sysimage::vercmp::evr_cmp(

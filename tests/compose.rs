@@ -643,3 +643,34 @@ fn xfs_views_are_plain_directories_and_ext4_copies_when_allowed() {
     assert_eq!(r["copied"], true);
     check_view(&pool.join("views/v"), &[pkg]);
 }
+
+/// A bare name picks the newest version of the machine's own arch (multilib
+/// pools hold several); NAME.ARCH picks that arch; older versions lose.
+#[test]
+fn bare_names_prefer_the_native_arch_and_name_arch_selects() {
+    require_root!();
+    let (d, pool) = btrfs_pool("compose-multilib");
+    let mk = |version: &str, arch: &str| -> PathBuf {
+        let pkg = rpm::PackageBuilder::new("multi", version, "MIT", arch, "multilib test")
+            .using_config(rpm::BuildConfig::v4().source_date(1_700_000_000u32))
+            .release("1")
+            .with_file_contents(
+                format!("{version} {arch}\n").into_bytes(),
+                rpm::FileOptions::new(format!("/usr/lib/multi-{arch}/file")).permissions(0o644),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        let path = d.join(format!("multi-{version}-1.{arch}.rpm"));
+        pkg.write_file(&path).unwrap();
+        path
+    };
+    let rpms = vec![mk("0.9", "x86_64"), mk("1.0", "x86_64"), mk("1.0", "i686")];
+    import_all(&pool, &rpms);
+    let r = json(&pool, &["compose", "native", "multi"]);
+    assert_eq!(r["added"][0], "multi-1.0-1.x86_64", "{r}");
+    let r = json(&pool, &["compose", "other", "multi.i686"]);
+    assert_eq!(r["added"][0], "multi-1.0-1.i686", "{r}");
+    let r = json(&pool, &["compose", "old", "multi-0.9-1.x86_64"]);
+    assert_eq!(r["added"][0], "multi-0.9-1.x86_64", "{r}");
+}
