@@ -12,6 +12,25 @@ pub const PAYLOAD_LIMIT: u64 = 8 << 20;
 /// the index must re-encode to the same bytes and every entry must lie in
 /// the data area.
 pub fn index_read(data: &[u8]) {
+    index_read_raw(data);
+    // Structure-aware: the first byte places the index (0..3 blocks of data
+    // before it), the rest is the index block; the trailer and its
+    // checksum are made here, so mutations reach the checks behind them.
+    if let Some((&blocks, index)) = data.split_first() {
+        let off = (blocks % 4) as u64 * 4096;
+        let mut v = vec![0u8; off as usize];
+        v.extend_from_slice(index);
+        v.extend_from_slice(&off.to_le_bytes());
+        v.extend_from_slice(&(index.len() as u64).to_le_bytes());
+        v.extend_from_slice(&blake3::hash(index).as_bytes()[..16]);
+        v.extend_from_slice(&1u32.to_le_bytes());
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(b"RIMGXPKG");
+        index_read_raw(&v);
+    }
+}
+
+fn index_read_raw(data: &[u8]) {
     use reimage::extent::{align_up, Index};
     let mut f = tempfile::tempfile().expect("tempfile");
     f.write_all(data).expect("write");
