@@ -742,6 +742,40 @@ mod tests {
         assert!(matches!(read(&h), Err(RpmError::Truncated(_))));
     }
 
+    /// A corrupt bzip2 payload is an error. (Found by cargo fuzz: this input
+    /// made the pure-Rust bzip2 decoder, libbz2-rs-sys 0.2.6, panic inside an
+    /// `extern "C"` function, which aborts the process; bzip2 now uses the C
+    /// libbz2, as rpm does. tests/hostile_fuzz.rs replays it through the fuzz
+    /// target's exact read pattern, which is what reproduced the abort.)
+    #[test]
+    fn a_corrupt_bzip2_payload_is_an_error() {
+        let crash = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/regressions/rpm_stream/bzip2-decoder-index-out-of-bounds"),
+        )
+        .unwrap();
+        let mut r = &crash[..];
+        read_prefix(&mut r).unwrap();
+        assert_eq!(Compression::detect(r), Some(Compression::Bzip2));
+        // The cpio reader's read pattern, as import (and the fuzz target) use it.
+        let mut cpio = CpioReader::new(decompressor(r, Compression::Bzip2).unwrap(), vec![]);
+        let err = loop {
+            match cpio.next_entry() {
+                Ok(Some(_)) => {
+                    if let Err(e) = cpio.data().read_to_end(&mut Vec::new()) {
+                        break e;
+                    }
+                }
+                Ok(None) => panic!("the corrupt payload was read to its end"),
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            err.kind() == io::ErrorKind::InvalidData || err.kind() == io::ErrorKind::InvalidInput,
+            "{err}"
+        );
+    }
+
     #[test]
     fn prefix_rejects_non_rpm_and_truncation() {
         assert!(matches!(
