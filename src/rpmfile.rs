@@ -254,14 +254,26 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Memory the xz and lzma decoders may use: the dictionary size comes from
+/// the stream, and a hostile one asks for gigabytes (found by cargo fuzz: a
+/// .lzma header asking for a 3 GiB dictionary). `xz -9` needs 65 MiB.
+const LZMA_MEMLIMIT: u64 = 256 << 20;
+
 /// Wraps the compressed payload stream `r` in its decompressor.
 pub fn decompressor<'a, R: BufRead + 'a>(r: R, c: Compression) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)),
+        Compression::Xz => {
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                LZMA_MEMLIMIT,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(|e| io::Error::other(e.to_string()))?;
+            Box::new(liblzma::bufread::XzDecoder::new_stream(r, stream))
+        }
         Compression::Lzma => {
-            let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX)
+            let stream = liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMLIMIT)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             Box::new(liblzma::bufread::XzDecoder::new_stream(r, stream))
         }
@@ -740,6 +752,28 @@ mod tests {
         let mut h = header_with(6, 0, 1, store);
         h[12..16].copy_from_slice(&0x0fff_ffffu32.to_be_bytes());
         assert!(matches!(read(&h), Err(RpmError::Truncated(_))));
+    }
+
+    /// Regression (cargo fuzz, rpm_stream): an lzma (and xz) stream may not
+    /// make the decoder allocate more than LZMA_MEMLIMIT (a .lzma header asked
+    /// for a 3 GiB dictionary).
+    #[test]
+    fn lzma_dictionary_is_bounded() {
+        let mut bomb = vec![0x5d, 0xff, 0xff, 0xff, 0xbf];
+        bomb.extend_from_slice(&[0xff; 8]);
+        bomb.extend_from_slice(&[0; 64]);
+        let mut d = decompressor(&bomb[..], Compression::Lzma).unwrap();
+        assert!(d.read(&mut [0u8; 64]).is_err());
+        // A real xz stream still decodes.
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 9);
+        std::io::Write::write_all(&mut e, b"hello").unwrap();
+        let xz = e.finish().unwrap();
+        let mut out = String::new();
+        decompressor(&xz[..], Compression::Xz)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "hello");
     }
 
     /// A corrupt bzip2 payload is an error. (Found by cargo fuzz: this input
