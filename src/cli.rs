@@ -66,6 +66,8 @@ pub enum Command {
     Publish(crate::sync_cli::PublishArgs),
     /// Bring the pool to an image version from a repository (rsync, ssh, path, http).
     Sync(crate::sync_cli::SyncArgs),
+    /// Check the pool: every package against its index and header, every view complete.
+    Fsck(crate::fsck_cli::FsckArgs),
 }
 
 #[derive(Args, Debug)]
@@ -250,10 +252,13 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Gc(a) => return crate::storage_cli::run_gc(&g, a),
         Command::Publish(a) => return crate::sync_cli::run_publish(&g, a),
         Command::Sync(a) => return crate::sync_cli::run_sync(&g, a),
+        Command::Fsck(a) => return crate::fsck_cli::run_fsck(&g, a),
         Command::RmView(a) => {
             let pool = crate::pool::Pool::open(&g.pool)?;
             crate::compose::rm_view(&pool, &a.name, !a.no_wait)?;
-            if !g.quiet {
+            if g.json {
+                Out::new().json(&serde_json::json!({ "removed": a.name }))?;
+            } else if !g.quiet {
                 eprintln!("removed view {}", a.name);
             }
         }
@@ -368,6 +373,11 @@ fn cmd_compose(g: &Global, a: ComposeArgs) -> Result<i32> {
             }
         }
         let from = match &r.from {
+            Some(f) if r.whole => format!(
+                " (+{} -{} packages against {f}: most entries changed, so composed whole)",
+                r.added.len(),
+                r.removed.len(),
+            ),
             Some(f) => format!(
                 " from {f} (+{} -{} packages, {} entries created, {} removed)",
                 r.added.len(),

@@ -81,6 +81,8 @@ pub struct ComposeReport {
     pub from: Option<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// `--from` was given but most entries changed, so the view was composed whole.
+    pub whole: bool,
     /// Entries created and removed (incremental: only the difference).
     pub created_entries: u64,
     pub removed_entries: u64,
@@ -1126,7 +1128,11 @@ pub fn compose_locked(
     check_view_name(&opts.name)?;
     let mut specs = opts.specs.clone();
     if let Some(l) = &opts.list {
-        specs.extend(read_list(l)?);
+        let listed = read_list(l)?;
+        if listed.is_empty() {
+            bail!("package list {} names no packages", l.display());
+        }
+        specs.extend(listed);
     }
     let policy = Policy::with_rules(
         opts.relocate
@@ -1162,6 +1168,12 @@ pub fn compose_locked(
         Some(from) if btrfs => {
             check_view_name(from)?;
             let path = pool.views_dir().join(from);
+            if path.symlink_metadata().is_err() {
+                bail!(
+                    "there is no view {from} to compose from in {} (reimage views lists them)",
+                    pool.views_dir().display()
+                );
+            }
             let meta = ViewMeta::read(&path)
                 .with_context(|| format!("view {from}"))?
                 .ok_or_else(|| {
@@ -1214,6 +1226,7 @@ pub fn compose_locked(
 
     // A base view that would be mostly replaced: composing whole is cheaper.
     let mut from_changes = None;
+    let mut composed_whole = false;
     let base = match base {
         Some((path, old)) => {
             let old_set: BTreeSet<[u8; 32]> = old.pkgs.iter().map(|p| p.header_sha256).collect();
@@ -1240,6 +1253,7 @@ pub fn compose_locked(
                 })
                 .count();
             if changed * 2 > plan.nodes.len() {
+                composed_whole = true;
                 crate::runner::log::info(&format!(
                     "{changed} of {} entries change: composing {} whole instead of from {}",
                     plan.nodes.len(),
@@ -1387,6 +1401,7 @@ pub fn compose_locked(
             _ => {}
         }
     }
+    report.whole = composed_whole;
     if let Some((added, removed)) = from_changes {
         report.added = added;
         report.removed = removed;

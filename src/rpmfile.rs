@@ -148,9 +148,28 @@ fn check_index(blob: &[u8], tags: usize, what: &'static str) -> Result<(), RpmEr
 /// the first byte of the payload.
 pub fn read_prefix(r: &mut impl Read) -> Result<RpmPrefix, RpmError> {
     let mut bytes = vec![0u8; LEAD_SIZE];
-    read_exact_or(r, &mut bytes, "lead")?;
-    if bytes[..4] != LEAD_MAGIC {
+    // The magic first: a short file that is not an RPM is "not an RPM", not
+    // "truncated".
+    let mut got = 0;
+    while got < LEAD_SIZE {
+        let n = match r.read(&mut bytes[got..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            break;
+        }
+        got += n;
+        if got >= 4 && bytes[..4] != LEAD_MAGIC {
+            return Err(RpmError::NotRpm);
+        }
+    }
+    if got < 4 || bytes[..4] != LEAD_MAGIC {
         return Err(RpmError::NotRpm);
+    }
+    if got < LEAD_SIZE {
+        return Err(RpmError::Truncated("lead"));
     }
     read_header(r, &mut bytes, "signature header")?;
     let pad = (8 - (bytes.len() - LEAD_SIZE) % 8) % 8;

@@ -122,6 +122,13 @@ impl Source {
             bail!("source {s:?} looks like an option");
         }
         let mut r = s.to_string();
+        if !r.starts_with("rsync://") && !is_ssh(&r) {
+            // A local repository: say so plainly rather than through rsync.
+            let p = Path::new(s);
+            if !p.is_dir() {
+                bail!("source {s} is not a directory (a repository made by reimage publish, an rsync:// URL, host:path, or an http(s):// mirror)");
+            }
+        }
         if !r.ends_with('/') {
             r.push('/');
         }
@@ -798,8 +805,16 @@ mod tests {
         );
         assert_eq!(Source::parse("rsync://h:873/m").unwrap().name(), "rsync");
         assert_eq!(Source::parse("host:/srv/repo").unwrap().name(), "rsync-ssh");
-        assert_eq!(Source::parse("/srv/repo").unwrap().name(), "rsync-local");
-        assert_eq!(Source::parse("./a:b/repo").unwrap().name(), "rsync-local");
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("a:b");
+        std::fs::create_dir(&local).unwrap();
+        assert_eq!(
+            Source::parse(local.to_str().unwrap()).unwrap().name(),
+            "rsync-local"
+        );
+        // A local path that does not exist is said plainly, not by rsync.
+        let err = Source::parse("/nonexistent/repo").unwrap_err().to_string();
+        assert!(err.contains("is not a directory"), "{err}");
         assert!(Source::parse("--rsh=evil").is_err());
     }
 

@@ -69,7 +69,7 @@ fn list_file(demo: &Path, name: &str, pkgs: &[String]) -> String {
 }
 
 /// The views the demo makes (removed first, so the demo can run again).
-const VIEWS: [&str; 3] = ["edge", "v1", "v2"];
+const VIEWS: [&str; 4] = ["edge", "edge-upd", "v1", "v2"];
 
 /// The demo after `init`, in order. Add a line here when a command lands.
 fn steps(testdata: &Path, demo: &Path, realistic: bool) -> Vec<Step> {
@@ -82,6 +82,14 @@ fn steps(testdata: &Path, demo: &Path, realistic: bool) -> Vec<Step> {
         &names(
             &testdata.join("edge"),
             &["edge-unmapped", "edge-update-1.1"],
+        ),
+    );
+    let edge_upd_list = list_file(
+        demo,
+        "edge-upd",
+        &names(
+            &testdata.join("edge"),
+            &["edge-unmapped", "edge-update-1.0"],
         ),
     );
     let mut v = vec![
@@ -109,7 +117,17 @@ fn steps(testdata: &Path, demo: &Path, realistic: bool) -> Vec<Step> {
         step(
             "verify every file against its header, like rpm -V",
             "verify",
-            &["edge"],
+            &["edge", "-v"],
+        ),
+        step(
+            "a one-package update, applied to a snapshot of the view (only its files change)",
+            "compose",
+            &["edge-upd", "--from", "edge", "--list", &edge_upd_list],
+        ),
+        step(
+            "what the update changed",
+            "diff",
+            &["edge", "edge-upd", "--files"],
         ),
     ];
     if realistic {
@@ -135,7 +153,7 @@ fn steps(testdata: &Path, demo: &Path, realistic: bool) -> Vec<Step> {
             &v2,
         ));
         v.push(step(
-            "compose the update from v1, applying only the difference",
+            "compose the update: 29 of 43 packages change, so reimage composes it whole",
             "compose",
             &["v2", "--from", "v1", "--list", &l2],
         ));
@@ -143,6 +161,12 @@ fn steps(testdata: &Path, demo: &Path, realistic: bool) -> Vec<Step> {
         v.push(step("verify the updated view", "verify", &["v2"]));
     }
     v.push(step("the views in the pool", "views", &[]));
+    v.push(step(
+        "where the bytes go: views share the pool's data",
+        "usage",
+        &["--views-only"],
+    ));
+    v.push(step("check the whole pool", "fsck", &[]));
     v
 }
 
