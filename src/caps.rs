@@ -3,51 +3,6 @@
 //! `vfs_cap_data` revision 2 structure (linux/capability.h).
 use anyhow::{bail, Result};
 
-/// Capability names by number (linux/capability.h), without the `cap_` prefix.
-const NAMES: [&str; 41] = [
-    "chown",
-    "dac_override",
-    "dac_read_search",
-    "fowner",
-    "fsetid",
-    "kill",
-    "setgid",
-    "setuid",
-    "setpcap",
-    "linux_immutable",
-    "net_bind_service",
-    "net_broadcast",
-    "net_admin",
-    "net_raw",
-    "ipc_lock",
-    "ipc_owner",
-    "sys_module",
-    "sys_rawio",
-    "sys_chroot",
-    "sys_ptrace",
-    "sys_pacct",
-    "sys_admin",
-    "sys_boot",
-    "sys_nice",
-    "sys_resource",
-    "sys_time",
-    "sys_tty_config",
-    "mknod",
-    "lease",
-    "audit_write",
-    "audit_control",
-    "setfcap",
-    "mac_override",
-    "mac_admin",
-    "syslog",
-    "wake_alarm",
-    "block_suspend",
-    "audit_read",
-    "perfmon",
-    "bpf",
-    "checkpoint_restore",
-];
-
 const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
 const VFS_CAP_FLAGS_EFFECTIVE: u32 = 0x0000_0001;
 
@@ -59,68 +14,17 @@ pub struct FileCaps {
     pub effective: bool,
 }
 
-/// Parses `cap_to_text` syntax: whitespace-separated clauses, each a comma
-/// list of names (or `all`, or nothing) followed by operator/flag groups
-/// (`=`, `+`, `-` with `e`, `i`, `p`).
+/// Parses `cap_to_text` syntax (whitespace-separated clauses, each a comma
+/// list of names, `all` or nothing, then `=`, `+`, `-` groups of `e`, `i`,
+/// `p`), with the parser `verify` uses, so both read headers alike.
 pub fn parse(text: &str) -> Result<FileCaps> {
-    let mut p = 0u64;
-    let mut i = 0u64;
-    let mut e = 0u64;
-    let all: u64 = (1u64 << NAMES.len()) - 1;
-    for clause in text.split_whitespace() {
-        let Some(op_at) = clause.find(['=', '+', '-']) else {
-            bail!("file capabilities {text:?}: clause {clause:?} has no =, + or -");
-        };
-        let (names, mut ops) = clause.split_at(op_at);
-        let mut set = 0u64;
-        if names.is_empty() {
-            if !ops.starts_with('=') {
-                bail!("file capabilities {text:?}: {clause:?} names no capability");
-            }
-            set = all;
-        }
-        for n in names.split(',').filter(|n| !n.is_empty()) {
-            let n = n.to_ascii_lowercase();
-            if n == "all" {
-                set = all;
-                continue;
-            }
-            let short = n.strip_prefix("cap_").unwrap_or(&n);
-            match NAMES.iter().position(|x| *x == short) {
-                Some(bit) => set |= 1 << bit,
-                None => bail!("file capabilities {text:?}: unknown capability {n:?}"),
-            }
-        }
-        while !ops.is_empty() {
-            let op = ops.as_bytes()[0];
-            let rest = &ops[1..];
-            let end = rest.find(['=', '+', '-']).unwrap_or(rest.len());
-            let flags = &rest[..end];
-            ops = &rest[end..];
-            if op == b'=' {
-                p &= !set;
-                i &= !set;
-                e &= !set;
-            }
-            for f in flags.chars() {
-                let target = match f {
-                    'p' => &mut p,
-                    'i' => &mut i,
-                    'e' => &mut e,
-                    _ => bail!("file capabilities {text:?}: unknown flag {f:?}"),
-                };
-                if op == b'-' {
-                    *target &= !set;
-                } else {
-                    *target |= set;
-                }
-            }
-        }
-    }
+    let Some(s) = sysimage::verify::caps::parse(text) else {
+        bail!("file capabilities {text:?} are not in libcap's text form (e.g. cap_net_raw=ep)");
+    };
     Ok(FileCaps {
-        permitted: p,
-        inheritable: i,
-        effective: e != 0,
+        permitted: s.p,
+        inheritable: s.i,
+        effective: s.e != 0,
     })
 }
 

@@ -100,11 +100,6 @@ fn rpm_files(rpm: &Path) -> Vec<RpmFile> {
         .collect()
 }
 
-fn sha256_file(p: &Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
-}
-
 fn view_tables(view: &Path) -> (BTreeMap<String, u32>, BTreeMap<String, u32>) {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(view.join("lib/reimage/view.json")).unwrap())
@@ -386,49 +381,8 @@ fn unmapped_paths_are_refused_unless_relocated() {
     assert!(err.contains("TO must be under"), "{err}");
 }
 
-/// Walks a tree: path -> (type, mode, uid, gid, size, mtime, content, link, caps).
 fn walk(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if rel == "lib/reimage/view.json" {
-                continue; // records when and from what: differs by design
-            }
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let mut buf = [0u8; 64];
-            let caps = rustix::fs::lgetxattr(&p, "security.capability", &mut buf)
-                .map(|n| hex::encode(&buf[..n]))
-                .unwrap_or_default();
-            let content = if m.is_file() {
-                sha256_file(&p)
-            } else if m.is_symlink() {
-                std::fs::read_link(&p).unwrap().display().to_string()
-            } else {
-                String::new()
-            };
-            out.insert(
-                rel,
-                format!(
-                    "{:o} {} {} {} {} {} {} {}",
-                    m.mode(),
-                    m.uid(),
-                    m.gid(),
-                    if m.is_dir() { 0 } else { m.len() },
-                    m.mtime(),
-                    m.nlink(),
-                    content,
-                    caps
-                ),
-            );
-            if m.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out
+    common::walk(root, ViewJson::Skip)
 }
 
 #[test]

@@ -18,7 +18,6 @@ mod common;
 use common::*;
 use reimage::require_root;
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -217,67 +216,19 @@ struct State {
     views: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-fn sha256(p: &Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
-}
-
-/// Every entry of a tree: mode, owner, size, mtime, links, content, caps;
-/// `view.json` without its creation time.
+/// Every entry of a tree, `view.json` without its creation time.
 fn walk(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            if rel == "lib/reimage/view.json" {
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                v.as_object_mut().unwrap().remove("created");
-                out.insert(rel, v.to_string());
-                continue;
-            }
-            let mut buf = [0u8; 64];
-            let caps = rustix::fs::lgetxattr(&p, "security.capability", &mut buf)
-                .map(|n| hex::encode(&buf[..n]))
-                .unwrap_or_default();
-            let content = if m.is_file() {
-                sha256(&p)
-            } else if m.is_symlink() {
-                std::fs::read_link(&p).unwrap().display().to_string()
-            } else {
-                String::new()
-            };
-            out.insert(
-                rel,
-                format!(
-                    "{:o} {} {} {} {} {} {} {}",
-                    m.mode(),
-                    m.uid(),
-                    m.gid(),
-                    if m.is_dir() { 0 } else { m.len() },
-                    m.mtime(),
-                    m.nlink(),
-                    content,
-                    caps
-                ),
-            );
-            if m.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    out
+    common::walk(root, ViewJson::WithoutCreated)
 }
 
 fn state(pool: &Path) -> State {
     let mut st = State::default();
     for e in std::fs::read_dir(pool.join("packages")).unwrap() {
         let p = e.unwrap().path();
-        st.packages
-            .insert(p.file_name().unwrap().to_string_lossy().into(), sha256(&p));
+        st.packages.insert(
+            p.file_name().unwrap().to_string_lossy().into(),
+            sha256_file(&p),
+        );
     }
     for e in std::fs::read_dir(pool.join("views")).unwrap() {
         let p = e.unwrap().path();

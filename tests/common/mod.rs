@@ -143,3 +143,72 @@ pub fn listing(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// SHA256 of a file, hex.
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// How [`walk`] treats a view's `lib/reimage/view.json`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ViewJson {
+    /// Left out (it records when and from what a view was composed).
+    Skip,
+    /// Kept, without its creation time.
+    WithoutCreated,
+}
+
+/// Every entry of a tree: mode, owner, size, mtime, links, content hash or
+/// link target, capabilities.
+pub fn walk(root: &Path, view_json: ViewJson) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if rel == "lib/reimage/view.json" {
+                if view_json == ViewJson::Skip {
+                    continue;
+                }
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                v.as_object_mut().unwrap().remove("created");
+                out.insert(rel, v.to_string());
+                continue;
+            }
+            let mut buf = [0u8; 64];
+            let caps = rustix::fs::lgetxattr(&p, "security.capability", &mut buf)
+                .map(|n| hex::encode(&buf[..n]))
+                .unwrap_or_default();
+            let content = if m.is_file() {
+                sha256_file(&p)
+            } else if m.is_symlink() {
+                std::fs::read_link(&p).unwrap().display().to_string()
+            } else {
+                String::new()
+            };
+            out.insert(
+                rel,
+                format!(
+                    "{:o} {} {} {} {} {} {} {}",
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    if m.is_dir() { 0 } else { m.len() },
+                    m.mtime(),
+                    m.nlink(),
+                    content,
+                    caps
+                ),
+            );
+            if m.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
