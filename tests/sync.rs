@@ -488,10 +488,32 @@ fn hostile_server_is_refused() {
     assert_same_packages(&repo, &pool, "2");
 }
 
+/// Stops the gpg-agent that gpg starts for a home directory. Without it the
+/// agent outlives the test and, with its home on the scratch filesystem,
+/// keeps that filesystem and its loop device alive after the unmount.
+struct GpgHome(tempfile::TempDir);
+
+impl Drop for GpgHome {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(self.0.path())
+            .args(["--kill", "all"])
+            .output();
+    }
+}
+
 /// An armored key pair made by gpg for the signing tests: (secret, public).
 fn gpg_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let home = dir.join(format!("gnupg-{name}"));
-    std::fs::create_dir_all(&home).unwrap();
+    // The gpg home is off the scratch filesystem, and its agent is stopped
+    // when this function returns (also on a panic).
+    let home_guard = GpgHome(
+        tempfile::Builder::new()
+            .prefix("reimage-gnupg-")
+            .tempdir()
+            .unwrap(),
+    );
+    let home = home_guard.0.path().to_path_buf();
     let gpg = |args: &[&str]| -> Vec<u8> {
         let out = Command::new("gpg")
             .arg("--homedir")

@@ -13,7 +13,9 @@ use std::process::Command;
 use std::time::Instant;
 
 /// Binary -> Debian package providing it.
-const PREREQS: [(&str, &str); 8] = [
+const PREREQS: [(&str, &str); 10] = [
+    ("gpg", "gnupg"),
+    ("gpgconf", "gnupg"),
     ("mkfs.btrfs", "btrfs-progs"),
     ("mkfs.xfs", "xfsprogs"),
     ("compsize", "btrfs-compsize"),
