@@ -1205,7 +1205,9 @@ pub fn compose_locked(
         group: opts.group.clone(),
         fixed: None,
     };
-    phase("planned the base view");
+    if base.is_some() {
+        phase("planned the base view");
+    }
     let mut plan = plan(pkgs, policy, &owners)?;
     phase("planned");
     if !plan.unknown_owners.is_empty() {
