@@ -42,8 +42,8 @@ pub struct Location {
 }
 
 /// BLAKE3 -> a place in the pool holding that content: the union of the
-/// extent packages' own indexes (the same thing as import's content index,
-/// usable outside import).
+/// extent packages' own indexes, read when a writer starts (import, sync), so
+/// it is never stale and needs no repair.
 #[derive(Debug, Default)]
 pub struct ContentStore {
     map: HashMap<[u8; 32], Location>,

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 use rpm::{IndexSignatureTag, IndexTag};
@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::clone::Cloner;
 use crate::extent::{self, align_up, Entry, Index};
+use crate::extent_writer::ContentStore;
 use crate::pkg::PkgFile;
 use crate::pool::Pool;
 use crate::report::Reporter;
@@ -73,55 +74,6 @@ pub struct ImportReport {
     /// Data was copied, not reflinked (pool made with --allow-copy).
     pub copied: bool,
     pub seconds: f64,
-}
-
-/// Where a piece of content can be cloned from.
-#[derive(Debug, Clone)]
-struct Location {
-    package: Arc<PathBuf>,
-    offset: u64,
-    length: u64,
-}
-
-/// BLAKE3 -> a place in the pool holding that content. It is the union of the
-/// extent packages' own indexes, so it can never be stale or lost: it is
-/// rebuilt from `packages/` (one tail read per package) whenever a writer starts.
-#[derive(Default)]
-pub struct ContentIndex {
-    map: HashMap<[u8; 32], Location>,
-}
-
-impl ContentIndex {
-    /// Loads the indexes of every extent package in `dir`.
-    pub fn load(dir: &Path) -> Result<ContentIndex> {
-        let mut idx = ContentIndex::default();
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(idx),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
-        };
-        for ent in rd {
-            let path = ent?.path();
-            let Ok(f) = File::open(&path) else { continue };
-            // A damaged package is fsck's business; it just can't be a clone source.
-            if let Ok((index, _)) = Index::read(&f) {
-                idx.add(Arc::new(path), &index);
-            }
-        }
-        Ok(idx)
-    }
-
-    fn add(&mut self, package: Arc<PathBuf>, index: &Index) {
-        for e in &index.entries {
-            if e.length > 0 && e.flags & extent::FLAG_HARDLINK_ALIAS == 0 {
-                self.map.entry(e.blake3).or_insert_with(|| Location {
-                    package: package.clone(),
-                    offset: e.offset,
-                    length: e.length,
-                });
-            }
-        }
-    }
 }
 
 /// The file name of an extent package in `packages/`: `NAME-VERSION-RELEASE.ARCH`.
@@ -246,7 +198,7 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
     let _lock = pool.lock(opts.wait)?;
     pool.clean_tmp()?;
     std::fs::create_dir_all(pool.packages_dir())?;
-    let content = Mutex::new(ContentIndex::load(&pool.packages_dir())?);
+    let content = Mutex::new(ContentStore::load(&pool.packages_dir())?);
     let cloner = Cloner::new(pool.config.allow_copy);
 
     let total: u64 = files
@@ -323,7 +275,7 @@ fn import_one(
     pool: &Pool,
     src: &Path,
     keyring: Option<&Keyring>,
-    content: &Mutex<ContentIndex>,
+    content: &Mutex<ContentStore>,
     cloner: &Cloner,
 ) -> std::result::Result<PackageOutcome, Refusal> {
     let mut input = rpmfile::open_buffered(src).map_err(|e| {
@@ -351,7 +303,7 @@ fn build(
     input: BufReader<File>,
     prefix: &rpmfile::RpmPrefix,
     keyring: Option<&Keyring>,
-    content: &Mutex<ContentIndex>,
+    content: &Mutex<ContentStore>,
     cloner: &Cloner,
 ) -> Result<PackageOutcome> {
     let meta = &prefix.meta;
@@ -565,7 +517,7 @@ fn build(
                     .map_err(|e| anyhow!("{}: {e}", f.path))?;
                 cloned += f.size;
             } else {
-                let from_pool = content.lock().unwrap().map.get(&blake).cloned();
+                let from_pool = content.lock().unwrap().get(&blake).cloned();
                 let mut done = false;
                 if let Some(loc) = from_pool.filter(|l| l.length == f.size) {
                     if let Ok(srcf) = File::open(&*loc.package) {
@@ -681,10 +633,7 @@ fn build(
             return Err(e).with_context(|| format!("cannot rename into {}", final_path.display()))
         }
     }
-    content
-        .lock()
-        .unwrap()
-        .add(Arc::new(final_path.clone()), &index);
+    content.lock().unwrap().add(&final_path, &index);
     Ok(PackageOutcome {
         source: src.to_path_buf(),
         nevra: Some(nevra_s),
