@@ -1,28 +1,12 @@
 //! `reimage init`, through the real binary, on real filesystems.
+mod common;
+
+use common::reimage;
 use reimage::pool::{Config, Pool};
 use reimage::require_root;
 use reimage::testing::{self, btrfs_dir, ext4_dir, xfs_dir, UnmountOnDrop};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn reimage(pool: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_reimage"))
-        .arg("--pool")
-        .arg(pool)
-        .args(args)
-        .env_remove("REIMAGE_POOL")
-        .output()
-        .expect("cannot run reimage");
-    eprintln!(
-        "$ reimage --pool {} {}\n{}{}(exit {:?})",
-        pool.display(),
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        out.status.code()
-    );
-    out
-}
 
 /// Runs `reimage --json ... init ...`, expects success, returns the report.
 fn init_ok(pool: &Path, args: &[&str]) -> serde_json::Value {
