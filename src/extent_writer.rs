@@ -383,6 +383,7 @@ impl<'a> Writer<'a> {
         self.hashed = hashed + n;
         self.blakes.push(b3);
         self.built.cloned += n;
+        crate::failpoint::hit("sync.placed");
         Ok(true)
     }
 
@@ -431,6 +432,7 @@ impl<'a> Writer<'a> {
         self.hashed = hashed + n;
         self.blakes.push(b3);
         self.built.written += n;
+        crate::failpoint::hit("sync.placed");
         Ok(())
     }
 
@@ -495,6 +497,7 @@ impl<'a> Writer<'a> {
         file.write_all_at(&tail, self.layout.index_offset)?;
         file.set_len(size)?;
         file.sync_all()?;
+        crate::failpoint::hit("sync.synced");
         let tmp_path = self.tmp.into_temp_path();
         match rustix::fs::renameat_with(
             rustix::fs::CWD,
@@ -505,6 +508,7 @@ impl<'a> Writer<'a> {
         ) {
             Ok(()) => {
                 let _ = tmp_path.keep();
+                crate::failpoint::hit("sync.renamed");
             }
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot rename into {}", dest.display()))

@@ -36,6 +36,12 @@ pub const NAMES: &[&str] = &[
     "dedupe.state",
     "gc.removed",
     "gc.done",
+    "sync.manifest",
+    "sync.fetched",
+    "sync.placed",
+    "sync.synced",
+    "sync.renamed",
+    "sync.recorded",
 ];
 
 struct Config {

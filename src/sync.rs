@@ -513,6 +513,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         );
     }
     report.packages = manifest.packages.len();
+    crate::failpoint::hit("sync.manifest");
 
     // The previous version the pool synced, for the report and compose.
     let previous = publish::versions(&pool.root, &opts.image)?
@@ -595,6 +596,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
             .map(|(_, d)| (d.path.clone(), d.size))
             .collect();
         let (wire, _) = fetch(&src, &rels, &work, &limits)?;
+        crate::failpoint::hit("sync.fetched");
         report.wire_bytes += wire;
         report.delta_bytes += wire;
         for (p, d) in by_delta {
@@ -676,6 +678,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
                 .map(|p| (format!("packages/{}", p.file), p.size))
                 .collect();
             let (wire, missing) = fetch(&src, &rels, &dl, &limits)?;
+            crate::failpoint::hit("sync.fetched");
             report.wire_bytes += wire;
             report.package_wire_bytes += wire;
             for p in batch.iter().copied() {
@@ -745,6 +748,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         crate::pool::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
     }
     let _ = std::fs::remove_dir_all(&work);
+    crate::failpoint::hit("sync.recorded");
 
     // 6. Compose, still holding the writer lock (no window for gc).
     if let Some(name) = &opts.compose {

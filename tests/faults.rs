@@ -166,6 +166,48 @@ fn setup_gc(pool: &Path) {
     );
 }
 
+/// The repository the sync scenario syncs from: published once per suite
+/// (`kill_suite`) with the real binary.
+static REPO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn repo() -> String {
+    REPO.get()
+        .expect("the sync repository is published first")
+        .display()
+        .to_string()
+}
+
+/// Publishes image `demo`: version 1 (three edge packages) and version 2
+/// (edge-update 1.0 -> 1.1 and two new packages; all three have static
+/// deltas, the new ones from nothing: `sync` applies deltas, `sync
+/// --no-deltas` fetches the packages with rsync).
+fn publish_repo(repo: &Path) {
+    let v1 = [
+        "edge-links-1.0-1.x86_64.rpm",
+        "edge-sizes-1.0-1.x86_64.rpm",
+        "edge-update-1.0-1.x86_64.rpm",
+    ];
+    let v2 = [
+        "edge-links-1.0-1.x86_64.rpm",
+        "edge-sizes-1.0-1.x86_64.rpm",
+        "edge-update-1.1-1.x86_64.rpm",
+        "edge-compress-xz-1.0-1.x86_64.rpm",
+        "edge-modes-1.0-1.x86_64.rpm",
+    ];
+    let r = repo.display().to_string();
+    let mut a = s(&["publish", &r, "demo", "1"]);
+    a.extend(v1.iter().map(|f| edge(f)));
+    must(repo, &a);
+    let mut a = s(&["publish", &r, "demo", "2", "--deltas-from", "1"]);
+    a.extend(v2.iter().map(|f| edge(f)));
+    must(repo, &a);
+}
+
+/// A pool that synced and composed version 1.
+fn setup_synced(pool: &Path) {
+    must(pool, &s(&["sync", &repo(), "demo", "1", "--compose", "s1"]));
+}
+
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -205,6 +247,16 @@ fn scenarios() -> Vec<Scenario> {
             setup: setup_gc,
             args: || s(&["gc"]),
         },
+        Scenario {
+            op: "sync",
+            setup: setup_synced,
+            args: || s(&["sync", &repo(), "demo", "2", "--compose", "s2"]),
+        },
+        Scenario {
+            op: "sync-rsync",
+            setup: setup_synced,
+            args: || s(&["sync", &repo(), "demo", "2", "--no-deltas"]),
+        },
     ]
 }
 
@@ -214,6 +266,8 @@ fn scenarios() -> Vec<Scenario> {
 struct State {
     packages: BTreeMap<String, String>,
     views: BTreeMap<String, BTreeMap<String, String>>,
+    /// The image manifests sync recorded (`images/IMAGE/VERSION.json`).
+    images: BTreeMap<String, String>,
 }
 
 /// Every entry of a tree, `view.json` without its creation time.
@@ -234,6 +288,18 @@ fn state(pool: &Path) -> State {
         let p = e.unwrap().path();
         st.views
             .insert(p.file_name().unwrap().to_string_lossy().into(), walk(&p));
+    }
+    if let Ok(rd) = std::fs::read_dir(pool.join("images")) {
+        for image in rd {
+            let image = image.unwrap().path();
+            for e in std::fs::read_dir(&image).unwrap() {
+                let p = e.unwrap().path();
+                st.images.insert(
+                    p.strip_prefix(pool).unwrap().display().to_string(),
+                    sha256_file(&p),
+                );
+            }
+        }
     }
     st
 }
@@ -322,6 +388,26 @@ fn check_after_kill(pool: &Path, known: &State, what: &str) {
             panic!("{what}: view {name} is visible but differs from a complete one: {diff:?}");
         }
     }
+    for (rel, sum) in &now.images {
+        assert_eq!(
+            known.images.get(rel),
+            Some(sum),
+            "{what}: {rel} is not what an uninterrupted sync records"
+        );
+        if !rel.ends_with(".json") {
+            continue;
+        }
+        // Recorded only once every package it names is in the pool.
+        let m = reimage::publish::Manifest::parse(&std::fs::read(pool.join(rel)).unwrap())
+            .unwrap_or_else(|e| panic!("{what}: {rel}: {e:#}"));
+        for p in &m.packages {
+            assert!(
+                now.packages.contains_key(&p.file),
+                "{what}: {rel} is recorded but {} is not in the pool",
+                p.file
+            );
+        }
+    }
 }
 
 /// Reruns the operation after a kill and compares with the reference.
@@ -330,7 +416,7 @@ fn rerun_and_compare(pool: &Path, sc: &Scenario, reference: &State, what: &str) 
     let out = run(pool, &args, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let published_already = out.status.code() == Some(1)
-        && sc.op.starts_with("compose")
+        && (sc.op.starts_with("compose") || sc.op.starts_with("sync"))
         && stderr.contains("already exists");
     assert!(
         out.status.success() || published_already,
@@ -358,7 +444,13 @@ fn rerun_and_compare(pool: &Path, sc: &Scenario, reference: &State, what: &str) 
             .chain(after.views.keys())
             .filter(|k| reference.views.get(*k) != after.views.get(*k))
             .collect();
-        panic!("{what}: after the rerun the pool differs from an uninterrupted run: packages {pk:?}, views {vw:?}");
+        let im: Vec<_> = reference
+            .images
+            .keys()
+            .chain(after.images.keys())
+            .filter(|k| reference.images.get(*k) != after.images.get(*k))
+            .collect();
+        panic!("{what}: after the rerun the pool differs from an uninterrupted run: packages {pk:?}, views {vw:?}, images {im:?}");
     }
     assert!(
         tmp_entries(pool).is_empty(),
@@ -421,6 +513,9 @@ fn kill_suite(quick: bool, max_per_name: Option<u64>, random_kills: usize) -> Su
         .unwrap_or(0x5eed_f00d);
     eprintln!("random kill seed: {seed} (REIMAGE_FAULTS_SEED)");
     let mut rng = Rng(seed | 1);
+    let repo = dir.join("repo");
+    publish_repo(&repo);
+    REPO.set(repo).expect("one kill suite per test process");
     let mut n_pool = 0u64;
     let mut fresh = |sc: &Scenario| -> PathBuf {
         n_pool += 1;
@@ -456,6 +551,9 @@ fn kill_suite(quick: bool, max_per_name: Option<u64>, random_kills: usize) -> Su
         }
         for (k, v) in &before.views {
             known.views.entry(k.clone()).or_insert(v.clone());
+        }
+        for (k, v) in &before.images {
+            known.images.entry(k.clone()).or_insert(v.clone());
         }
         let mut hits: BTreeMap<String, u64> = BTreeMap::new();
         for l in std::fs::read_to_string(&log).unwrap().lines() {
@@ -552,7 +650,7 @@ fn kill_points_quick() {
     assert!(sum.killed.len() >= 30, "too few kill points ran");
     let ops: std::collections::BTreeSet<&str> =
         sum.killed.iter().map(|(o, _, _)| o.as_str()).collect();
-    assert_eq!(ops.len(), 5, "every operation is killed: {ops:?}");
+    assert_eq!(ops.len(), 7, "every operation is killed: {ops:?}");
 }
 
 /// The full suite (`cargo xtask faults`): every hit of every failpoint
