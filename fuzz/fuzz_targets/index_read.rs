@@ -1,5 +1,5 @@
 #![no_main]
-//! `cargo fuzz run index_read` (see docs/hardening.md); the body is shared with
+//! `cargo fuzz run index_read` (see docs/reliability.md); the body is shared with
 //! tests/hostile_fuzz.rs.
 #[path = "../bodies.rs"]
 mod bodies;
