@@ -171,6 +171,9 @@ pub struct Node {
     pub group: String,
     pub mtime: u32,
     pub caps: String,
+    /// `user` and `group` resolved (set by `resolve_owners`, 0 until then).
+    pub uid: u32,
+    pub gid: u32,
     /// The package that ships it (None: implicit parent or generated).
     pub pkg: Option<usize>,
     /// The path as the header names it.
@@ -186,6 +189,8 @@ impl Node {
             group: "root".into(),
             mtime: 0,
             caps: String::new(),
+            uid: 0,
+            gid: 0,
             pkg: None,
             header_path: String::new(),
         }
@@ -196,6 +201,9 @@ impl Node {
     /// Same content and metadata, as far as the tree is concerned (ids
     /// resolved through the given owner tables).
     fn same_as(&self, a: &Plan, other: &Node, b: &Plan) -> bool {
+        if self.mtime != other.mtime || self.perm != other.perm {
+            return false;
+        }
         let data_eq = match (&self.data, &other.data) {
             (
                 Data::File {
@@ -218,8 +226,8 @@ impl Node {
         };
         data_eq
             && self.perm == other.perm
-            && a.uid(&self.user) == b.uid(&other.user)
-            && a.gid(&self.group) == b.gid(&other.group)
+            && self.uid == other.uid
+            && self.gid == other.gid
             && self.mtime == other.mtime
             && self.caps == other.caps
     }
@@ -235,15 +243,6 @@ pub struct Plan {
     pub users: BTreeMap<String, u32>,
     pub groups: BTreeMap<String, u32>,
     pub unknown_owners: Vec<String>,
-}
-
-impl Plan {
-    fn uid(&self, name: &str) -> u32 {
-        self.users.get(name).copied().unwrap_or(0)
-    }
-    fn gid(&self, name: &str) -> u32 {
-        self.groups.get(name).copied().unwrap_or(0)
-    }
 }
 
 fn parent_of(path: &str) -> &str {
@@ -299,6 +298,8 @@ pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) ->
             group: "root".into(),
             mtime: p.build_time,
             caps: String::new(),
+            uid: 0,
+            gid: 0,
             pkg: None,
             header_path: format!("/usr/{rel}"),
         };
@@ -327,8 +328,14 @@ pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) ->
     // Implicit parents, and no path under a non-directory. Walking up stops
     // at the first directory in the plan: its own ancestors get their turn.
     let mut missing: BTreeSet<String> = BTreeSet::new();
+    // Siblings are neighbours in the sorted map: their parent is checked once.
+    let mut checked: &str = "\0";
     for (path, node) in &nodes {
         let mut parent = parent_of(path);
+        if parent == checked {
+            continue;
+        }
+        checked = parent;
         loop {
             if missing.contains(parent) {
                 break;
@@ -465,6 +472,8 @@ fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlaceme
                 group: f.group.clone(),
                 mtime: f.mtime,
                 caps: f.caps.clone(),
+                uid: 0,
+                gid: 0,
                 pkg: Some(pi),
                 header_path: f.path.clone(),
             },
@@ -481,6 +490,8 @@ fn generated(rel: &str, bytes: Vec<u8>) -> Node {
         group: "root".into(),
         mtime: 0,
         caps: String::new(),
+        uid: 0,
+        gid: 0,
         pkg: None,
         header_path: format!("/usr/{rel}"),
     }
@@ -492,11 +503,13 @@ fn insert(
     rel: String,
     node: Node,
 ) -> Result<()> {
-    match nodes.get(&rel) {
-        None => {
-            nodes.insert(rel, node);
+    match nodes.entry(rel) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(node);
         }
-        Some(old) => {
+        std::collections::btree_map::Entry::Occupied(o) => {
+            let rel = o.key();
+            let old = o.get();
             let same = match (&old.data, &node.data) {
                 (Data::Dir, Data::Dir) => true,
                 (
@@ -665,6 +678,10 @@ fn resolve_owners(plan: &mut Plan, src: &OwnerSources) -> Result<()> {
                 used_g.insert(n.group.clone(), 0);
             }
         }
+    }
+    for n in plan.nodes.values_mut() {
+        n.uid = used_u[&n.user];
+        n.gid = used_g[&n.group];
     }
     plan.users = used_u;
     plan.groups = used_g;
@@ -937,7 +954,7 @@ impl Ctx<'_> {
             }
             _ => unreachable!(),
         }
-        let (uid, gid) = (self.plan.uid(&n.user), self.plan.gid(&n.group));
+        let (uid, gid) = (n.uid, n.gid);
         let chown = !self.fresh || uid != 0 || gid != 0;
         if chown {
             rustix::fs::fchown(
@@ -972,7 +989,7 @@ impl Ctx<'_> {
         let name = cpath(name);
         rustix::fs::symlinkat(cpath(target).as_c_str(), dir, name.as_c_str())
             .with_context(|| format!("cannot create symlink /usr/{rel}"))?;
-        let (uid, gid) = (self.plan.uid(&n.user), self.plan.gid(&n.group));
+        let (uid, gid) = (n.uid, n.gid);
         if !self.fresh || uid != 0 || gid != 0 {
             rustix::fs::chownat(
                 dir,
@@ -1023,8 +1040,8 @@ impl Ctx<'_> {
         let d = open_dir(&self.root, rel)?;
         rustix::fs::fchown(
             &d,
-            Some(rustix::fs::Uid::from_raw(self.plan.uid(&n.user))),
-            Some(rustix::fs::Gid::from_raw(self.plan.gid(&n.group))),
+            Some(rustix::fs::Uid::from_raw(n.uid)),
+            Some(rustix::fs::Gid::from_raw(n.gid)),
         )
         .with_context(|| format!("cannot chown /usr/{rel}"))?;
         rustix::fs::fchmod(&d, Mode::from_raw_mode(n.perm))?;
@@ -1188,7 +1205,7 @@ pub fn compose_locked(
                 fixed: Some((meta.users.clone(), meta.groups.clone())),
                 ..Default::default()
             };
-            Some((path, plan(old_pkgs, old_policy, &fixed)?))
+            Some((path, old_pkgs, old_policy, fixed))
         }
         Some(_) => {
             crate::runner::log::warn(&format!(
@@ -1205,10 +1222,18 @@ pub fn compose_locked(
         group: opts.group.clone(),
         fixed: None,
     };
-    if base.is_some() {
-        phase("planned the base view");
-    }
-    let mut plan = plan(pkgs, policy, &owners)?;
+    // The base view's plan and the new one, side by side.
+    let (base, new_plan) = match base {
+        Some((path, old_pkgs, old_policy, fixed)) => {
+            let (old, new) = rayon::join(
+                || plan(old_pkgs, old_policy, &fixed),
+                || plan(pkgs, policy, &owners),
+            );
+            (Some((path, old?)), new)
+        }
+        None => (None, plan(pkgs, policy, &owners)),
+    };
+    let mut plan = new_plan?;
     phase("planned");
     if !plan.unknown_owners.is_empty() {
         crate::runner::log::warn(&format!(
@@ -1245,15 +1270,8 @@ pub fn compose_locked(
                     .map(|p| p.nevra.clone())
                     .collect::<Vec<_>>(),
             ));
-            let changed = plan
-                .nodes
-                .iter()
-                .filter(|(rel, nn)| match old.nodes.get(*rel) {
-                    Some(on) if on.is_dir() && nn.is_dir() => false,
-                    Some(on) => !kept(on, &old, nn, &plan),
-                    None => true,
-                })
-                .count();
+            let diff = diff_plans(&old, &plan);
+            let changed = diff.create.len();
             if changed * 2 > plan.nodes.len() {
                 composed_whole = true;
                 crate::runner::log::info(&format!(
@@ -1264,7 +1282,7 @@ pub fn compose_locked(
                 ));
                 None
             } else {
-                Some((path, old))
+                Some((path, old, diff))
             }
         }
         None => None,
@@ -1316,7 +1334,7 @@ pub fn compose_locked(
             report.created_entries = ctx.created.load(Ordering::Relaxed);
             report.added = plan.pkgs.iter().map(|p| p.nevra.clone()).collect();
         }
-        Some((base_path, old)) => {
+        Some((base_path, _old, diff)) => {
             sys::snapshot(base_path, &work, false).with_context(|| {
                 format!(
                     "cannot snapshot {} to {}",
@@ -1327,20 +1345,11 @@ pub fn compose_locked(
             crate::failpoint::hit("compose.snapshot-base");
             let root: OwnedFd = File::open(&work)?.into();
             // Remove what changed or went, deepest first.
-            let mut touched: BTreeSet<String> = BTreeSet::new();
-            let mut removed = 0u64;
-            for (rel, on) in old.nodes.iter().rev() {
-                let keep = match plan.nodes.get(rel) {
-                    Some(nn) if on.is_dir() && nn.is_dir() => true,
-                    Some(nn) => kept(on, old, nn, &plan),
-                    None => false,
-                };
-                if !keep {
-                    remove_entry(&root, rel, on.is_dir())?;
-                    crate::failpoint::hit("compose.removed");
-                    touched.insert(parent_of(rel).to_string());
-                    removed += 1;
-                }
+            let mut touched: BTreeSet<&str> = BTreeSet::new();
+            for (rel, is_dir) in &diff.remove {
+                remove_entry(&root, rel, *is_dir)?;
+                crate::failpoint::hit("compose.removed");
+                touched.insert(parent_of(rel));
             }
             // The old view.json is always replaced.
             if root_has(&root, VIEW_META) {
@@ -1355,36 +1364,22 @@ pub fn compose_locked(
                 bytes: AtomicU64::new(0),
                 created: AtomicU64::new(0),
             };
-            let to_create: Vec<&String> = plan
-                .nodes
-                .iter()
-                .filter(|(rel, nn)| match old.nodes.get(*rel) {
-                    Some(on) if on.is_dir() && nn.is_dir() => false,
-                    Some(on) => !kept(on, old, nn, &plan),
-                    None => true,
-                })
-                .map(|(rel, _)| rel)
-                .collect();
+            let to_create: Vec<&String> = diff.create.iter().collect();
             for rel in &to_create {
-                touched.insert(parent_of(rel).to_string());
-                if plan.nodes[rel.as_str()].is_dir() {
-                    touched.insert(rel.to_string());
-                }
+                touched.insert(parent_of(rel));
             }
             // Hardlink sets: a kept leader is not in to_create; members whose
             // set changed were removed and recreated with the whole set.
             ctx.create(&to_create, reporter)?;
-            // Directories: metadata that changed, and every directory whose
-            // entries changed (its mtime), deepest first.
-            for (rel, nn) in plan.nodes.iter().rev().filter(|(_, n)| n.is_dir()) {
-                let changed = match old.nodes.get(rel) {
-                    Some(on) => !on.same_as(old, nn, &plan),
-                    None => true,
-                };
-                if changed || touched.contains(rel) {
+            // Directories: metadata that changed (new ones included), and
+            // every directory whose entries changed (its mtime), deepest first.
+            touched.extend(diff.dirs_changed.iter().map(String::as_str));
+            for rel in touched.iter().rev() {
+                if let Some(nn) = plan.nodes.get(*rel).filter(|n| n.is_dir()) {
                     ctx.dir_meta(rel, nn)?;
                 }
             }
+            let removed = diff.remove.len() as u64;
             report.bytes = ctx.bytes.load(Ordering::Relaxed);
             report.created_entries = ctx.created.load(Ordering::Relaxed);
             report.removed_entries = removed;
@@ -1459,6 +1454,65 @@ impl Drop for UmaskGuard {
     fn drop(&mut self) {
         rustix::process::umask(self.0);
     }
+}
+
+/// What turns a base view's tree into a new plan's, found by one merge walk
+/// of the two (sorted) plans.
+struct PlanDiff {
+    /// Entries of the base to remove (is a directory), deepest first.
+    remove: Vec<(String, bool)>,
+    /// Entries of the new plan to create, parents first.
+    create: Vec<String>,
+    /// Directories of the new plan that are new or whose metadata changed.
+    dirs_changed: Vec<String>,
+}
+
+fn diff_plans(old: &Plan, new: &Plan) -> PlanDiff {
+    let mut d = PlanDiff {
+        remove: Vec::new(),
+        create: Vec::new(),
+        dirs_changed: Vec::new(),
+    };
+    let mut a = old.nodes.iter().peekable();
+    let mut b = new.nodes.iter().peekable();
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((ra, _)), Some((rb, _))) => ra.cmp(rb),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let (rel, on) = a.next().expect("peeked");
+                d.remove.push((rel.clone(), on.is_dir()));
+            }
+            std::cmp::Ordering::Greater => {
+                let (rel, nn) = b.next().expect("peeked");
+                d.create.push(rel.clone());
+                if nn.is_dir() {
+                    d.dirs_changed.push(rel.clone());
+                }
+            }
+            std::cmp::Ordering::Equal => {
+                let (rel, on) = a.next().expect("peeked");
+                let (_, nn) = b.next().expect("peeked");
+                if on.is_dir() && nn.is_dir() {
+                    if !on.same_as(old, nn, new) {
+                        d.dirs_changed.push(rel.clone());
+                    }
+                } else if !kept(on, old, nn, new) {
+                    d.remove.push((rel.clone(), on.is_dir()));
+                    d.create.push(rel.clone());
+                    if nn.is_dir() {
+                        d.dirs_changed.push(rel.clone());
+                    }
+                }
+            }
+        }
+    }
+    d.remove.reverse();
+    d
 }
 
 /// An entry of the base view stays as it is (generated files are always rewritten).
