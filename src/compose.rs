@@ -740,33 +740,85 @@ struct Candidate {
     arch: String,
 }
 
-fn candidates(pool: &Pool) -> Result<Vec<Candidate>> {
-    let dir = pool.packages_dir();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let path = e?.path();
-        let mut r = std::io::BufReader::new(File::open(&path)?);
+/// The package name a pool file name `NAME-VERSION-RELEASE.ARCH` starts
+/// with (None if it does not have that shape).
+fn name_of_fname(fname: &str) -> Option<&str> {
+    let (nvr, _arch) = fname.rsplit_once('.')?;
+    let (nv, _release) = nvr.rsplit_once('-')?;
+    let (name, _version) = nv.rsplit_once('-')?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// The pool's packages, read lazily: a header is read only when its file
+/// name could match a spec (every form of spec starts with the package
+/// name), and once.
+struct Candidates {
+    fnames: Vec<String>,
+    read: HashMap<String, Option<Candidate>>,
+}
+
+impl Candidates {
+    fn new(pool: &Pool) -> Result<Candidates> {
+        let dir = pool.packages_dir();
+        let mut fnames = Vec::new();
+        for e in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            fnames.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        fnames.sort();
+        Ok(Candidates {
+            fnames,
+            read: HashMap::new(),
+        })
+    }
+
+    /// The packages whose name could start `spec`.
+    fn for_spec(&mut self, pool: &Pool, spec: &str) -> Result<Vec<&Candidate>> {
+        let wanted: Vec<String> = self
+            .fnames
+            .iter()
+            .filter(|f| name_of_fname(f).is_none_or(|n| spec.starts_with(n)))
+            .cloned()
+            .collect();
+        for fname in &wanted {
+            if !self.read.contains_key(fname) {
+                let c = Self::read_one(pool, fname)?;
+                self.read.insert(fname.clone(), c);
+            }
+        }
+        Ok(wanted
+            .iter()
+            .filter_map(|f| self.read[f].as_ref())
+            .collect())
+    }
+
+    fn read_one(pool: &Pool, fname: &str) -> Result<Option<Candidate>> {
+        let path = pool.packages_dir().join(fname);
+        let mut r = std::io::BufReader::new(
+            File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+        );
         let Ok(prefix) = crate::rpmfile::read_prefix(&mut r) else {
-            continue;
+            return Ok(None);
         };
         let m = &prefix.meta;
-        out.push(Candidate {
-            fname: path.file_name().unwrap().to_string_lossy().into_owned(),
+        Ok(Some(Candidate {
+            fname: fname.to_string(),
             name: m.get_name().unwrap_or("").into(),
             epoch: m.get_epoch().unwrap_or(0),
             version: m.get_version().unwrap_or("").into(),
             release: m.get_release().unwrap_or("").into(),
             arch: m.get_arch().unwrap_or("").into(),
-        });
+        }))
     }
-    Ok(out)
 }
 
 /// Resolves specs to package file names in the pool.
 pub fn resolve(pool: &Pool, specs: &[String]) -> Result<Vec<String>> {
     let dir = pool.packages_dir();
-    // Every package's header is read only if some spec is not an exact file name.
-    let mut all: Option<Vec<Candidate>> = None;
+    // Headers are read only for specs that are not exact file names, and
+    // only of the packages whose file name could match.
+    let mut cands: Option<Candidates> = None;
     let mut out: Vec<String> = Vec::new();
     for spec in specs {
         let s = spec.trim();
@@ -778,13 +830,14 @@ pub fn resolve(pool: &Pool, specs: &[String]) -> Result<Vec<String>> {
             }
             continue;
         }
-        if all.is_none() {
-            all = Some(candidates(pool)?);
+        if cands.is_none() {
+            cands = Some(Candidates::new(pool)?);
         }
-        let all = all.as_ref().expect("just loaded");
+        let all = cands.as_mut().expect("just made").for_spec(pool, s)?;
         // NEVRA with epoch: name-E:V-R.A
         let found: Vec<&Candidate> = all
             .iter()
+            .copied()
             .filter(|c| {
                 c.fname == s
                     || format!(
@@ -801,6 +854,7 @@ pub fn resolve(pool: &Pool, specs: &[String]) -> Result<Vec<String>> {
             // noarch) wins over others, as dnf picks (multilib pools).
             let mut named: Vec<&Candidate> = all
                 .iter()
+                .copied()
                 .filter(|c| c.name == s || format!("{}.{}", c.name, c.arch) == s)
                 .collect();
             if named.is_empty() {
@@ -1590,4 +1644,22 @@ pub fn rm_view(pool: &Pool, name: &str, wait: bool) -> Result<()> {
     let _ = std::fs::File::open(pool.views_dir()).and_then(|d| d.sync_all());
     let _ = File::open(&pool.root).map(|f| sys::syncfs(&f));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_of_fname;
+
+    #[test]
+    fn names_of_pool_file_names() {
+        assert_eq!(name_of_fname("bash-5.2.15-2+b13.x86_64"), Some("bash"));
+        assert_eq!(
+            name_of_fname("python3.11-minimal-3.11.2-6.x86_64"),
+            Some("python3.11-minimal")
+        );
+        assert_eq!(name_of_fname("a-1-1.noarch"), Some("a"));
+        assert_eq!(name_of_fname("-1-1.noarch"), None);
+        assert_eq!(name_of_fname("nodots"), None);
+        assert_eq!(name_of_fname("one-dash.x"), None);
+    }
 }

@@ -604,22 +604,29 @@ fn xfs_views_are_plain_directories_and_ext4_copies_when_allowed() {
 fn bare_names_prefer_the_native_arch_and_name_arch_selects() {
     require_root!();
     let (d, pool) = btrfs_pool("compose-multilib");
-    let mk = |version: &str, arch: &str| -> PathBuf {
-        let pkg = rpm::PackageBuilder::new("multi", version, "MIT", arch, "multilib test")
+    let mk_named = |name: &str, version: &str, arch: &str| -> PathBuf {
+        let pkg = rpm::PackageBuilder::new(name, version, "MIT", arch, "multilib test")
             .using_config(rpm::BuildConfig::v4().source_date(1_700_000_000u32))
             .release("1")
             .with_file_contents(
                 format!("{version} {arch}\n").into_bytes(),
-                rpm::FileOptions::new(format!("/usr/lib/multi-{arch}/file")).permissions(0o644),
+                rpm::FileOptions::new(format!("/usr/lib/{name}-{arch}/file")).permissions(0o644),
             )
             .unwrap()
             .build()
             .unwrap();
-        let path = d.join(format!("multi-{version}-1.{arch}.rpm"));
+        let path = d.join(format!("{name}-{version}-1.{arch}.rpm"));
         pkg.write_file(&path).unwrap();
         path
     };
-    let rpms = vec![mk("0.9", "x86_64"), mk("1.0", "x86_64"), mk("1.0", "i686")];
+    let mk = |version: &str, arch: &str| mk_named("multi", version, arch);
+    // A package whose name extends the other's: never taken for it.
+    let rpms = vec![
+        mk("0.9", "x86_64"),
+        mk("1.0", "x86_64"),
+        mk("1.0", "i686"),
+        mk_named("multi-tool", "2.0", "x86_64"),
+    ];
     import_all(&pool, &rpms);
     let r = json(&pool, &["compose", "native", "multi"]);
     assert_eq!(r["added"][0], "multi-1.0-1.x86_64", "{r}");
@@ -627,4 +634,12 @@ fn bare_names_prefer_the_native_arch_and_name_arch_selects() {
     assert_eq!(r["added"][0], "multi-1.0-1.i686", "{r}");
     let r = json(&pool, &["compose", "old", "multi-0.9-1.x86_64"]);
     assert_eq!(r["added"][0], "multi-0.9-1.x86_64", "{r}");
+    let r = json(&pool, &["compose", "tool", "multi-tool"]);
+    assert_eq!(r["added"][0], "multi-tool-2.0-1.x86_64", "{r}");
+    let r = json(&pool, &["compose", "epoch", "multi-0:1.0-1.i686"]);
+    assert_eq!(r["added"][0], "multi-1.0-1.i686", "{r}");
+    let err = fails(&pool, &["compose", "both", "multi-1.0-1"]);
+    assert!(err.contains("matches several"), "{err}");
+    let err = fails(&pool, &["compose", "none", "multi-t"]);
+    assert!(err.contains("not in the pool"), "{err}");
 }
