@@ -343,10 +343,18 @@ fn build(
         sha2::Sha256::digest(prefix.main_header()).into()
     };
 
-    // 2. Already there?
+    // 2. Already there? This copy must still be whole: checked by its
+    // payload digests when it has them, else by the full import below,
+    // which then keeps nothing.
     let final_path = pool.packages_dir().join(&name);
-    if let Some(o) = existing(&final_path, &header_sha256, &nevra_s, src)? {
-        return Ok(o);
+    let payload_digest = payload_digest(meta);
+    let present = existing(&final_path, &header_sha256, &nevra_s, src)?;
+    if let Some(o) = &present {
+        if payload_digest.is_some() || legacy_md5.is_some() {
+            verify_payload(input, meta, prefix, &payload_digest, &legacy_md5)
+                .context("the pool already holds this package, but this copy of it is damaged")?;
+            return Ok(o.clone());
+        }
     }
 
     // 3. Plan: every regular file's place, by file index.
@@ -380,7 +388,6 @@ fn build(
     let staging = tempfile::tempfile_in(pool.tmp_dir())?;
 
     let mut hashers = Vec::new();
-    let payload_digest = payload_digest(meta);
     if let Some((algo, _)) = &payload_digest {
         hashers.push(algo.hasher());
     }
@@ -574,6 +581,11 @@ fn build(
         }
     }
 
+    if let Some(o) = present {
+        // Verified in full; the pool's copy stays.
+        return Ok(o);
+    }
+
     // 5. The index, then make it durable and visible.
     let mut entries = Vec::new();
     let mut nfiles = 0u64;
@@ -666,6 +678,46 @@ fn check_digest(algo: DigestAlgo, h: Hasher, f: &PkgFile) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Reads the rest of `input` (the compressed payload) and checks it against
+/// the header's payload digest and the signature's MD5 and sizes: how a
+/// package the pool already holds is checked without decompressing it.
+fn verify_payload(
+    input: BufReader<File>,
+    meta: &rpm::PackageMetadata,
+    prefix: &rpmfile::RpmPrefix,
+    payload_digest: &Option<(DigestAlgo, String)>,
+    legacy_md5: &Option<String>,
+) -> Result<()> {
+    let mut hashers = Vec::new();
+    if let Some((algo, _)) = payload_digest {
+        hashers.push(algo.hasher());
+    }
+    if legacy_md5.is_some() {
+        let mut h = DigestAlgo::Md5.hasher();
+        h.update(prefix.main_header());
+        hashers.push(h);
+    }
+    let mut r = HashingReader::new(input, hashers);
+    io::copy(&mut r, &mut io::sink()).context("cannot read the payload")?;
+    let mut hashers = r.hashers.into_iter();
+    if let Some((palgo, want)) = payload_digest {
+        let got = hashers.next().expect("pushed").hex();
+        if &got != want {
+            bail!(
+                "payload {} digest mismatch (the payload is corrupt or was altered): expected {want}, got {got}",
+                palgo.name()
+            );
+        }
+    }
+    if let Some(want) = legacy_md5 {
+        let got = hashers.next().expect("pushed").hex();
+        if &got != want {
+            bail!("MD5 digest of header and payload does not match: expected {want}, got {got}");
+        }
+    }
+    check_sizes(meta, prefix, r.count)
 }
 
 /// The strongest payload digest the header carries (over the compressed payload).

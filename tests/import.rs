@@ -288,6 +288,52 @@ fn import_twice_is_a_noop_and_resigned_copies_are_the_same_package() {
     assert_eq!(listing(&pool), before);
 }
 
+/// A damaged copy of a package the pool already holds is refused, not
+/// taken as "already present": checked by the payload digest (el9) and by
+/// the legacy MD5 over header and payload (el7, no payload digest).
+#[test]
+fn damaged_copies_of_present_packages_are_refused() {
+    require_root!();
+    let (d, pool) = btrfs_pool("present-damaged");
+    for (pkg, what) in [
+        (
+            realworld()
+                .join("rpm-rs-assets/v4/signed/rpm-basic-with-rsa4096-2.3.4-5.el9.noarch.rpm"),
+            "payload SHA256",
+        ),
+        (
+            realworld().join("389-ds-base-devel-1.3.8.4-15.el7.x86_64.rpm"),
+            "MD5",
+        ),
+    ] {
+        ok(&pool, &["import", pkg.to_str().unwrap()]);
+        let before = listing(&pool);
+        let bytes = std::fs::read(&pkg).unwrap();
+        let truncated = d.join("truncated.rpm");
+        std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+        let mut flipped = bytes.clone();
+        let at = bytes.len() - 50;
+        flipped[at] ^= 0x40;
+        let flipped_path = d.join("flipped.rpm");
+        std::fs::write(&flipped_path, &flipped).unwrap();
+        for bad in [&truncated, &flipped_path] {
+            let err = fails(&pool, &["import", bad.to_str().unwrap()]);
+            assert!(
+                err.contains("already holds this package, but this copy of it is damaged")
+                    && err.contains(bad.to_str().unwrap()),
+                "{what}: {err}"
+            );
+            assert!(
+                err.contains("digest") || err.contains("bytes"),
+                "{what}: {err}"
+            );
+        }
+        assert_eq!(listing(&pool), before, "{what}");
+        let r = json(&pool, &["import", pkg.to_str().unwrap()]);
+        assert_eq!(r["present"], 1, "{what}: the intact copy is present");
+    }
+}
+
 #[test]
 fn hostile_packages_are_refused_and_leave_the_pool_unchanged() {
     require_root!();
