@@ -183,11 +183,9 @@ fn fetch(
             let mut n = 0;
             for r in rels {
                 let limit = limits.get(r).copied().unwrap_or(64 << 20);
-                match http_get(&format!("{base}/{r}"), &dest.join(r), limit) {
-                    Ok(b) => n += b,
-                    Err(e) => {
-                        crate::runner::log::debug(&format!("GET {base}/{r}: {e:#}"));
-                    }
+                match http_get(&format!("{base}/{r}"), &dest.join(r), limit)? {
+                    Some(b) => n += b,
+                    None => crate::runner::log::debug(&format!("GET {base}/{r}: not found")),
                 }
             }
             n
@@ -297,12 +295,17 @@ fn parse_stats(out: &str) -> u64 {
     num("Total bytes sent:") + num("Total bytes received:")
 }
 
-/// GETs `url` into `dest` (at most `limit` bytes); returns the body size.
-fn http_get(url: &str, dest: &Path, limit: u64) -> Result<u64> {
+/// GETs `url` into `dest` (at most `limit` bytes); returns the body size,
+/// or None when the server says the file is not there (404, 410). Anything
+/// else (no connection, a name that does not resolve, a server error) is an
+/// error: a dead mirror must not read as a missing file.
+fn http_get(url: &str, dest: &Path, limit: u64) -> Result<Option<u64>> {
     use std::io::{Read, Write};
-    let resp = ureq::get(url)
-        .call()
-        .map_err(|e| anyhow!("GET {url}: {e}"))?;
+    let resp = match ureq::get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::StatusCode(404 | 410)) => return Ok(None),
+        Err(e) => bail!("GET {url}: {e}"),
+    };
     let mut body = resp.into_body();
     let mut r = body.as_reader().take(limit + 1);
     std::fs::create_dir_all(dest.parent().unwrap())?;
@@ -320,7 +323,7 @@ fn http_get(url: &str, dest: &Path, limit: u64) -> Result<u64> {
     if n > limit {
         bail!("GET {url}: more than the {limit} bytes expected");
     }
-    Ok(n)
+    Ok(Some(n))
 }
 
 // ---------------------------------------------------------------------------
@@ -460,7 +463,20 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         image: opts.image.clone(),
         ..Default::default()
     };
+    if let Some(name) = &opts.compose {
+        crate::compose::check_view_name(name)?;
+    }
     let lock = pool.lock(opts.wait)?;
+    if let Some(name) = &opts.compose {
+        // Before anything is fetched: the view could not be composed.
+        let dest = pool.views_dir().join(name);
+        if dest.symlink_metadata().is_ok() {
+            bail!(
+                "view {name} already exists at {} (choose another --compose name, or remove it with reimage rm-view {name})",
+                dest.display()
+            );
+        }
+    }
     pool.clean_tmp()?;
     std::fs::create_dir_all(pool.packages_dir())?;
     let work = pool.tmp_dir().join("sync");

@@ -383,6 +383,17 @@ fn http_mirror_update() {
         "FIGURES http v1->v2: changed .rpm {} | whole packages {} | deltas {}",
         with.rpm_bytes, without.wire_bytes, with.wire_bytes
     );
+    // A mirror that is not there is a connection error, not a missing image;
+    // an image the live mirror lacks is a missing image.
+    let pool = new_pool(dir.path(), "http-errors");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let err = fails(&pool, &["sync", &dead, "demo"]);
+    assert!(
+        err.contains("GET ") && !err.contains("no image"),
+        "a dead mirror: {err}"
+    );
+    let err = fails(&pool, &["sync", &url, "nosuchimage"]);
+    assert!(err.contains("no image nosuchimage"), "{err}");
 }
 
 /// Three small edge packages as v1, the update of one as v2 (with deltas).
@@ -782,4 +793,12 @@ fn publish_and_sync_through_the_binary() {
     // An unknown image is a clear error.
     let err = fails(&pool, &["sync", &src, "nosuchimage"]);
     assert!(err.contains("nosuchimage"), "{err}");
+    // A --compose name that is taken is refused before anything is fetched.
+    std::fs::remove_dir_all(pool.join("images/edgeimg")).unwrap();
+    let err = fails(&pool, &["sync", &src, "edgeimg", "--compose", "e2"]);
+    assert!(err.contains("view e2 already exists"), "{err}");
+    assert!(
+        !pool.join("images/edgeimg").exists(),
+        "nothing was synced for a view that cannot be composed"
+    );
 }
