@@ -764,11 +764,14 @@ fn broken_header_files_are_named_and_the_rest_still_listed() {
     std::fs::write(&names, &bytes[..bytes.len() - 10]).unwrap();
     std::fs::write(hd.join("foreign-1-1.x86_64.rpm"), vec![b'#'; 4096]).unwrap();
     std::fs::write(hd.join("empty-1-1.noarch.rpm"), b"").unwrap();
+    // deleted: view.json still lists it
+    std::fs::remove_file(hd.join("edge-modes-1.0-1.x86_64.rpm")).unwrap();
     let bad = [
         "edge-links-1.0-1.x86_64.rpm",
         "edge-names-1.0-1.x86_64.rpm",
         "foreign-1-1.x86_64.rpm",
         "empty-1-1.noarch.rpm",
+        "edge-modes-1.0-1.x86_64.rpm",
     ];
     let cs = copy.to_str().unwrap();
 
@@ -782,13 +785,18 @@ fn broken_header_files_are_named_and_the_rest_still_listed() {
         );
     }
     assert!(stderr.contains("truncated"), "{stderr}");
+    assert!(stderr.contains("missing (the view's"), "{stderr}");
     let want: Vec<String> = all
         .iter()
-        .filter(|l| !l.starts_with("edge-links-") && !l.starts_with("edge-names-"))
+        .filter(|l| {
+            !l.starts_with("edge-links-")
+                && !l.starts_with("edge-names-")
+                && !l.starts_with("edge-modes-")
+        })
         .cloned()
         .collect();
     assert_eq!(sorted_lines(&String::from_utf8_lossy(&out.stdout)), want);
-    assert_eq!(want.len(), all.len() - 2);
+    assert_eq!(want.len(), all.len() - 3);
     let j = json(&pool, &["list", cs]);
     assert_eq!(j["packages"].as_array().unwrap().len(), want.len());
     let errors: Vec<&str> = j["errors"]

@@ -21,6 +21,9 @@ pub enum Error {
     /// The header is structurally broken (bad tag types, offsets out of range).
     #[error("{}: corrupt header: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    /// A header file the view's metadata lists is not there.
+    #[error("{}: missing (the view's lib/reimage/view.json lists this package)", path.display())]
+    MissingHeader { path: PathBuf },
     /// The header file's name does not match the NEVRA inside it.
     #[error("{}: file name does not match the package inside ({expected})", path.display())]
     Misnamed { path: PathBuf, expected: String },

@@ -1,6 +1,6 @@
 //! A `/usr` tree: a view (with its `view.json`) or the `/usr` of a running
 //! system (without), and where each header path lives in it.
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::headerdir::{HeaderDir, HEADER_DIR};
 use crate::meta::{Owners, ViewMeta};
 use crate::relocate::{components, Kind, Placement, Policy};
@@ -75,9 +75,20 @@ impl Tree {
         self.root.join(HEADER_DIR)
     }
 
-    /// Reads the tree's package database.
+    /// Reads the tree's package database. In a view, a header file its
+    /// metadata lists but the directory lacks is an error of the result.
     pub fn packages(&self) -> Result<HeaderDir> {
-        HeaderDir::read(&self.header_dir())
+        let mut db = HeaderDir::read(&self.header_dir())?;
+        if let Some(meta) = &self.meta {
+            for p in &meta.packages {
+                let path = self.header_dir().join(format!("{p}.rpm"));
+                if path.symlink_metadata().is_err() {
+                    db.errors.push(Error::MissingHeader { path });
+                }
+            }
+            db.errors.sort_by_key(|e| e.to_string());
+        }
+        Ok(db)
     }
 
     /// The relocation policy of the tree (with the view's recorded rules).
