@@ -89,7 +89,7 @@ pub struct ComposeArgs {
     #[arg(long, value_name = "FILE")]
     pub group: Option<PathBuf>,
     /// Map paths outside /usr: --relocate /opt/foo=/usr/lib/foo (repeatable).
-    #[arg(long, value_name = "FROM=TO")]
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_rule)]
     pub relocate: Vec<String>,
     /// Fail at once if another reimage writer holds the pool, instead of waiting.
     #[arg(long)]
@@ -111,7 +111,7 @@ pub struct ImportArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Packages imported in parallel (default: number of CPUs).
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Require a valid header-only signature by a key in this file (armored
     /// OpenPGP public keys).
@@ -184,6 +184,40 @@ impl Default for Out {
     }
 }
 
+/// A command line that clap accepts but that cannot work (no packages
+/// named, IMAGE without VERSION, ...): exit status 2, like clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error (exit status 2).
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// `--jobs N`: at least 1.
+pub fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of jobs (1 or more)")),
+    }
+}
+
+/// `--relocate FROM=TO`: both sides non-empty (the policy checks the paths).
+fn parse_rule(s: &str) -> std::result::Result<String, String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok(s.to_string()),
+        _ => Err(format!("{s:?} is not FROM=TO (e.g. /opt/foo=/usr/lib/foo)")),
+    }
+}
+
 /// Entry point of the binary; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -208,6 +242,10 @@ pub fn main() -> i32 {
                 return 0;
             }
             eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                eprintln!("\nFor more information, try '--help'.");
+                return 2;
+            }
             1
         }
     }
@@ -346,10 +384,10 @@ fn cmd_packages(g: &Global) -> Result<i32> {
 }
 
 fn cmd_compose(g: &Global, a: ComposeArgs) -> Result<i32> {
-    let pool = crate::pool::Pool::open(&g.pool)?;
     if a.packages.is_empty() && a.list.is_none() {
-        anyhow::bail!("name the packages, or give --list FILE");
+        return Err(usage("name the packages, or give --list FILE"));
     }
+    let pool = crate::pool::Pool::open(&g.pool)?;
     let reporter = crate::progress::BarReporter::new(g.quiet, false);
     let opts = crate::compose::ComposeOptions {
         name: a.name,

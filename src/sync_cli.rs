@@ -37,7 +37,7 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub delta_level: i32,
     /// Packages imported in parallel (default: number of CPUs).
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = crate::cli::parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -72,8 +72,13 @@ pub fn run_publish(g: &Global, a: PublishArgs) -> Result<i32> {
     let target = match (a.image, a.version) {
         (Some(i), Some(v)) => Some((i, v)),
         (None, None) => None,
-        _ => anyhow::bail!("name both IMAGE and VERSION"),
+        _ => return Err(crate::cli::usage("name both IMAGE and VERSION")),
     };
+    if target.is_some() && a.paths.is_empty() && a.list.is_none() {
+        return Err(crate::cli::usage(
+            "no packages given: name .rpm files or directories, or use --list FILE",
+        ));
+    }
     let reporter = crate::progress::BarReporter::new(g.quiet, true);
     let r = publish::publish(
         &publish::PublishOptions {

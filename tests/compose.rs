@@ -643,3 +643,33 @@ fn bare_names_prefer_the_native_arch_and_name_arch_selects() {
     let err = fails(&pool, &["compose", "none", "multi-t"]);
     assert!(err.contains("not in the pool"), "{err}");
 }
+
+/// Command lines that cannot work are usage errors: exit status 2 with a
+/// message, before any pool is touched (README: 0 ok, 1 error, 2 usage).
+#[test]
+fn usage_errors_exit_2() {
+    let nowhere = Path::new("/nonexistent/reimage-pool");
+    for (args, says) in [
+        (&["compose", "x"][..], "name the packages"),
+        (
+            &["compose", "x", "bash", "--relocate", "foo"],
+            "is not FROM=TO",
+        ),
+        (&["import", "--jobs", "0", "x.rpm"], "number of jobs"),
+        (
+            &["publish", "/nonexistent/repo", "demo"],
+            "name both IMAGE and VERSION",
+        ),
+        (
+            &["publish", "/nonexistent/repo", "demo", "3"],
+            "no packages given",
+        ),
+        (&["no-such-command"], "unrecognized subcommand"),
+    ] {
+        let out = reimage(nowhere, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(!nowhere.exists());
+}
