@@ -120,6 +120,10 @@ pub struct ImportArgs {
     /// Fail at once if another reimage writer holds the pool, instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
+    /// Import packages the pool already holds again and replace its copies
+    /// (the repair for a package `fsck` reports damaged).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Args, Debug)]
@@ -316,6 +320,7 @@ fn cmd_import(g: &Global, a: ImportArgs) -> Result<i32> {
         jobs: a.jobs,
         keyring: a.keyring,
         wait: !a.no_wait,
+        replace: a.replace,
     };
     let r = crate::import::import(&pool, &opts, &reporter)?;
     let mut out = Out::new();
@@ -339,8 +344,13 @@ fn cmd_import(g: &Global, a: ImportArgs) -> Result<i32> {
         }
         if !g.quiet {
             out.line(format!(
-                "imported {}, already present {}, refused {}: {} written, {} cloned, {} skipped in {:.1}s{}",
+                "imported {}{}, already present {}, refused {}: {} written, {} cloned, {} skipped in {:.1}s{}",
                 r.imported,
+                if r.replaced > 0 {
+                    format!(" ({} replaced)", r.replaced)
+                } else {
+                    String::new()
+                },
                 r.present,
                 r.refused,
                 human_bytes(r.written_bytes),

@@ -39,7 +39,24 @@ pub fn run_fsck(global: &Global, args: FsckArgs) -> Result<i32> {
         for p in &r.problems {
             out.line(format!("{}: {}: {}", p.kind, p.path.display(), p.message))?;
         }
+        if r.problems.iter().any(|p| p.kind == "package") {
+            eprintln!(
+                "hint: import the damaged package's RPM again with `reimage import --replace FILE.rpm` \
+                 (views keep their own data; nothing else changes)"
+            );
+        }
         let repaired: std::collections::BTreeSet<_> = r.repaired.iter().collect();
+        let tmp_garbage = r
+            .garbage
+            .iter()
+            .filter(|g| !repaired.contains(g) && g.starts_with(pool.tmp_dir()))
+            .count();
+        if tmp_garbage > 0 && !global.verbose && !global.quiet {
+            out.line(format!(
+                "{tmp_garbage} entries in {} (garbage of an interrupted run, removed by the next writer; -v lists them)",
+                pool.tmp_dir().display()
+            ))?;
+        }
         for g in &r.garbage {
             if repaired.contains(g) {
                 out.line(format!("removed {}", g.display()))?;

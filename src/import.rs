@@ -38,6 +38,10 @@ pub struct ImportOptions {
     pub keyring: Option<PathBuf>,
     /// Wait for another writer instead of failing.
     pub wait: bool,
+    /// Import packages the pool already holds again, replacing its copies
+    /// (after `fsck` found them damaged); still refused: another package
+    /// under the same NEVRA.
+    pub replace: bool,
 }
 
 /// What happened to one input file.
@@ -46,7 +50,8 @@ pub struct PackageOutcome {
     pub source: PathBuf,
     /// NEVRA, when the headers could be read.
     pub nevra: Option<String>,
-    /// "imported", "present" (the same package was already in the pool) or "refused".
+    /// "imported", "present" (the same package was already in the pool),
+    /// "replaced" (it was, and `--replace` rebuilt it) or "refused".
     pub status: &'static str,
     /// Why it was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +71,8 @@ pub struct ImportReport {
     pub packages: Vec<PackageOutcome>,
     pub imported: u64,
     pub present: u64,
+    /// Of `imported`: packages that replaced the pool's copy (`--replace`).
+    pub replaced: u64,
     pub refused: u64,
     pub written_bytes: u64,
     pub cloned_bytes: u64,
@@ -221,7 +228,7 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
             .par_iter()
             .map(|src| {
                 let size = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
-                let out = import_one(pool, src, keyring.as_ref(), &content, &cloner);
+                let out = import_one(pool, src, keyring.as_ref(), &content, &cloner, opts.replace);
                 reporter.advance(size);
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 reporter.message(&format!("importing {n}/{} packages", files.len()));
@@ -255,6 +262,10 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
     for o in &outcomes {
         match o.status {
             "imported" => r.imported += 1,
+            "replaced" => {
+                r.imported += 1;
+                r.replaced += 1;
+            }
             "present" => {
                 r.present += 1;
                 r.skipped_bytes += o.content_bytes;
@@ -277,6 +288,7 @@ fn import_one(
     keyring: Option<&Keyring>,
     content: &Mutex<ContentStore>,
     cloner: &Cloner,
+    replace: bool,
 ) -> std::result::Result<PackageOutcome, Refusal> {
     let mut input = rpmfile::open_buffered(src).map_err(|e| {
         (
@@ -293,7 +305,7 @@ fn import_one(
             e.context(format!("{} ({})", src.display(), nevra)),
         )
     };
-    build(pool, src, input, &prefix, keyring, content, cloner).map_err(ctx)
+    build(pool, src, input, &prefix, keyring, content, cloner, replace).map_err(ctx)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -305,6 +317,7 @@ fn build(
     keyring: Option<&Keyring>,
     content: &Mutex<ContentStore>,
     cloner: &Cloner,
+    replace: bool,
 ) -> Result<PackageOutcome> {
     let meta = &prefix.meta;
     if meta.is_source_package() {
@@ -348,9 +361,17 @@ fn build(
     // which then keeps nothing.
     let final_path = pool.packages_dir().join(&name);
     let payload_digest = payload_digest(meta);
-    let present = existing(&final_path, &header_sha256, &nevra_s, src)?;
+    let header_files = meta.get_file_entries().map(|v| v.len() as u64).unwrap_or(0);
+    let present = existing(
+        &final_path,
+        &header_sha256,
+        &nevra_s,
+        src,
+        header_files,
+        replace,
+    )?;
     if let Some(o) = &present {
-        if payload_digest.is_some() || legacy_md5.is_some() {
+        if !replace && (payload_digest.is_some() || legacy_md5.is_some()) {
             verify_payload(input, meta, prefix, &payload_digest, &legacy_md5)
                 .context("the pool already holds this package, but this copy of it is damaged")?;
             return Ok(o.clone());
@@ -527,7 +548,19 @@ fn build(
                 let from_pool = content.lock().unwrap().get(&blake).cloned();
                 let mut done = false;
                 if let Some(loc) = from_pool.filter(|l| l.length == f.size) {
-                    if let Ok(srcf) = File::open(&*loc.package) {
+                    // The pool's copy is checked before it is shared: a
+                    // damaged package must not pass its damage on.
+                    if let Ok(srcf) = File::open(&*loc.package).and_then(|srcf| {
+                        range_has_blake3(&srcf, loc.offset, f.size, &blake, &mut buf).and_then(
+                            |ok| {
+                                if ok {
+                                    Ok(srcf)
+                                } else {
+                                    Err(io::ErrorKind::InvalidData.into())
+                                }
+                            },
+                        )
+                    }) {
                         if cloner.place(&srcf, loc.offset, alen, pkg, off).is_ok() {
                             cloned += f.size;
                             done = true;
@@ -581,9 +614,9 @@ fn build(
         }
     }
 
-    if let Some(o) = present {
+    if let Some(o) = present.as_ref().filter(|_| !replace) {
         // Verified in full; the pool's copy stays.
-        return Ok(o);
+        return Ok(o.clone());
     }
 
     // 5. The index, then make it durable and visible.
@@ -623,12 +656,19 @@ fn build(
     pkg.sync_all()?;
     crate::failpoint::hit("import.synced");
     let tmp_path = tmp.into_temp_path();
+    // --replace: over the pool's copy of this same package (same main
+    // header, checked above); otherwise never over anything.
+    let replacing = replace && present.is_some();
     match rustix::fs::renameat_with(
         rustix::fs::CWD,
         &*tmp_path,
         rustix::fs::CWD,
         &final_path,
-        rustix::fs::RenameFlags::NOREPLACE,
+        if replacing {
+            rustix::fs::RenameFlags::empty()
+        } else {
+            rustix::fs::RenameFlags::NOREPLACE
+        },
     ) {
         Ok(()) => {
             let _ = tmp_path.keep();
@@ -636,7 +676,14 @@ fn build(
         }
         Err(rustix::io::Errno::EXIST) => {
             // Another job in this run imported the same NEVRA first.
-            if let Some(o) = existing(&final_path, &header_sha256, &nevra_s, src)? {
+            if let Some(o) = existing(
+                &final_path,
+                &header_sha256,
+                &nevra_s,
+                src,
+                header_files,
+                replace,
+            )? {
                 return Ok(o);
             }
             bail!("{} appeared while importing", final_path.display());
@@ -649,13 +696,32 @@ fn build(
     Ok(PackageOutcome {
         source: src.to_path_buf(),
         nevra: Some(nevra_s),
-        status: "imported",
+        status: if replacing { "replaced" } else { "imported" },
         error: None,
         files: nfiles,
         content_bytes,
         written_bytes: written,
         cloned_bytes: cloned,
     })
+}
+
+/// Whether `len` bytes of `file` at `offset` have the BLAKE3 `want`.
+fn range_has_blake3(
+    file: &File,
+    offset: u64,
+    len: u64,
+    want: &[u8; 32],
+    buf: &mut [u8],
+) -> io::Result<bool> {
+    let mut h = blake3::Hasher::new();
+    let mut at = 0u64;
+    while at < len {
+        let k = (len - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..k], offset + at)?;
+        h.update(&buf[..k]);
+        at += k as u64;
+    }
+    Ok(h.finalize().as_bytes() == want)
 }
 
 fn check_digest(algo: DigestAlgo, h: Hasher, f: &PkgFile) -> Result<()> {
@@ -774,14 +840,37 @@ fn existing(
     header_sha256: &[u8; 32],
     nevra: &str,
     src: &Path,
+    files: u64,
+    replace: bool,
 ) -> Result<Option<PackageOutcome>> {
+    let outcome = |content_bytes| PackageOutcome {
+        source: src.to_path_buf(),
+        nevra: Some(nevra.to_string()),
+        status: "present",
+        error: None,
+        files,
+        content_bytes,
+        written_bytes: 0,
+        cloned_bytes: 0,
+    };
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
-    let (index, _) = Index::read(&f)
-        .with_context(|| format!("{} is damaged (run reimage fsck)", path.display()))?;
+    let index = match Index::read(&f) {
+        Ok((index, _)) => index,
+        // Unreadable: --replace puts this (verified) package in its place.
+        Err(_) if replace => return Ok(Some(outcome(0))),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "{} is damaged (reimage fsck tells more; reimage import --replace with the RPM repairs it)",
+                    path.display()
+                )
+            })
+        }
+    };
     if &index.header_sha256 != header_sha256 {
         bail!(
             "the pool already holds a different {nevra} (another main header under the same NEVRA): {}",
@@ -794,14 +883,5 @@ fn existing(
         .filter(|e| e.flags & extent::FLAG_HARDLINK_ALIAS == 0)
         .map(|e| e.length)
         .sum();
-    Ok(Some(PackageOutcome {
-        source: src.to_path_buf(),
-        nevra: Some(nevra.to_string()),
-        status: "present",
-        error: None,
-        files: index.entries.len() as u64,
-        content_bytes: content,
-        written_bytes: 0,
-        cloned_bytes: 0,
-    }))
+    Ok(Some(outcome(content)))
 }

@@ -362,6 +362,7 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
                 jobs: opts.jobs,
                 keyring: None,
                 wait: true,
+                replace: false,
             },
             reporter,
         )?;

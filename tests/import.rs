@@ -494,3 +494,78 @@ fn not_a_pool_and_bad_paths_are_clear_errors() {
     let err = fails(&pool, &["import", notrpm.to_str().unwrap()]);
     assert!(err.contains("not an RPM"), "{err}");
 }
+
+/// A package damaged in the pool: fsck names it (and the repair), its
+/// damage is not passed on to a package sharing its content, and
+/// `import --replace` with the RPM repairs it.
+#[test]
+fn damaged_pool_package_is_not_shared_and_replace_repairs_it() {
+    require_root!();
+    let (_d, pool) = btrfs_pool("replace");
+    let v10 = testdata("edge").join("edge-update-1.0-1.x86_64.rpm");
+    let v11 = testdata("edge").join("edge-update-1.1-1.x86_64.rpm");
+    ok(&pool, &["import", v10.to_str().unwrap()]);
+    let pkg = pool.join("packages/edge-update-1.0-1.x86_64");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&pkg)
+        .unwrap();
+    let (index, _) = Index::read(&f).unwrap();
+    // Damage every stored file (one byte each).
+    for e in index.entries.iter().filter(|e| e.length > 0) {
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, e.offset).unwrap();
+        b[0] ^= 0xff;
+        f.write_all_at(&b, e.offset).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    let out = reimage(&pool, &["fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("import --replace"), "{stderr}");
+
+    // 1.1 shares content with 1.0: the damaged copy is not cloned.
+    // (Undamaged, 1.1 clones 324000 bytes of 1.0's files.)
+    let r = json(&pool, &["import", v11.to_str().unwrap()]);
+    assert_eq!(r["imported"], 1, "{r}");
+    assert_eq!(r["cloned_bytes"], 0, "damaged content was shared: {r}");
+    let out = reimage(&pool, &["--json", "fsck"]);
+    assert_eq!(out.status.code(), Some(1));
+    let fsck: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<String> = fsck["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !problems.is_empty()
+            && problems
+                .iter()
+                .all(|p| p.ends_with("edge-update-1.0-1.x86_64")),
+        "only the damaged package has problems: {problems:?}"
+    );
+
+    // A plain import keeps the damaged copy ("present"); --replace repairs it.
+    let r = json(&pool, &["import", v10.to_str().unwrap()]);
+    assert_eq!(r["present"], 1, "{r}");
+    let r = json(&pool, &["import", "--replace", v10.to_str().unwrap()]);
+    assert_eq!(
+        (r["imported"].as_u64(), r["replaced"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["packages"][0]["status"], "replaced", "{r}");
+    ok(&pool, &["fsck", "--full"]);
+    ok(&pool, &["compose", "v", "edge-update-1.0-1.x86_64"]);
+    ok(&pool, &["verify", "v"]);
+    // --replace never puts another package under the same NEVRA.
+    let other = realworld().join("rpm-rs-assets/v6/gzip/rpm-basic-2.3.4-5.el9.noarch.rpm");
+    let signed =
+        realworld().join("rpm-rs-assets/v4/signed/rpm-basic-with-rsa4096-2.3.4-5.el9.noarch.rpm");
+    ok(&pool, &["import", signed.to_str().unwrap()]);
+    let err = fails(&pool, &["import", "--replace", other.to_str().unwrap()]);
+    assert!(err.contains("different"), "{err}");
+}
