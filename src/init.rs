@@ -106,6 +106,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     let mut image = None;
     let mut image_action = None;
     let mut guard = None;
+    // A pool directory made here is removed again if init fails.
+    let mut made_dir: Option<RemoveEmptyDir> = None;
     match &opts.image {
         Some(img) => {
             let img = std::path::absolute(img)
@@ -129,8 +131,11 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
             if opts.size.is_some() {
                 bail!("--size is only meaningful with --image FILE");
             }
-            std::fs::create_dir_all(&pool)
-                .with_context(|| format!("cannot create {}", pool.display()))?;
+            if pool.symlink_metadata().is_err() {
+                std::fs::create_dir_all(&pool)
+                    .with_context(|| format!("cannot create {}", pool.display()))?;
+                made_dir = Some(RemoveEmptyDir(Some(pool.clone())));
+            }
         }
     }
 
@@ -218,6 +223,9 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
     if let Some(g) = guard {
         g.keep();
     }
+    if let Some(d) = made_dir.take() {
+        d.keep();
+    }
     Ok(InitReport {
         pool,
         filesystem: info.kind.name(),
@@ -229,6 +237,23 @@ pub fn init(opts: &InitOptions) -> Result<InitReport> {
         image_action,
         warnings,
     })
+}
+
+/// Removes (if still empty) a pool directory `init` made, unless kept.
+struct RemoveEmptyDir(Option<PathBuf>);
+
+impl RemoveEmptyDir {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveEmptyDir {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 /// Undoes what `prepare_image` did if `init` fails later: unmounts, and

@@ -50,6 +50,13 @@ impl Config {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if pool.symlink_metadata().is_err() {
+                    bail!(
+                        "there is no pool at {}: the directory does not exist (create a pool with `reimage --pool {} init`, or give --pool / REIMAGE_POOL)",
+                        pool.display(),
+                        pool.display()
+                    );
+                }
                 if let Some(image) = crate::init::unmounted_image(pool) {
                     bail!(
                         "{} is not mounted: its pool lives in {}; mount it with `reimage --pool {} init --image {}`",

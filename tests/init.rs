@@ -207,6 +207,14 @@ fn ext4_is_refused_without_allow_copy() {
     assert!(err.contains("ext4"), "{err}");
     assert!(err.contains("--allow-copy"), "{err}");
     assert!(err.contains("--image FILE --size"), "{err}");
+    // The refused init leaves nothing behind: no pool directory.
+    assert!(!pool.exists(), "a refused init left {}", pool.display());
+    let err = format!("{:#}", Pool::open(&pool).unwrap_err());
+    assert!(err.contains("the directory does not exist"), "{err}");
+    // An existing directory that is not a pool stays (and is not one).
+    std::fs::create_dir(&pool).unwrap();
+    init_err(&pool, &[]);
+    assert!(pool.is_dir());
     let err = format!("{:#}", Pool::open(&pool).unwrap_err());
     assert!(err.contains("is not a reimage pool"), "{err}");
 
