@@ -168,6 +168,7 @@ impl Nevra {
     pub fn matches(&self, sel: &str) -> bool {
         let sel = sel.strip_suffix(".rpm").unwrap_or(sel);
         sel == self.name
+            || sel == format!("{}.{}", self.name, self.arch)
             || sel == self.nvra()
             || sel == self.nvr()
             || sel == self.to_string()
@@ -270,6 +271,7 @@ mod tests {
             "rpm-basic-1:2.3.4-5.el9.noarch",
             "rpm-basic-2.3.4",
             "rpm-basic-2.3.4-5.el9.noarch.rpm",
+            "rpm-basic.noarch",
         ] {
             assert!(x.matches(s), "{s}");
         }
@@ -277,6 +279,7 @@ mod tests {
             "rpm",
             "rpm-basic-2.3.4-6.el9",
             "rpm-basic-2:2.3.4-5.el9.noarch",
+            "rpm-basic.x86_64",
         ] {
             assert!(!x.matches(s), "{s}");
         }
