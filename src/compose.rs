@@ -721,13 +721,19 @@ fn view_meta(plan: &Plan, opts: &ComposeOptions) -> ViewMeta {
 
 /// Reads specs from a list file: one per line, `#` starts a comment.
 pub fn read_list(path: &Path) -> Result<Vec<String>> {
+    Ok(read_list_lines(path)?.into_iter().map(|(_, s)| s).collect())
+}
+
+/// [`read_list`] with the line number (from 1) of each spec.
+pub fn read_list_lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read package list {}", path.display()))?;
     Ok(text
         .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(String::from)
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| (i, l.to_string()))
         .collect())
 }
 
@@ -815,91 +821,106 @@ impl Candidates {
 
 /// Resolves specs to package file names in the pool.
 pub fn resolve(pool: &Pool, specs: &[String]) -> Result<Vec<String>> {
-    let dir = pool.packages_dir();
+    resolve_labeled(pool, specs, &[])
+}
+
+/// [`resolve`], naming where a spec came from (`labels[i]`, e.g. "FILE line
+/// 3") when it cannot be resolved.
+fn resolve_labeled(
+    pool: &Pool,
+    specs: &[String],
+    labels: &[Option<String>],
+) -> Result<Vec<String>> {
     // Headers are read only for specs that are not exact file names, and
     // only of the packages whose file name could match.
     let mut cands: Option<Candidates> = None;
     let mut out: Vec<String> = Vec::new();
-    for spec in specs {
-        let s = spec.trim();
-        let s = s.rsplit('/').next().unwrap_or(s);
-        let s = s.strip_suffix(".rpm").unwrap_or(s);
-        if !s.is_empty() && !s.starts_with('.') && dir.join(s).is_file() {
-            if !out.iter().any(|o| o == s) {
-                out.push(s.to_string());
-            }
-            continue;
-        }
-        if cands.is_none() {
-            cands = Some(Candidates::new(pool)?);
-        }
-        let all = cands.as_mut().expect("just made").for_spec(pool, s)?;
-        // NEVRA with epoch: name-E:V-R.A
-        let found: Vec<&Candidate> = all
-            .iter()
-            .copied()
-            .filter(|c| {
-                c.fname == s
-                    || format!(
-                        "{}-{}:{}-{}.{}",
-                        c.name, c.epoch, c.version, c.release, c.arch
-                    ) == s
-                    || format!("{}-{}-{}", c.name, c.version, c.release) == s
-            })
-            .collect();
-        let pick = if found.len() == 1 {
-            found[0]
-        } else if found.is_empty() {
-            // NAME or NAME.ARCH; for a bare NAME, the machine's own arch (or
-            // noarch) wins over others, as dnf picks (multilib pools).
-            let mut named: Vec<&Candidate> = all
-                .iter()
-                .copied()
-                .filter(|c| c.name == s || format!("{}.{}", c.name, c.arch) == s)
-                .collect();
-            if named.is_empty() {
-                bail!("package {spec:?} is not in the pool (reimage packages lists what is; reimage import adds)");
-            }
-            let native = |c: &&Candidate| c.arch == std::env::consts::ARCH || c.arch == "noarch";
-            if named.iter().any(native) && named.iter().any(|c| !native(c)) {
-                named.retain(native);
-            }
-            named.sort_by(|a, b| {
-                sysimage::vercmp::evr_cmp(
-                    (Some(a.epoch), &a.version, Some(&a.release)),
-                    (Some(b.epoch), &b.version, Some(&b.release)),
-                )
-            });
-            let newest: &Candidate = named[named.len() - 1];
-            let tied: Vec<&&Candidate> = named
-                .iter()
-                .filter(|c| {
-                    c.epoch == newest.epoch
-                        && c.version == newest.version
-                        && c.release == newest.release
-                })
-                .collect();
-            if tied.len() > 1 {
-                bail!(
-                    "package {spec:?} is ambiguous: {} (name one)",
-                    tied.iter()
-                        .map(|c| c.fname.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            newest
-        } else {
-            bail!("package {spec:?} matches several packages");
-        };
-        if !out.contains(&pick.fname) {
-            out.push(pick.fname.clone());
+    for (i, spec) in specs.iter().enumerate() {
+        let fname = resolve_one(pool, spec, &mut cands).map_err(|e| match labels.get(i) {
+            Some(Some(l)) => e.context(format!("{l}: {spec:?}")),
+            _ => e,
+        })?;
+        if !out.contains(&fname) {
+            out.push(fname);
         }
     }
     if out.is_empty() {
         bail!("no packages given (name them, or use --list FILE)");
     }
     Ok(out)
+}
+
+fn resolve_one(pool: &Pool, spec: &str, cands: &mut Option<Candidates>) -> Result<String> {
+    let dir = pool.packages_dir();
+    let s = spec.trim();
+    let s = s.rsplit('/').next().unwrap_or(s);
+    let s = s.strip_suffix(".rpm").unwrap_or(s);
+    if !s.is_empty() && !s.starts_with('.') && dir.join(s).is_file() {
+        return Ok(s.to_string());
+    }
+    if cands.is_none() {
+        *cands = Some(Candidates::new(pool)?);
+    }
+    let all = cands.as_mut().expect("just made").for_spec(pool, s)?;
+    // NEVRA with epoch: name-E:V-R.A
+    let found: Vec<&Candidate> = all
+        .iter()
+        .copied()
+        .filter(|c| {
+            c.fname == s
+                || format!(
+                    "{}-{}:{}-{}.{}",
+                    c.name, c.epoch, c.version, c.release, c.arch
+                ) == s
+                || format!("{}-{}-{}", c.name, c.version, c.release) == s
+        })
+        .collect();
+    let pick = if found.len() == 1 {
+        found[0]
+    } else if found.is_empty() {
+        // NAME or NAME.ARCH; for a bare NAME, the machine's own arch (or
+        // noarch) wins over others, as dnf picks (multilib pools).
+        let mut named: Vec<&Candidate> = all
+            .iter()
+            .copied()
+            .filter(|c| c.name == s || format!("{}.{}", c.name, c.arch) == s)
+            .collect();
+        if named.is_empty() {
+            bail!("package {spec:?} is not in the pool (reimage packages lists what is; reimage import adds)");
+        }
+        let native = |c: &&Candidate| c.arch == std::env::consts::ARCH || c.arch == "noarch";
+        if named.iter().any(native) && named.iter().any(|c| !native(c)) {
+            named.retain(native);
+        }
+        named.sort_by(|a, b| {
+            sysimage::vercmp::evr_cmp(
+                (Some(a.epoch), &a.version, Some(&a.release)),
+                (Some(b.epoch), &b.version, Some(&b.release)),
+            )
+        });
+        let newest: &Candidate = named[named.len() - 1];
+        let tied: Vec<&&Candidate> = named
+            .iter()
+            .filter(|c| {
+                c.epoch == newest.epoch
+                    && c.version == newest.version
+                    && c.release == newest.release
+            })
+            .collect();
+        if tied.len() > 1 {
+            bail!(
+                "package {spec:?} is ambiguous: {} (name one)",
+                tied.iter()
+                    .map(|c| c.fname.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        newest
+    } else {
+        bail!("package {spec:?} matches several packages");
+    };
+    Ok(pick.fname.clone())
 }
 
 /// A view name must be one plain path component.
@@ -1198,12 +1219,16 @@ pub fn compose_locked(
     let started = std::time::Instant::now();
     check_view_name(&opts.name)?;
     let mut specs = opts.specs.clone();
+    let mut labels: Vec<Option<String>> = vec![None; specs.len()];
     if let Some(l) = &opts.list {
-        let listed = read_list(l)?;
+        let listed = read_list_lines(l)?;
         if listed.is_empty() {
             bail!("package list {} names no packages", l.display());
         }
-        specs.extend(listed);
+        for (line, spec) in listed {
+            specs.push(spec);
+            labels.push(Some(format!("{} line {line}", l.display())));
+        }
     }
     let policy = Policy::with_rules(
         opts.relocate
@@ -1227,7 +1252,7 @@ pub fn compose_locked(
             started.elapsed().as_secs_f64()
         ))
     };
-    let fnames = resolve(pool, &specs)?;
+    let fnames = resolve_labeled(pool, &specs, &labels)?;
     phase("resolved");
     let pkgs: Vec<Arc<LoadedPkg>> = load_all(pool, &fnames, &[])?;
     let fs = sys::fs_info(&pool.root)?;

@@ -523,6 +523,17 @@ fn views_rm_view_and_name_checks() {
     assert!(pool
         .join("views/l/lib/sysimage/packages/rpm-sign-4.15.1-1.fc31.x86_64.rpm")
         .is_file());
+    // A bad entry is named with its file and line.
+    let bad = pool.join("../bad.list");
+    std::fs::write(&bad, "# the set\nrpm-sign\n\nno-such-pkg  # typo\n").unwrap();
+    let err = fails(&pool, &["compose", "m", "--list", bad.to_str().unwrap()]);
+    assert!(
+        err.contains("bad.list line 4")
+            && err.contains("no-such-pkg")
+            && err.contains("not in the pool"),
+        "{err}"
+    );
+    assert!(!pool.join("views/m").exists());
 }
 
 #[test]
