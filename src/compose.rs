@@ -551,21 +551,27 @@ pub struct OwnerSources {
     pub fixed: Option<(BTreeMap<String, u32>, BTreeMap<String, u32>)>,
 }
 
-fn parse_db(text: &str, into: &mut BTreeMap<String, u32>) {
-    for l in text.lines() {
-        if l.starts_with('#') {
+/// Reads `name:x:id:...` lines (passwd, group) into `into` (first wins);
+/// returns the numbers (from 1) of the lines that are not such entries.
+fn parse_db(text: &str, into: &mut BTreeMap<String, u32>) -> Vec<usize> {
+    let mut bad = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        if l.starts_with('#') || l.trim().is_empty() {
             continue;
         }
         let mut f = l.split(':');
         let (Some(name), Some(_), Some(id)) = (f.next(), f.next(), f.next()) else {
+            bad.push(i + 1);
             continue;
         };
-        if let Ok(id) = id.parse() {
-            if !name.is_empty() {
+        match id.parse() {
+            Ok(id) if !name.is_empty() => {
                 into.entry(name.to_string()).or_insert(id);
             }
+            _ => bad.push(i + 1),
         }
     }
+    bad
 }
 
 fn parse_sysusers(
@@ -646,11 +652,25 @@ fn resolve_owners(plan: &mut Plan, src: &OwnerSources) -> Result<()> {
                 parse_sysusers(&String::from_utf8_lossy(&b), &mut users, &mut groups);
             }
         }
-        for (path, into) in [(&src.passwd, &mut users), (&src.group, &mut groups)] {
+        for (path, into, what) in [
+            (&src.passwd, &mut users, "passwd"),
+            (&src.group, &mut groups, "group"),
+        ] {
             if let Some(p) = path {
                 let t = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read {}", p.display()))?;
-                parse_db(&t, into);
+                let bad = parse_db(&t, into);
+                if let Some(first) = bad.first() {
+                    bail!(
+                        "--{what} {}: line {first}{} is not a {what} entry (NAME:x:ID:...)",
+                        p.display(),
+                        if bad.len() > 1 {
+                            format!(" (and {} more)", bad.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
             }
         }
     }

@@ -684,3 +684,74 @@ fn usage_errors_exit_2() {
     }
     assert!(!nowhere.exists());
 }
+
+/// `--passwd` / `--group` map owner names the view does not define; a file
+/// that is not a passwd/group file is refused, naming its line.
+#[test]
+fn passwd_and_group_files_map_unknown_owners() {
+    require_root!();
+    let (d, pool) = btrfs_pool("compose-passwd");
+    let modes = testdata("edge").join("edge-modes-1.0-1.x86_64.rpm");
+    import_all(&pool, std::slice::from_ref(&modes));
+    let r = json(&pool, &["compose", "plain", "edge-modes"]);
+    let unknown = r["unknown_owners"].to_string();
+    assert!(unknown.contains("reimage-nosuchuser"), "{r}");
+
+    let passwd = d.join("passwd");
+    let group = d.join("group");
+    std::fs::write(
+        &passwd,
+        "# test\nreimage-nosuchuser:x:4321:4321::/:/bin/false\ndaemon:x:1:1::/:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &group,
+        "reimage-nosuchgroup:x:8765:\ndaemon:x:1:\nadm:x:4:\n",
+    )
+    .unwrap();
+    let (p, g) = (passwd.to_str().unwrap(), group.to_str().unwrap());
+    let r = json(
+        &pool,
+        &[
+            "compose",
+            "mapped",
+            "edge-modes",
+            "--passwd",
+            p,
+            "--group",
+            g,
+        ],
+    );
+    assert_eq!(
+        r["unknown_owners"].as_array().map(|a| a.len()),
+        Some(0),
+        "{r}"
+    );
+    let mut ids = std::collections::BTreeSet::new();
+    for e in walkdir(&pool.join("views/mapped")) {
+        let m = std::fs::symlink_metadata(&e).unwrap();
+        ids.insert((m.uid(), m.gid()));
+    }
+    assert!(ids.contains(&(4321, 8765)), "{ids:?}");
+    ok(&pool, &["verify", "mapped"]);
+
+    std::fs::write(&passwd, "reimage-nosuchuser:x:4321\nthis is not passwd\n").unwrap();
+    let err = fails(&pool, &["compose", "bad", "edge-modes", "--passwd", p]);
+    assert!(err.contains("line 2") && err.contains(p), "{err}");
+    assert!(!pool.join("views/bad").exists());
+}
+
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i].clone();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                out.push(e.unwrap().path());
+            }
+        }
+        i += 1;
+    }
+    out
+}
