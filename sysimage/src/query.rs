@@ -187,6 +187,27 @@ pub fn whatprovides(tree: &Tree, db: &HeaderDir, cap: &str) -> Result<Vec<Provid
     Ok(out)
 }
 
+/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time (days to civil date: Howard
+/// Hinnant's algorithm).
+pub fn utc(t: u64) -> String {
+    let (days, secs) = ((t / 86_400) as i64, t % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Formats `rpm -qi`-like text for a package.
 pub fn info_text(pkg: &Package) -> Result<String> {
     let i = pkg.info()?;
@@ -205,7 +226,7 @@ pub fn info_text(pkg: &Package) -> Result<String> {
     line("Size", &i.size.to_string());
     line("License", &i.license);
     line("Source RPM", &i.source_rpm);
-    line("Build Date", &i.build_time.to_string());
+    line("Build Date", &utc(i.build_time));
     line("Build Host", &i.build_host);
     if !i.packager.is_empty() {
         line("Packager", &i.packager);
@@ -226,6 +247,14 @@ pub fn info_text(pkg: &Package) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+    }
 
     fn dep(op: &str, v: &str) -> Dep {
         Dep {
