@@ -802,3 +802,114 @@ fn publish_and_sync_through_the_binary() {
         "nothing was synced for a view that cannot be composed"
     );
 }
+
+/// sync over ssh (`user@host:path`, live rsync through ssh): a real sshd on
+/// 127.0.0.1 with throwaway keys; rsync's ssh is configured by `RSYNC_RSH`,
+/// as a user's `~/.ssh/config` would.
+#[test]
+fn ssh_update() {
+    require_root!();
+    let _g = heavy();
+    let sshd = Path::new("/usr/sbin/sshd");
+    assert!(
+        sshd.is_file(),
+        "{} is needed (apt-get install openssh-server; cargo xtask test installs it)",
+        sshd.display()
+    );
+    let dir = reimage::testing::btrfs_dir("sync-ssh");
+    let repo = edge_repo(dir.path());
+    // Keys off the scratch filesystem (nothing may keep it busy).
+    let keys = tempfile::Builder::new()
+        .prefix("reimage-ssh-")
+        .tempdir()
+        .unwrap();
+    let keygen = |name: &str| -> PathBuf {
+        let k = keys.path().join(name);
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&k)
+            .status()
+            .expect("ssh-keygen must be installed");
+        assert!(st.success());
+        k
+    };
+    let host = keygen("host");
+    let client = keygen("client");
+    let auth = keys.path().join("authorized_keys");
+    std::fs::copy(client.with_extension("pub"), &auth).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let port = free_port();
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f", "/dev/null", "-p"])
+        .arg(port.to_string())
+        .arg("-h")
+        .arg(&host)
+        .args(["-o", "ListenAddress=127.0.0.1"])
+        .arg("-o")
+        .arg(format!("AuthorizedKeysFile={}", auth.display()))
+        .args([
+            "-o",
+            "PermitRootLogin=prohibit-password",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "KbdInteractiveAuthentication=no",
+            "-o",
+            "UsePAM=no",
+            "-o",
+            "StrictModes=no",
+            "-o",
+            "PidFile=none",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start sshd");
+    let _server = Server(child);
+    wait_port(port);
+    let rsh = format!(
+        "ssh -p {port} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+        client.display()
+    );
+    let pool = new_pool(dir.path(), "ssh-client");
+    let src = format!("root@127.0.0.1:{}", repo.display());
+    let sync = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_reimage"))
+            .arg("--pool")
+            .arg(&pool)
+            .args(["--json", "sync", &src])
+            .args(args)
+            .env("RSYNC_RSH", &rsh)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sync {args:?} over ssh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let r1 = sync(&["demo", "1", "--compose", "s1"]);
+    assert_eq!(r1["transport"], "rsync-ssh", "{r1}");
+    assert_eq!(r1["by_rsync"], 3, "{r1}");
+    assert_same_packages(&repo, &pool, "1");
+    let r2 = sync(&["demo", "2", "--compose", "s2"]);
+    assert_eq!(r2["by_delta"], 1, "{r2}");
+    assert!(r2["wire_bytes"].as_u64().unwrap() > 0, "{r2}");
+    assert_same_packages(&repo, &pool, "2");
+    ok(&pool, &["verify", "s2"]);
+    // A refused login is a clear error, not a missing image.
+    let out = Command::new(env!("CARGO_BIN_EXE_reimage"))
+        .arg("--pool")
+        .arg(&pool)
+        .args(["sync", &src, "demo", "2"])
+        .env(
+            "RSYNC_RSH",
+            format!("ssh -p {port} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR", host.display()),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ssh"), "{stderr}");
+}

@@ -13,8 +13,10 @@ use std::process::Command;
 use std::time::Instant;
 
 /// Binary -> Debian package providing it.
-const PREREQS: [(&str, &str); 10] = [
+const PREREQS: [(&str, &str); 12] = [
     ("gpg", "gnupg"),
+    ("sshd", "openssh-server"),
+    ("ssh-keygen", "openssh-client"),
     ("gpgconf", "gnupg"),
     ("mkfs.btrfs", "btrfs-progs"),
     ("mkfs.xfs", "xfsprogs"),
