@@ -224,6 +224,11 @@ fn parse_rule(s: &str) -> std::result::Result<String, String> {
 
 /// Entry point of the binary; returns the exit code.
 pub fn main() -> i32 {
+    // `REIMAGE_POOL=` (set but empty) means unset, not "--pool without a value".
+    if std::env::var_os("REIMAGE_POOL").is_some_and(|v| v.is_empty()) {
+        // Single-threaded here: nothing else reads the environment yet.
+        std::env::remove_var("REIMAGE_POOL");
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

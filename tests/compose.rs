@@ -683,6 +683,14 @@ fn usage_errors_exit_2() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
     assert!(!nowhere.exists());
+    // REIMAGE_POOL set but empty is unset (the default pool), not a usage error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reimage"))
+        .args(["views"])
+        .env("REIMAGE_POOL", "")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("a value is required"), "{stderr}");
 }
 
 /// `--passwd` / `--group` map owner names the view does not define; a file
