@@ -361,7 +361,7 @@ fn build(
     // which then keeps nothing.
     let final_path = pool.packages_dir().join(&name);
     let payload_digest = payload_digest(meta);
-    let header_files = meta.get_file_entries().map(|v| v.len() as u64).unwrap_or(0);
+    let header_files = crate::pkg::file_count(meta);
     let present = existing(
         &final_path,
         &header_sha256,

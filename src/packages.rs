@@ -52,7 +52,7 @@ pub fn list(pool: &Pool) -> Result<PackageList> {
                 packages.push(PackageInfo {
                     nevra: crate::import::nevra(&meta),
                     file: path.file_name().unwrap().to_string_lossy().into_owned(),
-                    files: meta.get_file_entries().map(|v| v.len() as u64).unwrap_or(0),
+                    files: crate::pkg::file_count(&meta),
                     content_bytes: index
                         .entries
                         .iter()

@@ -345,6 +345,17 @@ impl DigestAlgo {
             DigestAlgo::Sha3_512 => "SHA3-512",
         }
     }
+    /// Length of a digest in hex.
+    pub fn hex_len(self) -> usize {
+        match self {
+            DigestAlgo::Md5 => 32,
+            DigestAlgo::Sha1 => 40,
+            DigestAlgo::Sha224 => 56,
+            DigestAlgo::Sha256 | DigestAlgo::Sha3_256 => 64,
+            DigestAlgo::Sha384 => 96,
+            DigestAlgo::Sha512 | DigestAlgo::Sha3_512 => 128,
+        }
+    }
     pub fn hasher(self) -> Hasher {
         use sha2::Digest;
         match self {
