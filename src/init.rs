@@ -420,6 +420,25 @@ fn prepare_mount_point(pool: &Path, image: &Path) -> Result<()> {
             image.display()
         );
     }
+    // The mount point of another pool image: mounting this one there would
+    // hide that pool (a typo in --image must not replace a pool).
+    if let Ok(text) = std::fs::read_to_string(pool.join(IMAGE_MARKER)) {
+        if let Some(marked) = text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
+            let marked = Path::new(marked);
+            let same = std::fs::canonicalize(marked).ok() == std::fs::canonicalize(image).ok()
+                || marked == image;
+            if !same && marked.exists() {
+                bail!(
+                    "{} is the mount point of the pool image {}, not {}: mount that pool with                      `reimage --pool {} init --image {}`, or choose another --pool for a new one",
+                    pool.display(),
+                    marked.display(),
+                    image.display(),
+                    pool.display(),
+                    marked.display()
+                );
+            }
+        }
+    }
     crate::pool::write_atomic(
         &pool.join(IMAGE_MARKER),
         format!(

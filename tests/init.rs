@@ -144,6 +144,20 @@ fn image_pool_lifecycle() {
         !pool.join(Config::FILE).exists(),
         "nothing written under the mount point"
     );
+    // A typo in --image does not make a new pool over this one's mount point.
+    let typo = ImagePool::new("typo");
+    let err = init_err(pool, &["--image", typo.image_arg(), "--size", "1G"]);
+    assert!(
+        err.contains("is the mount point of the pool image") && err.contains(ip.image_arg()),
+        "{err}"
+    );
+    assert!(!typo.image.exists(), "no image made");
+    assert!(testing::mounted_at(pool).is_none());
+    assert_eq!(
+        reimage::init::unmounted_image(pool).as_deref(),
+        Some(ip.image.as_path()),
+        "the marker still names the pool's image"
+    );
 
     // Mount it again.
     let r = init_ok(pool, &["--image", ip.image_arg()]);
