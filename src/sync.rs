@@ -225,8 +225,22 @@ fn rsync_exit_meaning(code: i32) -> &'static str {
 fn rsync(base: &str, rels: &[String], dest: &Path) -> Result<u64> {
     let list = tempfile::NamedTempFile::new_in(dest)?;
     std::fs::write(list.path(), rels.join("\n") + "\n")?;
+    // When reimage dies (even by SIGKILL) the kernel sends the wrapper shell
+    // SIGTERM (parent-death signal), and it kills its whole process group:
+    // rsync and what rsync forked (its receiver, ssh). The signal on rsync
+    // alone left its forked receiver downloading from a daemon.
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--pdeathsig", "KILL", "--", "rsync"]);
+    cmd.args([
+        "--pdeathsig",
+        "TERM",
+        "--",
+        "sh",
+        "-c",
+        "trap 'trap - TERM; kill -KILL 0' TERM; \"$@\" & wait $!",
+        "reimage-rsync",
+        "rsync",
+    ]);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.arg(format!("--files-from={}", list.path().display()));
     cmd.args([
         "--no-recursive",

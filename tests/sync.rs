@@ -662,6 +662,9 @@ fn processes_with(needle: &str) -> Vec<String> {
     out
 }
 
+/// kill -9 mid-sync, from a local path and from an rsync daemon (where
+/// rsync forks a receiver that must die too): no rsync left, what was
+/// verified stays, the rerun resumes.
 #[test]
 fn kill_9_mid_sync_resumes() {
     require_root!();
@@ -669,8 +672,18 @@ fn kill_9_mid_sync_resumes() {
     let dir = reimage::testing::btrfs_dir("sync-kill");
     let repo = dir.join("repo");
     do_publish(&repo, "1", &testdata("realistic/v1"), &[]);
-    let pool = new_pool(dir.path(), "client");
-    let src = repo.display().to_string();
+    kill_and_resume(
+        &new_pool(dir.path(), "client"),
+        &repo,
+        &repo.display().to_string(),
+    );
+    let (_daemon, url) = rsync_daemon(dir.path(), &repo);
+    kill_and_resume(&new_pool(dir.path(), "daemon-client"), &repo, &url);
+}
+
+fn kill_and_resume(pool: &Path, repo: &Path, src: &str) {
+    let (pool, repo) = (pool.to_path_buf(), repo.to_path_buf());
+    let src = src.to_string();
     // The real binary, killed like a power cut.
     let mut child = Command::new(env!("CARGO_BIN_EXE_reimage"))
         .arg("--pool")
@@ -679,12 +692,20 @@ fn kill_9_mid_sync_resumes() {
         .env("REIMAGE_RSYNC_ARGS", "--bwlimit=8000")
         .spawn()
         .unwrap();
-    // Kill once some packages are in, while the rest is on the wire.
+    // Kill once some packages are in and the next rsync has been on the
+    // wire for a while (rsync has forked its receiver by then).
+    let pool_s = pool.display().to_string();
     let t = Instant::now();
+    let mut on_wire: Option<Instant> = None;
     loop {
         let n = package_names(&pool).len();
-        if n > 0 {
-            break;
+        if n > 0 && !processes_with(&pool_s).is_empty() {
+            let since = *on_wire.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_millis(700) {
+                break;
+            }
+        } else {
+            on_wire = None;
         }
         assert!(t.elapsed() < Duration::from_secs(120), "no package arrived");
         assert!(
@@ -699,11 +720,10 @@ fn kill_9_mid_sync_resumes() {
     let total = manifest(&repo, "1").packages.len();
     assert!(had < total, "killed mid-sync ({had} of {total} in)");
     // No rsync child outlives reimage (parent-death signal).
-    let pool_s = pool.display().to_string();
     let t = Instant::now();
     while !processes_with(&pool_s).is_empty() {
         assert!(
-            t.elapsed() < Duration::from_secs(5),
+            t.elapsed() < Duration::from_secs(1),
             "left running: {:?}",
             processes_with(&pool_s)
         );
