@@ -50,6 +50,9 @@ pub struct PackageOutcome {
     pub source: PathBuf,
     /// NEVRA, when the headers could be read.
     pub nevra: Option<String>,
+    /// The extent package's file name in `packages/` (not when refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// "imported", "present" (the same package was already in the pool),
     /// "replaced" (it was, and `--replace` rebuilt it) or "refused".
     pub status: &'static str,
@@ -237,6 +240,7 @@ pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Res
                     Err((nevra, e)) => PackageOutcome {
                         source: src.clone(),
                         nevra,
+                        file: None,
                         status: "refused",
                         error: Some(format!("{e:#}")),
                         files: 0,
@@ -696,6 +700,7 @@ fn build(
     Ok(PackageOutcome {
         source: src.to_path_buf(),
         nevra: Some(nevra_s),
+        file: Some(name.clone()),
         status: if replacing { "replaced" } else { "imported" },
         error: None,
         files: nfiles,
@@ -846,6 +851,7 @@ fn existing(
     let outcome = |content_bytes| PackageOutcome {
         source: src.to_path_buf(),
         nevra: Some(nevra.to_string()),
+        file: path.file_name().map(|n| n.to_string_lossy().into_owned()),
         status: "present",
         error: None,
         files,

@@ -354,6 +354,22 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
                     .map_err(|e| anyhow!("cannot read the signing key {}: {e}", p.display()))
             })
             .transpose()?;
+        if let (Some(signer), Some(p)) = (&signer, &opts.sign) {
+            // Before anything is imported or written: a key that cannot sign.
+            use rpm::signature::Signing;
+            signer
+                .sign(
+                    &b"reimage: checking the signing key"[..],
+                    rpm::Timestamp::now(),
+                )
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot sign with {}: {e} (a passphrase-protected key cannot be used: \
+                         export it without a passphrase, e.g. for a key kept only for this)",
+                        p.display()
+                    )
+                })?;
+        }
         let rpms = inputs(opts)?;
         let imported = crate::import::import(
             &pool,
@@ -366,31 +382,81 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
             },
             reporter,
         )?;
-        if imported.refused > 0 {
-            let errs: Vec<String> = imported
-                .packages
-                .iter()
-                .filter_map(|p| p.error.clone())
-                .collect();
-            bail!(
-                "{} package(s) refused, nothing published:\n  {}",
-                imported.refused,
-                errs.join("\n  ")
-            );
-        }
+        // Packages this run added: removed again if nothing gets published
+        // (no manifest can name them yet).
+        let added: Vec<String> = imported
+            .packages
+            .iter()
+            .filter(|p| p.status == "imported")
+            .filter_map(|p| p.file.clone())
+            .collect();
+        let _lock = pool.lock(true)?;
+        let mut publish_version = || -> Result<Manifest> {
+            if imported.refused > 0 {
+                let errs: Vec<String> = imported
+                    .packages
+                    .iter()
+                    .filter_map(|p| p.error.clone())
+                    .collect();
+                bail!(
+                    "{} package(s) refused, nothing published:\n  {}",
+                    imported.refused,
+                    errs.join("\n  ")
+                );
+            }
+            publish_manifest(&pool, opts, &rpms, signer.as_ref(), &mut report, reporter)
+        };
+        let manifest = match publish_version() {
+            Ok(m) => m,
+            Err(e) => {
+                let (referenced, _) = referenced(&pool.root).unwrap_or_default();
+                for f in added.iter().filter(|f| !referenced.contains(*f)) {
+                    let _ = std::fs::remove_file(pool.packages_dir().join(f));
+                }
+                return Err(e);
+            }
+        };
         report.imported = imported.imported;
         report.present = imported.present;
-
+        report.image = Some(image.clone());
+        report.version = Some(version.clone());
+        report.packages = manifest.packages.len();
+        report.package_bytes = manifest.packages.iter().map(|p| p.size).sum();
+        report.rpm_bytes = manifest.packages.iter().map(|p| p.rpm_size).sum();
+    }
+    if opts.prune {
         let _lock = pool.lock(true)?;
+        let (n, bytes) = prune(&pool.root)?;
+        report.pruned_files = n;
+        report.pruned_bytes = bytes;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Writes the manifest of `image` `version` (and its deltas, its signature)
+/// for packages already in the repository.
+fn publish_manifest(
+    pool: &Pool,
+    opts: &PublishOptions,
+    rpms: &[PathBuf],
+    signer: Option<&rpm::signature::pgp::Signer>,
+    report: &mut PublishReport,
+    reporter: &dyn Reporter,
+) -> Result<Manifest> {
+    let Some((image, version)) = &opts.target else {
+        bail!("no image and version to publish");
+    };
+    {
         let mut by_file: BTreeMap<String, ManifestPackage> = BTreeMap::new();
-        for rpm in &rpms {
-            let p = describe(&pool, rpm).with_context(|| rpm.display().to_string())?;
+        for rpm in rpms {
+            let p = describe(pool, rpm).with_context(|| rpm.display().to_string())?;
             by_file.insert(p.file.clone(), p);
         }
         let mut manifest = Manifest {
             format: MANIFEST_FORMAT,
-            image: image.clone(),
-            version: version.clone(),
+            image: image.to_string(),
+            version: version.to_string(),
             packages: by_file.into_values().collect(),
         };
         let path = manifest_path(&pool.root, image, version);
@@ -423,7 +489,7 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
             })?)
             .with_context(|| old_path.display().to_string())?;
             let summary = crate::delta::publish_deltas(
-                &pool,
+                pool,
                 &old,
                 &mut manifest,
                 opts.delta_level,
@@ -433,36 +499,63 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
         }
         std::fs::create_dir_all(path.parent().unwrap())?;
         let json = manifest.to_json();
+        let sig_path = sig_path(&path);
+        // Signed before anything is written: a failed signature publishes nothing.
+        let sig = signer
+            .map(|signer| {
+                use rpm::signature::Signing;
+                signer
+                    .sign(json.as_bytes(), rpm::Timestamp::now())
+                    .map_err(|e| anyhow!("cannot sign the manifest: {e}"))
+            })
+            .transpose()?;
+        let unchanged = std::fs::read(&path).is_ok_and(|old| old == json.as_bytes());
         write_atomic(&path, json.as_bytes())?;
         world_readable(&path)?;
-        let sig_path = sig_path(&path);
-        if let Some(signer) = &signer {
-            use rpm::signature::Signing;
-            let sig = signer
-                .sign(json.as_bytes(), rpm::Timestamp::now())
-                .map_err(|e| anyhow!("cannot sign the manifest: {e}"))?;
-            write_atomic(&sig_path, sig.as_ref())?;
-            world_readable(&sig_path)?;
-            report.signed = true;
-        } else if sig_path.exists() {
-            // An old signature of other bytes would only confuse clients.
-            std::fs::remove_file(&sig_path)?;
+        match sig {
+            Some(sig) => {
+                write_atomic(&sig_path, sig.as_ref())?;
+                world_readable(&sig_path)?;
+                report.signed = true;
+            }
+            // The same bytes: their signature still holds.
+            None if unchanged && sig_path.exists() => report.signed = true,
+            None if sig_path.exists() => {
+                // A signature of other bytes would only confuse clients.
+                std::fs::remove_file(&sig_path)?;
+                crate::runner::log::warn(&format!(
+                    "{} changed: its old signature {} was removed (publish with --sign to sign it)",
+                    path.display(),
+                    sig_path.display()
+                ));
+            }
+            None => {}
         }
         write_image_index(&pool.root, image)?;
-        report.image = Some(image.clone());
-        report.version = Some(version.clone());
-        report.packages = manifest.packages.len();
-        report.package_bytes = manifest.packages.iter().map(|p| p.size).sum();
-        report.rpm_bytes = manifest.packages.iter().map(|p| p.rpm_size).sum();
+        Ok(manifest)
     }
-    if opts.prune {
-        let _lock = pool.lock(true)?;
-        let (n, bytes) = prune(&pool.root)?;
-        report.pruned_files = n;
-        report.pruned_bytes = bytes;
+}
+
+/// The packages the repository's manifests name (and how many manifests).
+fn referenced(root: &Path) -> Result<(BTreeSet<String>, usize)> {
+    let mut keep = BTreeSet::new();
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(root.join("images")) {
+        for img in rd {
+            let img = img?.file_name().to_string_lossy().into_owned();
+            if check_name("image", &img).is_err() {
+                continue;
+            }
+            for v in versions(root, &img)? {
+                let path = manifest_path(root, &img, &v);
+                if let Ok(m) = Manifest::parse(&std::fs::read(&path)?) {
+                    keep.extend(m.packages.into_iter().map(|p| p.file));
+                    n += 1;
+                }
+            }
+        }
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((keep, n))
 }
 
 /// `VERSION.json.sig` beside `VERSION.json`.
@@ -539,6 +632,24 @@ fn prune(root: &Path) -> Result<(u64, u64)> {
     }
     let mut n = 0;
     let mut bytes = 0;
+    // Signatures of manifests that were removed.
+    if let Ok(rd) = std::fs::read_dir(&images) {
+        for img in rd.flatten() {
+            let Ok(files) = std::fs::read_dir(img.path()) else {
+                continue;
+            };
+            for e in files.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(json) = name.strip_suffix(".sig") {
+                    if json.ends_with(".json") && !img.path().join(json).exists() {
+                        bytes += e.metadata()?.len();
+                        std::fs::remove_file(e.path())?;
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
     if let Ok(rd) = std::fs::read_dir(root.join("packages")) {
         for e in rd {
             let e = e?;

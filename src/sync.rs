@@ -366,10 +366,13 @@ fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
             keyring.display()
         );
     }
+    // The OpenPGP library's own words (e.g. a failed internal assertion on
+    // the hash prefix) help a developer, not a user: -v shows them.
+    crate::runner::log::debug(&format!("signature check: {}", last.unwrap_or_default()));
     bail!(
-        "the manifest's signature does not verify with a key in {}: {}",
-        keyring.display(),
-        last.unwrap_or_default()
+        "the manifest's signature does not verify with a key in {}: the manifest was changed \
+         after it was signed, or it was signed by another key",
+        keyring.display()
     )
 }
 

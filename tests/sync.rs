@@ -549,6 +549,43 @@ fn gpg_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (sec, public)
 }
 
+/// An armored secret key protected by `passphrase`.
+fn gpg_key_with_passphrase(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
+    let home_guard = GpgHome(
+        tempfile::Builder::new()
+            .prefix("reimage-gnupg-")
+            .tempdir()
+            .unwrap(),
+    );
+    let home = home_guard.0.path().to_path_buf();
+    let gpg = |args: &[&str]| -> Vec<u8> {
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args([
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                passphrase,
+            ])
+            .args(args)
+            .output()
+            .expect("gpg must be installed");
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let uid = format!("reimage test {name} <{name}@example.invalid>");
+    gpg(&["--quick-gen-key", &uid, "rsa2048", "sign", "never"]);
+    let sec = dir.join(format!("{name}.sec.asc"));
+    std::fs::write(&sec, gpg(&["--armor", "--export-secret-keys", &uid])).unwrap();
+    sec
+}
+
 #[test]
 fn signed_manifests_and_keyrings() {
     require_root!();
@@ -600,9 +637,63 @@ fn signed_manifests_and_keyrings() {
     bad.extend_from_slice(b" ");
     std::fs::write(&mpath, &bad).unwrap();
     let e = with_keyring(&pool, "3", &public).unwrap_err();
-    assert!(format!("{e:#}").contains("signature"), "{e:#}");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("changed after it was signed") && !msg.contains("assert"),
+        "{msg}"
+    );
     assert!(package_names(&pool).is_empty());
     std::fs::write(&mpath, &good).unwrap();
+    // Publishing the same version again without --sign keeps its signature
+    // (the bytes did not change).
+    let sig = publish::sig_path(&mpath);
+    let before = std::fs::read(&sig).unwrap();
+    let r = publish::publish(
+        &PublishOptions {
+            repo: repo.clone(),
+            target: Some(("demo".into(), "3".into())),
+            paths: vec![testdata("edge").join("edge-update-1.1-1.x86_64.rpm")],
+            delta_level: TEST_DELTA_LEVEL,
+            ..Default::default()
+        },
+        &Silent,
+    )
+    .unwrap();
+    assert!(r.signed, "{r:?}");
+    assert_eq!(std::fs::read(&sig).unwrap(), before);
+    // A key that cannot sign (passphrase-protected) publishes nothing, and
+    // a refused publish leaves no packages behind.
+    let locked = gpg_key_with_passphrase(dir.path(), "locked", "secret");
+    let packages_before = std::fs::read_dir(repo.join("packages")).unwrap().count();
+    let err = publish::publish(
+        &PublishOptions {
+            repo: repo.clone(),
+            target: Some(("demo".into(), "4".into())),
+            paths: vec![testdata("edge").join("edge-modes-1.0-1.x86_64.rpm")],
+            sign: Some(locked),
+            ..Default::default()
+        },
+        &Silent,
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("passphrase"), "{err:#}");
+    assert!(!publish::manifest_path(&repo, "demo", "4").exists());
+    let err = publish::publish(
+        &PublishOptions {
+            repo: repo.clone(),
+            target: Some(("demo".into(), "3".into())),
+            paths: vec![testdata("edge").join("edge-modes-1.0-1.x86_64.rpm")],
+            ..Default::default()
+        },
+        &Silent,
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("already published"), "{err:#}");
+    assert_eq!(
+        std::fs::read_dir(repo.join("packages")).unwrap().count(),
+        packages_before,
+        "a refused publish leaves no packages"
+    );
     // The right key: accepted, and the signature is kept beside the manifest.
     let r = with_keyring(&pool, "3", &public).unwrap();
     assert!(r.signature_checked);
@@ -626,8 +717,11 @@ fn newest_version_by_rpm_order() {
     let r = do_sync(&pool, &repo.display().to_string(), None, true);
     assert_eq!(r.version, "10");
     assert_same_packages(&repo, &pool, "10");
-    // Prune: 9 gone, its package goes; 10's stays.
+    // Prune: 9 gone, its package goes; 10's stays; so does a signature
+    // of the removed manifest.
     std::fs::remove_file(publish::manifest_path(&repo, "demo", "9")).unwrap();
+    let orphan_sig = publish::sig_path(&publish::manifest_path(&repo, "demo", "9"));
+    std::fs::write(&orphan_sig, b"an old signature").unwrap();
     let r = publish::publish(
         &PublishOptions {
             repo: repo.clone(),
@@ -638,6 +732,10 @@ fn newest_version_by_rpm_order() {
     )
     .unwrap();
     assert!(r.pruned_files >= 1, "the old package pruned: {r:?}");
+    assert!(
+        !orphan_sig.exists(),
+        "the removed manifest's signature pruned"
+    );
     assert_eq!(
         package_names(&repo),
         vec!["edge-update-1.1-1.x86_64".to_string()]
