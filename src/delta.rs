@@ -500,7 +500,11 @@ pub fn apply(
             ZSTD => {
                 let data =
                     decompress(c.frame()?, None, slot.length).with_context(|| path.clone())?;
-                w.put_bytes(&data)?;
+                // New to the delta, but maybe not to the pool (another
+                // package of this sync brought it): share it then.
+                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
+                    w.put_bytes(&data)?;
+                }
             }
             PATCH => {
                 let b = c.b3()?;
@@ -509,7 +513,9 @@ pub fn apply(
                     .ok_or_else(|| anyhow!("{path}: the pool lacks the delta's basis"))?;
                 let data = decompress(c.frame()?, Some(&basis), slot.length)
                     .with_context(|| path.clone())?;
-                w.put_bytes(&data)?;
+                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
+                    w.put_bytes(&data)?;
+                }
             }
             k => bail!("{path}: unknown delta op {k}"),
         }

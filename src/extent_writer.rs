@@ -265,6 +265,9 @@ pub struct Writer<'a> {
     sha: sha2::Sha256,
     hashed: u64,
     blakes: Vec<[u8; 32]>,
+    /// Content written into this package so far (BLAKE3 -> offset, length):
+    /// a file repeated inside the package is cloned from its first copy.
+    local: HashMap<[u8; 32], (u64, u64)>,
     buf: Vec<u8>,
     pub built: Built,
 }
@@ -289,6 +292,7 @@ impl<'a> Writer<'a> {
             sha,
             hashed: layout.prefix.bytes.len() as u64,
             blakes: Vec::with_capacity(layout.slots.len()),
+            local: HashMap::new(),
             buf: vec![0u8; 1 << 20],
             built: Built::default(),
         })
@@ -421,17 +425,32 @@ impl<'a> Writer<'a> {
             );
         }
         let alen = align_up(n);
-        if alen > n {
-            self.staging
-                .write_all_at(&vec![0u8; (alen - n) as usize], n)?;
+        match self.local.get(&b3) {
+            // The same content earlier in this package: share its extent.
+            Some(&(off, len)) if len == n => {
+                let pkg = self.tmp.as_file();
+                self.cloner
+                    .place(pkg, off, alen, pkg, slot.offset)
+                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
+                self.built.cloned += n;
+            }
+            _ => {
+                if alen > n {
+                    self.staging
+                        .write_all_at(&vec![0u8; (alen - n) as usize], n)?;
+                }
+                self.cloner
+                    .place(&self.staging, 0, alen, self.tmp.as_file(), slot.offset)
+                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
+                self.built.written += n;
+                if n > 0 {
+                    self.local.insert(b3, (slot.offset, n));
+                }
+            }
         }
-        self.cloner
-            .place(&self.staging, 0, alen, self.tmp.as_file(), slot.offset)
-            .map_err(|e| anyhow!("{}: {e}", f.path))?;
         self.sha = sha;
         self.hashed = hashed + n;
         self.blakes.push(b3);
-        self.built.written += n;
         crate::failpoint::hit("sync.placed");
         Ok(())
     }

@@ -1066,7 +1066,11 @@ pub fn gc(pool: &Pool, opts: &GcOptions) -> Result<GcReport> {
     r.missing = keep.difference(&present).cloned().collect();
 
     // What removing them frees: extents nothing else references.
-    if !doomed.is_empty() && sys::fs_info(&pool.root).is_ok_and(|i| i.kind == sys::FsKind::Btrfs) {
+    let btrfs = sys::fs_info(&pool.root).is_ok_and(|i| i.kind == sys::FsKind::Btrfs);
+    if doomed.is_empty() && btrfs {
+        r.freed_bytes = Some(0);
+    }
+    if !doomed.is_empty() && btrfs {
         let s = scan(pool)?;
         let gone: BTreeSet<&str> = r.removed.iter().map(|x| x.file.as_str()).collect();
         let mut elsewhere: std::collections::HashSet<u64> = Default::default();

@@ -180,10 +180,10 @@ pub fn run_gc(global: &Global, args: GcArgs) -> Result<i32> {
         return Ok(0);
     }
     let would = if r.dry_run { "would remove" } else { "removed" };
-    for p in &r.removed {
-        out.line(format!("{would} {} ({})", p.file, hb(p.size)))?;
-    }
     if !global.quiet {
+        for p in &r.removed {
+            out.line(format!("{would} {} ({})", p.file, hb(p.size)))?;
+        }
         for t in &r.tmp_removed {
             out.line(format!("{would} tmp/{t}"))?;
         }

@@ -239,6 +239,7 @@ fn update_both_ways(dir: &Path, repo: &Path, source: &str, tag: &str) -> (SyncRe
         assert!(meta.contains("\"image\": \"demo\""), "{meta}");
     }
     ok(&a, &["verify", "demo-2"]);
+    assert_fully_shared(&a, &format!("{tag}, by delta"));
     // Free the space for client b (views are read-only subvolumes).
     ok(&a, &["rm-view", "demo-1"]);
     ok(&a, &["rm-view", "demo-2"]);
@@ -253,8 +254,24 @@ fn update_both_ways(dir: &Path, repo: &Path, source: &str, tag: &str) -> (SyncRe
     // Synced again: nothing to do.
     let again = do_sync(&b, source, Some("2"), true);
     assert_eq!(again.present, again.packages);
+    assert_fully_shared(&b, &format!("{tag}, without deltas"));
     reimage::pool::remove_any(&b).unwrap();
     (with, without)
+}
+
+/// Sync shares as it writes: `dedupe` finds nothing left to share or rebuild
+/// (also content repeated inside one package).
+fn assert_fully_shared(pool: &Path, what: &str) {
+    let d = json(pool, &["dedupe", "--dry-run"]);
+    assert_eq!(
+        d["deduped_bytes"], 0,
+        "{what}: dedupe would share more: {d}"
+    );
+    assert_eq!(
+        d["rebuilt"].as_array().map(|a| a.len()),
+        Some(0),
+        "{what}: dedupe would rebuild: {d}"
+    );
 }
 
 fn sync_compose(
