@@ -92,10 +92,33 @@ pub struct SyncReport {
     /// Deltas that could not be used (then the package came another way).
     pub refused_deltas: Vec<String>,
     pub signature_checked: bool,
+    /// Packages that could not be synced, with the reason (then the sync
+    /// fails with [`Incomplete`], whose report this is).
+    pub failures: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compose: Option<crate::compose::ComposeReport>,
     pub seconds: f64,
 }
+
+/// A sync that got some packages but not all: the error carries the report
+/// (the others are in the pool; the next sync resumes).
+#[derive(Debug)]
+pub struct Incomplete(pub SyncReport);
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.0;
+        write!(
+            f,
+            "{} of {} package(s) could not be synced (the others are in the pool; run sync again to resume):\n  {}",
+            r.failures.len(),
+            r.packages - r.present,
+            r.failures.join("\n  ")
+        )
+    }
+}
+
+impl std::error::Error for Incomplete {}
 
 // ---------------------------------------------------------------------------
 // Transports
@@ -386,6 +409,12 @@ fn remote_versions(src: &Source, image: &str, dir: &Path) -> Result<(Vec<String>
     }
     let idx: ImageIndex = serde_json::from_slice(&std::fs::read(dir.join(&rel))?)
         .with_context(|| format!("{rel} is not valid"))?;
+    if idx.image != image {
+        bail!(
+            "{rel} is the index of image {:?}, not of {image}",
+            idx.image
+        );
+    }
     let mut v: Vec<String> = idx
         .versions
         .into_iter()
@@ -665,7 +694,12 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
                     reporter.advance(1);
                 }
                 Err(e) => {
-                    let msg = format!("{}: {e:#}", d.path);
+                    let msg = format!("{e:#}");
+                    let msg = if msg.contains(&d.path) {
+                        msg
+                    } else {
+                        format!("{}: {msg}", d.path)
+                    };
                     crate::runner::log::warn(&format!(
                         "delta refused, fetching the package instead: {msg}"
                     ));
@@ -717,7 +751,10 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
             for p in batch.iter().copied() {
                 let rel = format!("packages/{}", p.file);
                 if missing.contains(&rel) {
-                    failures.push(format!("{}: the source did not send it", p.file));
+                    failures.push(format!(
+                        "{}: the source did not send it (is it missing on the server?)",
+                        p.file
+                    ));
                     continue;
                 }
                 let at = dl.join(&rel);
@@ -764,12 +801,9 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     let root = std::fs::File::open(&pool.root)?;
     crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
     if !failures.is_empty() {
-        bail!(
-            "{} of {} package(s) could not be synced (the others are in the pool; run sync again to resume):\n  {}",
-            failures.len(),
-            report.packages - report.present,
-            failures.join("\n  ")
-        );
+        report.failures = failures;
+        report.seconds = started.elapsed().as_secs_f64();
+        return Err(anyhow::Error::new(Incomplete(report)));
     }
 
     // 5. Record the manifest (and its signature) once everything is in.

@@ -498,6 +498,29 @@ fn hostile_server_is_refused() {
     let e = try_sync(&pool, &src, Some("1"), true).unwrap_err();
     assert!(format!("{e:#}").contains("ghost-1.0-1.x86_64"), "{e:#}");
     assert!(!publish::manifest_path(&pool, "demo", "1").exists());
+    // The error carries the report: what came, what did not.
+    let inc = e
+        .downcast_ref::<sync::Incomplete>()
+        .expect("an incomplete sync");
+    assert_eq!(inc.0.failures.len(), 1, "{:?}", inc.0.failures);
+    assert_eq!(inc.0.fetched.len(), m1.packages.len());
+    // --json prints that report too, exit 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_reimage"))
+        .arg("--pool")
+        .arg(&pool)
+        .args(["--json", "sync", &src, "demo", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert!(
+        j["failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("ghost-1.0-1.x86_64"),
+        "{j}"
+    );
+    assert_eq!(j["present"], m1.packages.len(), "{j}");
     std::fs::write(&mpath, &good).unwrap();
 
     // 3. A delta changed after publishing: refused, the package comes whole.
