@@ -556,41 +556,14 @@ impl Drop for GpgHome {
 
 /// An armored key pair made by gpg for the signing tests: (secret, public).
 fn gpg_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    // The gpg home is off the scratch filesystem, and its agent is stopped
-    // when this function returns (also on a panic).
-    let home_guard = GpgHome(
-        tempfile::Builder::new()
-            .prefix("reimage-gnupg-")
-            .tempdir()
-            .unwrap(),
-    );
-    let home = home_guard.0.path().to_path_buf();
-    let gpg = |args: &[&str]| -> Vec<u8> {
-        let out = Command::new("gpg")
-            .arg("--homedir")
-            .arg(&home)
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-            .args(args)
-            .output()
-            .expect("gpg must be installed");
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    let uid = format!("reimage test {name} <{name}@example.invalid>");
-    gpg(&["--quick-gen-key", &uid, "rsa2048", "sign", "never"]);
-    let sec = dir.join(format!("{name}.sec.asc"));
-    let public = dir.join(format!("{name}.pub.asc"));
-    std::fs::write(&sec, gpg(&["--armor", "--export-secret-keys", &uid])).unwrap();
-    std::fs::write(&public, gpg(&["--armor", "--export", &uid])).unwrap();
-    (sec, public)
+    gpg_key_with_passphrase(dir, name, "")
 }
 
-/// An armored secret key protected by `passphrase`.
-fn gpg_key_with_passphrase(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
+/// An armored key pair whose secret key is protected by `passphrase` (none
+/// when empty): (secret, public).
+fn gpg_key_with_passphrase(dir: &Path, name: &str, passphrase: &str) -> (PathBuf, PathBuf) {
+    // The gpg home is off the scratch filesystem, and its agent is stopped
+    // when this function returns (also on a panic).
     let home_guard = GpgHome(
         tempfile::Builder::new()
             .prefix("reimage-gnupg-")
@@ -622,8 +595,10 @@ fn gpg_key_with_passphrase(dir: &Path, name: &str, passphrase: &str) -> PathBuf 
     let uid = format!("reimage test {name} <{name}@example.invalid>");
     gpg(&["--quick-gen-key", &uid, "rsa2048", "sign", "never"]);
     let sec = dir.join(format!("{name}.sec.asc"));
+    let public = dir.join(format!("{name}.pub.asc"));
     std::fs::write(&sec, gpg(&["--armor", "--export-secret-keys", &uid])).unwrap();
-    sec
+    std::fs::write(&public, gpg(&["--armor", "--export", &uid])).unwrap();
+    (sec, public)
 }
 
 #[test]
@@ -703,7 +678,7 @@ fn signed_manifests_and_keyrings() {
     assert_eq!(std::fs::read(&sig).unwrap(), before);
     // A key that cannot sign (passphrase-protected) publishes nothing, and
     // a refused publish leaves no packages behind.
-    let locked = gpg_key_with_passphrase(dir.path(), "locked", "secret");
+    let (locked, _) = gpg_key_with_passphrase(dir.path(), "locked", "secret");
     let packages_before = std::fs::read_dir(repo.join("packages")).unwrap().count();
     let err = publish::publish(
         &PublishOptions {
