@@ -93,18 +93,7 @@ pub fn run_publish(g: &Global, a: PublishArgs) -> Result<i32> {
             jobs: a.jobs,
         },
         &reporter,
-    );
-    let r = match r {
-        Ok(r) => r,
-        // Some packages failed: --json still reports what happened.
-        Err(e) if g.json && e.downcast_ref::<sync::Incomplete>().is_some() => {
-            let inc = e.downcast_ref::<sync::Incomplete>().expect("checked");
-            Out::new().json(&inc.0)?;
-            eprintln!("error: {e:#}");
-            return Ok(1);
-        }
-        Err(e) => return Err(e),
-    };
+    )?;
     let mut out = Out::new();
     if g.json {
         out.json(&r)?;
