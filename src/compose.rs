@@ -556,7 +556,9 @@ pub struct OwnerSources {
 fn parse_db(text: &str, into: &mut BTreeMap<String, u32>) -> Vec<usize> {
     let mut bad = Vec::new();
     for (i, l) in text.lines().enumerate() {
-        if l.starts_with('#') || l.trim().is_empty() {
+        // Comments, blank lines, and NIS compat entries (`+::::::`, `+@group`,
+        // `-name`), which name no local id.
+        if l.starts_with('#') || l.trim().is_empty() || l.starts_with(['+', '-']) {
             continue;
         }
         let mut f = l.split(':');
@@ -1046,6 +1048,10 @@ impl Ctx<'_> {
             Data::Generated(bytes) => {
                 use std::io::Write;
                 (&file).write_all(bytes)?;
+                // The only data compose writes itself (view.json, tmpfiles.d):
+                // flushed here, so a write error is reported, not published.
+                file.sync_data()
+                    .with_context(|| format!("cannot write /usr/{rel}"))?;
             }
             _ => unreachable!(),
         }
@@ -1510,8 +1516,11 @@ pub fn compose_locked(
     // Durable, then visible. On btrfs the read-only snapshot does both in
     // one step: creating it flushes the source subvolume's dirty data and
     // commits a transaction holding the new view whole (a syncfs before it
-    // cost ~50 ms and added nothing).
-    if !btrfs {
+    // cost ~50 ms). Its data is reflinks plus the few generated files,
+    // which were fsynced as written (the snapshot reports no write errors).
+    if !btrfs || cloner.is_copying() {
+        // Without snapshots, or with data copied instead of reflinked: one
+        // syncfs writes it out and reports any write error.
         sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
     }
     crate::failpoint::hit("compose.synced");

@@ -202,10 +202,21 @@ impl Keyring {
 /// Imports packages into the pool. Per-package refusals are reported in the
 /// result (and make the CLI exit 1); errors of the pool itself are returned.
 pub fn import(pool: &Pool, opts: &ImportOptions, reporter: &dyn Reporter) -> Result<ImportReport> {
+    let lock = pool.lock(opts.wait)?;
+    import_locked(pool, opts, reporter, &lock)
+}
+
+/// [`import`] for a caller that holds the pool's writer lock (publish keeps
+/// it from import to manifest).
+pub fn import_locked(
+    pool: &Pool,
+    opts: &ImportOptions,
+    reporter: &dyn Reporter,
+    _lock: &crate::pool::WriteLock,
+) -> Result<ImportReport> {
     let started = std::time::Instant::now();
     let files = expand_paths(&opts.paths)?;
     let keyring = opts.keyring.as_deref().map(Keyring::load).transpose()?;
-    let _lock = pool.lock(opts.wait)?;
     pool.clean_tmp()?;
     std::fs::create_dir_all(pool.packages_dir())?;
     let content = Mutex::new(ContentStore::load(&pool.packages_dir())?);
@@ -866,8 +877,28 @@ fn existing(
     };
     let index = match Index::read(&f) {
         Ok((index, _)) => index,
-        // Unreadable: --replace puts this (verified) package in its place.
-        Err(_) if replace => return Ok(Some(outcome(0))),
+        // Unreadable index: --replace puts this (verified) package in its
+        // place, if the damaged copy's main header (at its start) is this one's.
+        Err(_) if replace => {
+            let mut r = io::BufReader::new(&f);
+            let same = rpmfile::read_prefix(&mut r).ok().map(|p| {
+                use sha2::Digest;
+                let sha: [u8; 32] = sha2::Sha256::digest(p.main_header()).into();
+                &sha == header_sha256
+            });
+            return match same {
+                Some(true) => Ok(Some(outcome(0))),
+                Some(false) => bail!(
+                    "the pool already holds a different {nevra} (another main header under the same NEVRA): {}",
+                    path.display()
+                ),
+                None => bail!(
+                    "{} is damaged beyond its header: it cannot be told to be this package; \
+                     remove it by hand if you mean to replace it",
+                    path.display()
+                ),
+            };
+        }
         Err(e) => {
             return Err(e).with_context(|| {
                 format!(

@@ -371,7 +371,10 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
                 })?;
         }
         let rpms = inputs(opts)?;
-        let imported = crate::import::import(
+        // One writer lock from import to manifest: a failed publish removes
+        // what it added before any other writer can take it as present.
+        let lock = pool.lock(true)?;
+        let imported = crate::import::import_locked(
             &pool,
             &crate::import::ImportOptions {
                 paths: rpms.clone(),
@@ -381,6 +384,7 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
                 replace: false,
             },
             reporter,
+            &lock,
         )?;
         // Packages this run added: removed again if nothing gets published
         // (no manifest can name them yet).
@@ -390,7 +394,6 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
             .filter(|p| p.status == "imported")
             .filter_map(|p| p.file.clone())
             .collect();
-        let _lock = pool.lock(true)?;
         let mut publish_version = || -> Result<Manifest> {
             if imported.refused > 0 {
                 let errs: Vec<String> = imported
@@ -409,9 +412,11 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
         let manifest = match publish_version() {
             Ok(m) => m,
             Err(e) => {
-                let (referenced, _) = referenced(&pool.root).unwrap_or_default();
-                for f in added.iter().filter(|f| !referenced.contains(*f)) {
-                    let _ = std::fs::remove_file(pool.packages_dir().join(f));
+                // (A manifest that cannot be read: keep everything.)
+                if let Ok((referenced, _)) = referenced(&pool.root) {
+                    for f in added.iter().filter(|f| !referenced.contains(*f)) {
+                        let _ = std::fs::remove_file(pool.packages_dir().join(f));
+                    }
                 }
                 return Err(e);
             }
@@ -548,10 +553,10 @@ fn referenced(root: &Path) -> Result<(BTreeSet<String>, usize)> {
             }
             for v in versions(root, &img)? {
                 let path = manifest_path(root, &img, &v);
-                if let Ok(m) = Manifest::parse(&std::fs::read(&path)?) {
-                    keep.extend(m.packages.into_iter().map(|p| p.file));
-                    n += 1;
-                }
+                let m = Manifest::parse(&std::fs::read(&path)?)
+                    .with_context(|| path.display().to_string())?;
+                keep.extend(m.packages.into_iter().map(|p| p.file));
+                n += 1;
             }
         }
     }

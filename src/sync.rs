@@ -204,12 +204,23 @@ fn fetch(
         Source::Rsync(base) => rsync(base, rels, dest)?,
         Source::Http(base) => {
             let mut n = 0;
+            let mut failed: Vec<anyhow::Error> = Vec::new();
             for r in rels {
                 let limit = limits.get(r).copied().unwrap_or(64 << 20);
-                match http_get(&format!("{base}/{r}"), &dest.join(r), limit)? {
-                    Some(b) => n += b,
-                    None => crate::runner::log::debug(&format!("GET {base}/{r}: not found")),
+                match http_get(&format!("{base}/{r}"), &dest.join(r), limit) {
+                    Ok(Some(b)) => n += b,
+                    Ok(None) => crate::runner::log::debug(&format!("GET {base}/{r}: not found")),
+                    // One file that fails is a missing file (a delta then
+                    // falls back, a package is reported); every file failing
+                    // is a mirror that is not there.
+                    Err(e) => {
+                        crate::runner::log::warn(&format!("{e:#}"));
+                        failed.push(e);
+                    }
                 }
+            }
+            if failed.len() == rels.len() {
+                return Err(failed.remove(0));
             }
             n
         }
@@ -248,22 +259,13 @@ fn rsync_exit_meaning(code: i32) -> &'static str {
 fn rsync(base: &str, rels: &[String], dest: &Path) -> Result<u64> {
     let list = tempfile::NamedTempFile::new_in(dest)?;
     std::fs::write(list.path(), rels.join("\n") + "\n")?;
-    // When reimage dies (even by SIGKILL) the kernel sends the wrapper shell
-    // SIGTERM (parent-death signal), and it kills its whole process group:
-    // rsync and what rsync forked (its receiver, ssh). The signal on rsync
-    // alone left its forked receiver downloading from a daemon.
+    // When reimage dies (even by SIGKILL) the kernel sends rsync SIGTERM
+    // (parent-death signal), on which rsync stops the receiver it forked
+    // and exits. SIGKILL there left that receiver downloading from a daemon.
+    // rsync stays in reimage's process group: ssh and daemon password
+    // prompts reach the terminal, Ctrl-C reaches rsync.
     let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--pdeathsig",
-        "TERM",
-        "--",
-        "sh",
-        "-c",
-        "trap 'trap - TERM; kill -KILL 0' TERM; \"$@\" & wait $!",
-        "reimage-rsync",
-        "rsync",
-    ]);
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    cmd.args(["--pdeathsig", "TERM", "--", "rsync"]);
     cmd.arg(format!("--files-from={}", list.path().display()));
     cmd.args([
         "--no-recursive",
@@ -349,16 +351,24 @@ fn http_get(url: &str, dest: &Path, limit: u64) -> Result<Option<u64>> {
     let mut f = std::fs::File::create(dest)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
-    loop {
-        let k = r.read(&mut buf).with_context(|| format!("GET {url}"))?;
-        if k == 0 {
-            break;
+    let got = (|| -> Result<()> {
+        loop {
+            let k = r.read(&mut buf).with_context(|| format!("GET {url}"))?;
+            if k == 0 {
+                break;
+            }
+            f.write_all(&buf[..k])?;
+            n += k as u64;
         }
-        f.write_all(&buf[..k])?;
-        n += k as u64;
-    }
-    if n > limit {
-        bail!("GET {url}: more than the {limit} bytes expected");
+        if n > limit {
+            bail!("GET {url}: more than the {limit} bytes expected");
+        }
+        Ok(())
+    })();
+    if let Err(e) = got {
+        // Nothing half-downloaded stays to be taken for the file.
+        let _ = std::fs::remove_file(dest);
+        return Err(e);
     }
     Ok(Some(n))
 }

@@ -709,7 +709,7 @@ fn passwd_and_group_files_map_unknown_owners() {
     let group = d.join("group");
     std::fs::write(
         &passwd,
-        "# test\nreimage-nosuchuser:x:4321:4321::/:/bin/false\ndaemon:x:1:1::/:/bin/false\n",
+        "# test\nreimage-nosuchuser:x:4321:4321::/:/bin/false\ndaemon:x:1:1::/:/bin/false\n+::::::\n",
     )
     .unwrap();
     std::fs::write(

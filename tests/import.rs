@@ -564,6 +564,20 @@ fn damaged_pool_package_is_not_shared_and_replace_repairs_it() {
     ok(&pool, &["fsck", "--full"]);
     ok(&pool, &["compose", "v", "edge-update-1.0-1.x86_64"]);
     ok(&pool, &["verify", "v"]);
+    // An unreadable index (the package's tail cut off): import says how to
+    // repair, --replace repairs it after checking the main header.
+    let len = std::fs::metadata(&pkg).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pkg)
+        .unwrap()
+        .set_len(len - 16)
+        .unwrap();
+    let err = fails(&pool, &["import", v10.to_str().unwrap()]);
+    assert!(err.contains("import --replace"), "{err}");
+    let r = json(&pool, &["import", "--replace", v10.to_str().unwrap()]);
+    assert_eq!(r["replaced"], 1, "{r}");
+    ok(&pool, &["fsck", "--full"]);
     // --replace never puts another package under the same NEVRA.
     let other = realworld().join("rpm-rs-assets/v6/gzip/rpm-basic-2.3.4-5.el9.noarch.rpm");
     let signed =
