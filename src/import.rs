@@ -377,14 +377,17 @@ fn build(
     let final_path = pool.packages_dir().join(&name);
     let payload_digest = payload_digest(meta);
     let header_files = crate::pkg::file_count(meta);
-    let present = existing(
-        &final_path,
-        &header_sha256,
-        &nevra_s,
-        src,
-        header_files,
-        replace,
-    )?;
+    let lookup = || {
+        existing(
+            &final_path,
+            &header_sha256,
+            &nevra_s,
+            src,
+            header_files,
+            replace,
+        )
+    };
+    let present = lookup()?;
     if let Some(o) = &present {
         if !replace && (payload_digest.is_some() || legacy_md5.is_some()) {
             verify_payload(input, meta, prefix, &payload_digest, &legacy_md5)
@@ -423,15 +426,7 @@ fn build(
     crate::failpoint::hit("import.staged");
     let staging = tempfile::tempfile_in(pool.tmp_dir())?;
 
-    let mut hashers = Vec::new();
-    if let Some((algo, _)) = &payload_digest {
-        hashers.push(algo.hasher());
-    }
-    if legacy_md5.is_some() {
-        let mut h = DigestAlgo::Md5.hasher();
-        h.update(prefix.main_header());
-        hashers.push(h);
-    }
+    let hashers = payload_hashers(prefix, &payload_digest, &legacy_md5);
     // Members per hardlink set; in a stripped archive only the set's last
     // member carries the data (as in rpm's rpmfiArchiveHasContent).
     let mut set_members: HashMap<u32, (u32, u32)> = HashMap::new(); // leader -> (count, last)
@@ -606,22 +601,7 @@ fn build(
     io::copy(&mut raw, &mut io::sink())?;
     let hr = raw.into_inner();
     let payload_len = hr.count;
-    let mut hashers = hr.hashers.into_iter();
-    if let Some((palgo, want)) = &payload_digest {
-        let got = hashers.next().unwrap().hex();
-        if &got != want {
-            bail!(
-                "payload {} digest mismatch (the payload is corrupt or was altered): expected {want}, got {got}",
-                palgo.name()
-            );
-        }
-    }
-    if let Some(want) = &legacy_md5 {
-        let got = hashers.next().unwrap().hex();
-        if &got != want {
-            bail!("MD5 digest of header and payload does not match: expected {want}, got {got}");
-        }
-    }
+    check_payload(hr.hashers, &payload_digest, &legacy_md5)?;
     check_sizes(meta, prefix, payload_len)?;
     for (i, f) in files.iter().enumerate() {
         if f.has_data() && f.link_leader == i as u32 && !got[i] {
@@ -691,14 +671,7 @@ fn build(
         }
         Err(rustix::io::Errno::EXIST) => {
             // Another job in this run imported the same NEVRA first.
-            if let Some(o) = existing(
-                &final_path,
-                &header_sha256,
-                &nevra_s,
-                src,
-                header_files,
-                replace,
-            )? {
+            if let Some(o) = lookup()? {
                 return Ok(o);
             }
             bail!("{} appeared while importing", final_path.display());
@@ -772,6 +745,19 @@ fn verify_payload(
     payload_digest: &Option<(DigestAlgo, String)>,
     legacy_md5: &Option<String>,
 ) -> Result<()> {
+    let mut r = HashingReader::new(input, payload_hashers(prefix, payload_digest, legacy_md5));
+    io::copy(&mut r, &mut io::sink()).context("cannot read the payload")?;
+    check_payload(r.hashers, payload_digest, legacy_md5)?;
+    check_sizes(meta, prefix, r.count)
+}
+
+/// The hashers the payload streams through: its digest, then the legacy
+/// MD5 over main header and payload (each when the package has it).
+fn payload_hashers(
+    prefix: &rpmfile::RpmPrefix,
+    payload_digest: &Option<(DigestAlgo, String)>,
+    legacy_md5: &Option<String>,
+) -> Vec<Hasher> {
     let mut hashers = Vec::new();
     if let Some((algo, _)) = payload_digest {
         hashers.push(algo.hasher());
@@ -781,11 +767,18 @@ fn verify_payload(
         h.update(prefix.main_header());
         hashers.push(h);
     }
-    let mut r = HashingReader::new(input, hashers);
-    io::copy(&mut r, &mut io::sink()).context("cannot read the payload")?;
-    let mut hashers = r.hashers.into_iter();
+    hashers
+}
+
+/// Checks the hashers of [`payload_hashers`] after the whole payload.
+fn check_payload(
+    hashers: Vec<Hasher>,
+    payload_digest: &Option<(DigestAlgo, String)>,
+    legacy_md5: &Option<String>,
+) -> Result<()> {
+    let mut hashers = hashers.into_iter();
     if let Some((palgo, want)) = payload_digest {
-        let got = hashers.next().expect("pushed").hex();
+        let got = hashers.next().expect("payload_hashers made it").hex();
         if &got != want {
             bail!(
                 "payload {} digest mismatch (the payload is corrupt or was altered): expected {want}, got {got}",
@@ -794,12 +787,12 @@ fn verify_payload(
         }
     }
     if let Some(want) = legacy_md5 {
-        let got = hashers.next().expect("pushed").hex();
+        let got = hashers.next().expect("payload_hashers made it").hex();
         if &got != want {
             bail!("MD5 digest of header and payload does not match: expected {want}, got {got}");
         }
     }
-    check_sizes(meta, prefix, r.count)
+    Ok(())
 }
 
 /// The strongest payload digest the header carries (over the compressed payload).

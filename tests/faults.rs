@@ -410,6 +410,17 @@ fn check_after_kill(pool: &Path, known: &State, what: &str) {
     }
 }
 
+/// The keys whose values differ between two maps (or that one lacks).
+fn differing<'a, V: PartialEq>(
+    a: &'a BTreeMap<String, V>,
+    b: &'a BTreeMap<String, V>,
+) -> std::collections::BTreeSet<&'a String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect()
+}
+
 /// Reruns the operation after a kill and compares with the reference.
 fn rerun_and_compare(pool: &Path, sc: &Scenario, reference: &State, what: &str) {
     let args = (sc.args)();
@@ -432,24 +443,9 @@ fn rerun_and_compare(pool: &Path, sc: &Scenario, reference: &State, what: &str) 
     }
     let after = state(pool);
     if after != *reference {
-        let pk: Vec<_> = reference
-            .packages
-            .keys()
-            .chain(after.packages.keys())
-            .filter(|k| reference.packages.get(*k) != after.packages.get(*k))
-            .collect();
-        let vw: Vec<_> = reference
-            .views
-            .keys()
-            .chain(after.views.keys())
-            .filter(|k| reference.views.get(*k) != after.views.get(*k))
-            .collect();
-        let im: Vec<_> = reference
-            .images
-            .keys()
-            .chain(after.images.keys())
-            .filter(|k| reference.images.get(*k) != after.images.get(*k))
-            .collect();
+        let pk = differing(&reference.packages, &after.packages);
+        let vw = differing(&reference.views, &after.views);
+        let im = differing(&reference.images, &after.images);
         panic!("{what}: after the rerun the pool differs from an uninterrupted run: packages {pk:?}, views {vw:?}, images {im:?}");
     }
     assert!(
