@@ -50,31 +50,25 @@ fn index_read_raw(data: &[u8]) {
     }
 }
 
-/// The header and payload path of import: `read_prefix`, the header's
-/// file list and names, the payload's decompressor (by magic, else the
-/// header's compressor) and the cpio reader over it.
+/// The header and payload path of import: `read_prefix` (rpm's header
+/// rules), the trust checks (names, digests, payload words, file list), the
+/// payload's decompressor as the header's words allow it, and the cpio
+/// reader over it.
 pub fn rpm_stream(data: &[u8]) {
-    use reimage::rpmfile::{self, Compression};
+    use reimage::rpmfile;
     let mut r = data;
-    let Ok(prefix) = rpmfile::read_prefix(&mut r) else {
+    let Ok(prefix) = rpmfile::read_prefix(&mut r, std::path::Path::new("fuzz")) else {
         return;
     };
-    let meta = &prefix.meta;
-    let _ = reimage::import::package_file_name(meta);
-    let _ = reimage::import::nevra(meta);
-    let _ = rpmfile::header_digests(meta);
-    let _ = meta.is_source_package();
-    let _ = meta.get_build_time();
-    let sizes: Vec<u64> = match reimage::pkg::files(meta) {
-        Ok((files, _)) => files.iter().map(|f| f.size).collect(),
-        Err(_) => Vec::new(),
+    let _ = reimage::trust::identity(&prefix.main);
+    let _ = reimage::trust::header_digests(&prefix.signature);
+    let Ok(trusted) = reimage::trust::check(prefix) else {
+        return;
     };
-    let compression = match Compression::detect(&r[..r.len().min(16)]) {
-        Some(c) => c,
-        None => match Compression::from_meta(meta) {
-            Ok(c) => c,
-            Err(_) => return,
-        },
+    let sizes: Vec<u64> = trusted.files.iter().map(|f| f.size).collect();
+    let no_data = trusted.files.iter().all(|f| !f.has_data());
+    let Ok(compression) = trusted.payload.compression(&r[..r.len().min(16)], no_data) else {
+        return;
     };
     let Ok(dec) = rpmfile::decompressor(r, compression) else {
         return;

@@ -108,17 +108,20 @@ pub fn load_package(path: &Path) -> Result<LoadedPkg> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let (index, _) = Index::read(&f).with_context(|| format!("{}", path.display()))?;
     let mut r = std::io::BufReader::new(&f);
-    let prefix = crate::rpmfile::read_prefix(&mut r)
-        .with_context(|| format!("{}: header", path.display()))?;
+    let prefix = crate::rpmfile::read_prefix(&mut r, path)?;
     let (files, _) =
-        crate::pkg::files(&prefix.meta).with_context(|| format!("{}", path.display()))?;
+        crate::pkg::files(&prefix.main).with_context(|| format!("{}", path.display()))?;
+    let (nevra, _) = crate::trust::identity(&prefix.main)?;
     Ok(LoadedPkg {
         path: path.to_path_buf(),
         fname: path.file_name().unwrap().to_string_lossy().into_owned(),
-        nevra: crate::import::nevra(&prefix.meta),
+        nevra,
         header_len: index.header_len,
         header_sha256: index.header_sha256,
-        build_time: prefix.meta.get_build_time().unwrap_or(0) as u32,
+        build_time: prefix
+            .main
+            .int(sysimage::header::tag::BUILDTIME)?
+            .unwrap_or(0) as u32,
         index,
         files,
     })
@@ -826,17 +829,19 @@ impl Candidates {
         let mut r = std::io::BufReader::new(
             File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
         );
-        let Ok(prefix) = crate::rpmfile::read_prefix(&mut r) else {
+        let Ok(prefix) = crate::rpmfile::read_prefix(&mut r, &path) else {
             return Ok(None);
         };
-        let m = &prefix.meta;
+        let m = &prefix.main;
+        let s = |t: u32| -> String { m.utf8_string(t).ok().flatten().unwrap_or("").to_string() };
+        use sysimage::header::tag;
         Ok(Some(Candidate {
             fname: fname.to_string(),
-            name: m.get_name().unwrap_or("").into(),
-            epoch: m.get_epoch().unwrap_or(0),
-            version: m.get_version().unwrap_or("").into(),
-            release: m.get_release().unwrap_or("").into(),
-            arch: m.get_arch().unwrap_or("").into(),
+            name: s(tag::NAME),
+            epoch: m.int(tag::EPOCH).ok().flatten().unwrap_or(0) as u32,
+            version: s(tag::VERSION),
+            release: s(tag::RELEASE),
+            arch: s(tag::ARCH),
         }))
     }
 }

@@ -93,8 +93,8 @@ impl OldImage {
             let f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
             let (index, _) = Index::read(&f).with_context(|| path.display().to_string())?;
             let mut r = std::io::BufReader::new(RangeReader::new(&f, 0, index.header_len));
-            let prefix = crate::rpmfile::read_prefix(&mut r).map_err(|e| anyhow!(e))?;
-            let (files, _) = crate::pkg::files(&prefix.meta)?;
+            let prefix = crate::rpmfile::read_prefix(&mut r, &path)?;
+            let (files, _) = crate::pkg::files(&prefix.main)?;
             let k = img.pkgs.len();
             for e in &index.entries {
                 if e.length == 0 {

@@ -9,7 +9,7 @@
 //! the caller's expectation (the manifest's SHA256 and size) has matched:
 //!
 //! ```text
-//! Layout::new(prefix)      header digest checked, offsets planned (as import)
+//! Layout::new(trusted)     headers checked (crate::trust), offsets planned (as import)
 //! Writer::new(...)         tmp/rebuild-NAME.XXXX: header part written
 //! writer.put_*(...)        one call per stored file, in offset order
 //! writer.finish(expect)    index + trailer, SHA256/size check, fsync,
@@ -32,6 +32,7 @@ use crate::clone::Cloner;
 use crate::extent::{self, align_up, Entry, Index};
 use crate::pkg::PkgFile;
 use crate::rpmfile::{DigestAlgo, RpmPrefix};
+use crate::trust::{PayloadWords, Trusted};
 
 /// Where a piece of content lives in the pool.
 #[derive(Debug, Clone)]
@@ -115,14 +116,22 @@ pub struct Slot {
     pub length: u64,
 }
 
-/// Where everything goes in the extent package of one header part: the same
-/// plan import makes.
+/// Where everything goes in the extent package of one header part: the one
+/// layout rule of the format (docs/FORMAT.md), used by import, sync and
+/// fsck alike. The data of each stored file (a regular file with content,
+/// or a hardlink set's first member) follows the header part, each at the
+/// next block boundary, in header order; the index follows the last one.
 pub struct Layout {
     pub prefix: RpmPrefix,
     pub files: Vec<PkgFile>,
     pub algo: DigestAlgo,
+    pub payload: PayloadWords,
     /// Stored files in offset order.
     pub slots: Vec<Slot>,
+    /// Slot number by file index (stored files only).
+    slot_of: HashMap<u32, usize>,
+    /// File index by header path (for payload entries named by path).
+    by_path: HashMap<String, u32>,
     pub index_offset: u64,
     pub header_sha256: [u8; 32],
     /// `NAME-VERSION-RELEASE.ARCH`.
@@ -131,33 +140,12 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Plans the package of `prefix`, after checking the header against the
-    /// strongest header-only digest of the signature header.
-    pub fn new(prefix: RpmPrefix) -> Result<Layout> {
-        let meta = &prefix.meta;
-        if meta.is_source_package() {
-            bail!("is a source package");
-        }
-        let digests = crate::rpmfile::header_digests(meta);
-        if let Some((algo, want)) = digests.first() {
-            let got = crate::rpmfile::digest_hex(*algo, prefix.main_header());
-            if &got != want {
-                bail!(
-                    "header {} digest mismatch (the header is corrupt or was altered): expected {want}, got {got}",
-                    algo.name()
-                );
-            }
-        }
-        // Without a header-only digest (very old packages: MD5 over header
-        // and payload only), the manifest's SHA256 of the whole package is
-        // what vouches for the header.
-        let header_sha256: [u8; 32] = sha2::Sha256::digest(prefix.main_header()).into();
-        let file_name = crate::import::package_file_name(meta)?;
-        let nevra = crate::import::nevra(meta);
-        let (files, algo) = crate::pkg::files(meta)?;
+    /// Plans the package of headers that passed [`crate::trust::check`].
+    pub fn new(t: Trusted) -> Result<Layout> {
         let mut slots = Vec::new();
-        let mut cursor = align_up(prefix.bytes.len() as u64);
-        for (i, f) in files.iter().enumerate() {
+        let mut slot_of = HashMap::new();
+        let mut cursor = align_up(t.headers.bytes.len() as u64);
+        for (i, f) in t.files.iter().enumerate() {
             if f.has_data() && f.link_leader == i as u32 && f.size > 0 {
                 if f.digest.is_empty() {
                     bail!(
@@ -165,6 +153,7 @@ impl Layout {
                         f.path
                     );
                 }
+                slot_of.insert(i as u32, slots.len());
                 slots.push(Slot {
                     file_index: i as u32,
                     offset: cursor,
@@ -175,26 +164,35 @@ impl Layout {
                     .ok_or_else(|| anyhow!("file sizes in the header overflow"))?;
             }
         }
+        let by_path = t
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.clone(), i as u32))
+            .collect();
         Ok(Layout {
-            prefix,
-            files,
-            algo,
+            prefix: t.headers,
+            files: t.files,
+            algo: t.algo,
+            payload: t.payload,
             slots,
+            slot_of,
+            by_path,
             index_offset: cursor,
-            header_sha256,
-            file_name,
-            nevra,
+            header_sha256: t.header_sha256,
+            file_name: t.file_name,
+            nevra: t.nevra,
         })
     }
 
-    /// Parses a header part held in memory.
+    /// Parses and checks a header part held in memory.
     pub fn from_header_bytes(bytes: &[u8]) -> Result<Layout> {
         let mut r = bytes;
-        let prefix = crate::rpmfile::read_prefix(&mut r).map_err(|e| anyhow!(e))?;
+        let headers = crate::rpmfile::read_prefix(&mut r, Path::new("header part"))?;
         if !r.is_empty() {
             bail!("{} bytes follow the header part", r.len());
         }
-        Layout::new(prefix)
+        Layout::new(crate::trust::check(headers)?)
     }
 
     /// The header path of a slot's file.
@@ -202,14 +200,38 @@ impl Layout {
         &self.files[slot.file_index as usize].path
     }
 
+    /// Where the data of stored file `leader` goes.
+    pub fn offset_of(&self, leader: u32) -> Option<u64> {
+        self.slot_of.get(&leader).map(|&s| self.slots[s].offset)
+    }
+
+    /// The header file a payload entry stands for.
+    pub fn entry_index(&self, e: &crate::rpmfile::CpioEntry) -> Result<u32> {
+        if let Some(i) = e.file_index {
+            return Ok(i);
+        }
+        let name = e.name.strip_prefix('.').unwrap_or(&e.name);
+        self.by_path
+            .get(name)
+            .copied()
+            .ok_or_else(|| anyhow!("payload holds {:?}, which the header does not list", e.name))
+    }
+
     /// The index entries, given each slot's BLAKE3.
     fn entries(&self, blakes: &[[u8; 32]]) -> Vec<Entry> {
-        let by_leader: HashMap<u32, (u64, [u8; 32])> = self
+        let by_leader: HashMap<u32, [u8; 32]> = self
             .slots
             .iter()
             .zip(blakes)
-            .map(|(s, b)| (s.file_index, (s.offset, *b)))
+            .map(|(s, b)| (s.file_index, *b))
             .collect();
+        let empty = *blake3::hash(b"").as_bytes();
+        self.entries_by(|leader| by_leader.get(&leader).copied().unwrap_or(empty))
+    }
+
+    /// The index entries, with `blake(leader)` giving each stored file's
+    /// BLAKE3 (empty files: the BLAKE3 of nothing).
+    pub fn entries_by(&self, blake: impl Fn(u32) -> [u8; 32]) -> Vec<Entry> {
         let empty = *blake3::hash(b"").as_bytes();
         let mut out = Vec::new();
         for (i, f) in self.files.iter().enumerate() {
@@ -217,10 +239,10 @@ impl Layout {
                 continue;
             }
             let leader = f.link_leader;
-            let (offset, blake) = if f.size == 0 {
+            let (offset, b) = if f.size == 0 {
                 (0, empty)
             } else {
-                by_leader[&leader]
+                (self.offset_of(leader).expect("planned"), blake(leader))
             };
             out.push(Entry {
                 file_index: i as u32,
@@ -231,7 +253,7 @@ impl Layout {
                 },
                 offset,
                 length: f.size,
-                blake3: blake,
+                blake3: b,
             });
         }
         out
@@ -587,7 +609,7 @@ pub fn rebuild_from_package(
     }
     let (index, index_offset) = Index::read(&f).map_err(|e| anyhow!(e))?;
     let mut r = io::BufReader::new(RangeReader::new(&f, 0, index.header_len));
-    let prefix = crate::rpmfile::read_prefix(&mut r).map_err(|e| anyhow!(e))?;
+    let prefix = crate::rpmfile::read_prefix(&mut r, src)?;
     if prefix.bytes.len() as u64 != index.header_len {
         bail!(
             "its index says the header part is {} bytes, it is {}",
@@ -595,7 +617,7 @@ pub fn rebuild_from_package(
             prefix.bytes.len()
         );
     }
-    let layout = Layout::new(prefix)?;
+    let layout = Layout::new(crate::trust::check(prefix)?)?;
     if layout.index_offset != index_offset {
         bail!("its index is not where the header's file sizes put it");
     }

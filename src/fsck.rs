@@ -5,8 +5,8 @@
 //! - **packages/**: every entry is a regular file named `NAME-VERSION-RELEASE.ARCH`
 //!   holding an extent package: its index reads and checks (docs/FORMAT.md);
 //!   its header part parses, has the index's length, and its main header has
-//!   the index's SHA256 and the strongest header digest of the signature
-//!   header; its file name is the header's NEVRA; the index has exactly one
+//!   the index's SHA256; the headers pass every check import makes
+//!   (`crate::trust`: rpm's header rules, every header digest); its file name is the header's NEVRA; the index has exactly one
 //!   entry per regular, non-%ghost file of the header, with the header's
 //!   sizes, at the offsets import would choose (the layout is a pure function
 //!   of the header); every stored file's BLAKE3 matches its bytes and all
@@ -39,6 +39,7 @@ use sysimage::meta::{ViewMeta, VIEW_META};
 
 use crate::compose::HEADER_DIR;
 use crate::extent::{align_up, Index, FLAG_HARDLINK_ALIAS};
+use crate::extent_writer::Layout;
 use crate::pool::Pool;
 
 /// Options of `reimage fsck`.
@@ -248,9 +249,9 @@ pub fn check_package(path: &Path, name: &str, full: bool) -> Result<PackageCheck
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let (index, index_offset) = Index::read(&f)?;
 
-    // The header part.
+    // The header part: read and trusted as import trusts it.
     let mut r = BufReader::new((&f).take(index.header_len));
-    let prefix = crate::rpmfile::read_prefix(&mut r).context("the header part cannot be read")?;
+    let prefix = crate::rpmfile::read_prefix(&mut r, path)?;
     if prefix.bytes.len() as u64 != index.header_len {
         anyhow::bail!(
             "the header part is {} bytes, the index says {}",
@@ -258,84 +259,55 @@ pub fn check_package(path: &Path, name: &str, full: bool) -> Result<PackageCheck
             index.header_len
         );
     }
-    let sha: [u8; 32] = {
-        use sha2::Digest;
-        sha2::Sha256::digest(prefix.main_header()).into()
-    };
-    if sha != index.header_sha256 {
+    let layout = Layout::new(crate::trust::check(prefix)?)?;
+    if layout.header_sha256 != index.header_sha256 {
         anyhow::bail!("the main header's SHA256 does not match the index");
     }
-    let want = crate::import::package_file_name(&prefix.meta)?;
-    if want != name {
-        anyhow::bail!("holds {want}, not {name}");
-    }
-    if let Some((algo, digest)) = crate::rpmfile::header_digests(&prefix.meta).first() {
-        let got = crate::rpmfile::digest_hex(*algo, prefix.main_header());
-        if &got != digest {
-            anyhow::bail!(
-                "header {} digest mismatch: the signature header says {digest}, the header hashes to {got}",
-                algo.name()
-            );
-        }
+    if layout.file_name != name {
+        anyhow::bail!("holds {}, not {name}", layout.file_name);
     }
 
-    // The index against the header's file list and the layout import makes.
-    let (files, algo) = crate::pkg::files(&prefix.meta)?;
+    // The index against the one layout rule (crate::extent_writer::Layout).
+    let (files, algo) = (&layout.files, layout.algo);
     let data_start = align_up(index.header_len);
-    let mut cursor = data_start;
-    let mut expected = 0usize;
-    for (i, hf) in files.iter().enumerate() {
-        if !hf.has_data() {
-            if index.entry(i as u32).is_some() {
-                anyhow::bail!("the index has an entry for {}, which has no data", hf.path);
-            }
-            continue;
+    let want = layout.entries_by(|leader| index.entry(leader).map(|e| e.blake3).unwrap_or([0; 32]));
+    if want.len() != index.entries.len() {
+        anyhow::bail!(
+            "the index has {} entries, the header {} files with data",
+            index.entries.len(),
+            want.len()
+        );
+    }
+    for (w, e) in want.iter().zip(&index.entries) {
+        let hf = &files[w.file_index as usize];
+        if e.file_index != w.file_index {
+            anyhow::bail!("the index has no entry for {}", hf.path);
         }
-        expected += 1;
-        let e = index
-            .entry(i as u32)
-            .ok_or_else(|| anyhow::anyhow!("the index has no entry for {}", hf.path))?;
-        if e.length != hf.size {
+        if e.length != w.length {
             anyhow::bail!(
                 "{}: the index says {} bytes, the header {}",
                 hf.path,
                 e.length,
-                hf.size
+                w.length
             );
         }
-        let leader = hf.link_leader as usize;
-        let alias = leader != i;
-        if alias != (e.flags & FLAG_HARDLINK_ALIAS != 0) {
+        if e.flags != w.flags {
             anyhow::bail!("{}: hardlink flag disagrees with the header", hf.path);
         }
-        let want_off = if alias {
-            index
-                .entry(leader as u32)
-                .map(|l| l.offset)
-                .unwrap_or(u64::MAX)
-        } else if hf.size == 0 {
-            0
-        } else {
-            let o = cursor;
-            cursor += align_up(hf.size);
-            o
-        };
-        if e.offset != want_off {
+        if e.offset != w.offset {
             anyhow::bail!(
-                "{}: stored at {}, but the layout puts it at {want_off}",
+                "{}: stored at {}, but the layout puts it at {}",
                 hf.path,
-                e.offset
+                e.offset,
+                w.offset
             );
         }
     }
-    if expected != index.entries.len() {
+    if layout.index_offset != index_offset {
         anyhow::bail!(
-            "the index has {} entries, the header {expected} files with data",
-            index.entries.len()
+            "the index is at {index_offset}, the layout puts it at {}",
+            layout.index_offset
         );
-    }
-    if cursor != index_offset {
-        anyhow::bail!("the index is at {index_offset}, the layout puts it at {cursor}");
     }
 
     // Bytes: header padding, then every stored file and its padding.

@@ -16,16 +16,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
-use rpm::{IndexSignatureTag, IndexTag};
 use serde::Serialize;
 
 use crate::clone::Cloner;
-use crate::extent::{self, align_up, Entry, Index};
-use crate::extent_writer::ContentStore;
-use crate::pkg::PkgFile;
+use crate::extent::{self, align_up, Index};
+use crate::extent_writer::{ContentStore, Layout};
+use crate::pkg::{PkgFile, S_IFMT};
 use crate::pool::Pool;
 use crate::report::Reporter;
-use crate::rpmfile::{self, Compression, CpioReader, DigestAlgo, Hasher, HashingReader};
+use crate::rpmfile::{self, CpioEntry, CpioReader, DigestAlgo, Hasher, HashingReader};
+use crate::trust::Trusted;
 
 /// Options of `reimage import`.
 #[derive(Debug, Clone, Default)]
@@ -86,31 +86,6 @@ pub struct ImportReport {
     pub seconds: f64,
 }
 
-/// The file name of an extent package in `packages/`: `NAME-VERSION-RELEASE.ARCH`.
-pub fn package_file_name(meta: &rpm::PackageMetadata) -> Result<String> {
-    let name = meta.get_name()?;
-    let v = meta.get_version()?;
-    let r = meta.get_release()?;
-    let a = meta.get_arch()?;
-    let f = format!("{name}-{v}-{r}.{a}");
-    if f.contains('/') || f.starts_with('.') || f.contains('\0') {
-        bail!("package name {f:?} cannot be a file name");
-    }
-    Ok(f)
-}
-
-/// NEVRA as rpm prints it (`name-epoch:version-release.arch`, epoch only when set).
-pub fn nevra(meta: &rpm::PackageMetadata) -> String {
-    let name = meta.get_name().unwrap_or("?");
-    let v = meta.get_version().unwrap_or("?");
-    let r = meta.get_release().unwrap_or("?");
-    let a = meta.get_arch().unwrap_or("?");
-    match meta.get_epoch() {
-        Ok(e) if e > 0 => format!("{name}-{e}:{v}-{r}.{a}"),
-        _ => format!("{name}-{v}-{r}.{a}"),
-    }
-}
-
 /// Expands directories into the `.rpm` files they hold (sorted, not recursive).
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -134,70 +109,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Header-only signature keys given with `--keyring` (one or more armored keys).
-pub struct Keyring {
-    verifiers: Vec<rpm::signature::pgp::Verifier>,
-    path: PathBuf,
-}
-
-impl Keyring {
-    pub fn load(path: &Path) -> Result<Keyring> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read keyring {}", path.display()))?;
-        let begin = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
-        let mut verifiers = Vec::new();
-        for (i, part) in text.split(begin).skip(1).enumerate() {
-            let block = format!("{begin}{part}");
-            let v = rpm::signature::pgp::Verifier::from_asc(&block).map_err(|e| {
-                anyhow!(
-                    "keyring {}: key {} cannot be read: {e}",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-            verifiers.push(v);
-        }
-        if verifiers.is_empty() {
-            bail!(
-                "keyring {} holds no armored OpenPGP public key",
-                path.display()
-            );
-        }
-        Ok(Keyring {
-            verifiers,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Checks that at least one header-only signature verifies with a key.
-    fn check(&self, prefix: &rpmfile::RpmPrefix) -> Result<()> {
-        use rpm::signature::Verifying;
-        let sigs = prefix
-            .meta
-            .raw_signatures()
-            .map_err(|e| anyhow!("cannot read signatures: {e}"))?;
-        if sigs.is_empty() {
-            bail!(
-                "the package is not signed (no header-only RSA/DSA/OpenPGP signature) and --keyring {} requires one",
-                self.path.display()
-            );
-        }
-        let mut last = None;
-        for sig in &sigs {
-            for v in &self.verifiers {
-                match v.verify(prefix.main_header(), sig) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => last = Some(e),
-                }
-            }
-        }
-        bail!(
-            "no signature verifies with a key in {}: {}",
-            self.path.display(),
-            last.map(|e| e.to_string()).unwrap_or_default()
-        )
-    }
-}
+pub use crate::trust::Keyring;
 
 /// Imports packages into the pool. Per-package refusals are reported in the
 /// result (and make the CLI exit 1); errors of the pool itself are returned.
@@ -236,13 +148,20 @@ pub fn import_locked(
         .num_threads(jobs.max(1))
         .build()?;
     let done = std::sync::atomic::AtomicUsize::new(0);
+    let run = Run {
+        pool,
+        keyring: keyring.as_ref(),
+        content: &content,
+        cloner: &cloner,
+        replace: opts.replace,
+    };
     let outcomes: Vec<PackageOutcome> = tp.install(|| {
         use rayon::prelude::*;
         files
             .par_iter()
             .map(|src| {
                 let size = std::fs::metadata(src).map(|m| m.len()).unwrap_or(0);
-                let out = import_one(pool, src, keyring.as_ref(), &content, &cloner, opts.replace);
+                let out = import_one(&run, src);
                 reporter.advance(size);
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 reporter.message(&format!("importing {n}/{} packages", files.len()));
@@ -297,401 +216,463 @@ pub fn import_locked(
 
 type Refusal = (Option<String>, anyhow::Error);
 
-fn import_one(
-    pool: &Pool,
-    src: &Path,
-    keyring: Option<&Keyring>,
-    content: &Mutex<ContentStore>,
-    cloner: &Cloner,
+/// Shared state of one import run.
+struct Run<'a> {
+    pool: &'a Pool,
+    keyring: Option<&'a Keyring>,
+    content: &'a Mutex<ContentStore>,
+    cloner: &'a Cloner,
     replace: bool,
-) -> std::result::Result<PackageOutcome, Refusal> {
+}
+
+fn import_one(run: &Run, src: &Path) -> std::result::Result<PackageOutcome, Refusal> {
     let mut input = rpmfile::open_buffered(src).map_err(|e| {
         (
             None,
             anyhow!(e).context(format!("cannot open {}", src.display())),
         )
     })?;
-    let prefix = rpmfile::read_prefix(&mut input)
-        .map_err(|e| (None, anyhow!(e).context(format!("{}", src.display()))))?;
-    let nevra = nevra(&prefix.meta);
+    let headers = rpmfile::read_prefix(&mut input, src).map_err(|e| (None, anyhow!(e)))?;
+    let nevra = crate::trust::identity(&headers.main).ok().map(|(n, _)| n);
     let ctx = |e: anyhow::Error| {
-        (
-            Some(nevra.clone()),
-            e.context(format!("{} ({})", src.display(), nevra)),
-        )
+        let what = match &nevra {
+            Some(n) => format!("{} ({n})", src.display()),
+            None => src.display().to_string(),
+        };
+        (nevra.clone(), e.context(what))
     };
-    build(pool, src, input, &prefix, keyring, content, cloner, replace).map_err(ctx)
+    let trusted = crate::trust::check(headers).map_err(ctx)?;
+    build(run, src, input, trusted).map_err(ctx)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Imports one package whose headers passed [`crate::trust::check`].
 fn build(
-    pool: &Pool,
+    run: &Run,
     src: &Path,
     input: BufReader<File>,
-    prefix: &rpmfile::RpmPrefix,
-    keyring: Option<&Keyring>,
-    content: &Mutex<ContentStore>,
-    cloner: &Cloner,
-    replace: bool,
+    trusted: Trusted,
 ) -> Result<PackageOutcome> {
-    let meta = &prefix.meta;
-    if meta.is_source_package() {
-        bail!("is a source package; only binary packages can be imported");
+    // 1. Signatures, when a keyring is required.
+    if let Some(k) = run.keyring {
+        k.check(&trusted.headers)?;
     }
-    let nevra_s = nevra(meta);
-    let name = package_file_name(meta)?;
-
-    // 1. The header: its strongest digest, then signatures.
-    let digests = rpmfile::header_digests(meta);
-    let legacy_md5 = meta
-        .signature
-        .get_entry_data_as_binary(IndexSignatureTag::RPMSIGTAG_MD5)
-        .ok()
-        .map(hex::encode);
-    match digests.first() {
-        Some((algo, want)) => {
-            let got = rpmfile::digest_hex(*algo, prefix.main_header());
-            if &got != want {
-                bail!(
-                    "header {} digest mismatch (the header is corrupt or was altered): expected {want}, got {got}",
-                    algo.name()
-                );
-            }
-        }
-        None if legacy_md5.is_some() => {}
-        None => {
-            bail!("has no header digest (SHA3-256, SHA256, SHA1 or MD5): it cannot be verified")
-        }
-    }
-    if let Some(k) = keyring {
-        k.check(prefix)?;
-    }
-    let header_sha256: [u8; 32] = {
-        use sha2::Digest;
-        sha2::Sha256::digest(prefix.main_header()).into()
-    };
-
     // 2. Already there? This copy must still be whole: checked by its
     // payload digests when it has them, else by the full import below,
     // which then keeps nothing.
-    let final_path = pool.packages_dir().join(&name);
-    let payload_digest = payload_digest(meta);
-    let header_files = crate::pkg::file_count(meta);
-    let lookup = || {
-        existing(
-            &final_path,
-            &header_sha256,
-            &nevra_s,
-            src,
-            header_files,
-            replace,
-        )
-    };
+    let layout = Layout::new(trusted)?;
+    let final_path = run.pool.packages_dir().join(&layout.file_name);
+    let lookup = || existing(&final_path, &layout, src, run.replace);
     let present = lookup()?;
     if let Some(o) = &present {
-        if !replace && (payload_digest.is_some() || legacy_md5.is_some()) {
-            verify_payload(input, meta, prefix, &payload_digest, &legacy_md5)
+        let p = &layout.payload;
+        if !run.replace && (!p.digests.is_empty() || p.legacy_md5.is_some()) {
+            verify_payload(input, &layout)
                 .context("the pool already holds this package, but this copy of it is damaged")?;
             return Ok(o.clone());
         }
     }
-
-    // 3. Plan: every regular file's place, by file index.
-    let (files, algo) = crate::pkg::files(meta)?;
-    let data_start = align_up(prefix.bytes.len() as u64);
-    let mut offsets: Vec<Option<u64>> = vec![None; files.len()];
-    let mut cursor = data_start;
-    for (i, f) in files.iter().enumerate() {
-        if f.has_data() && f.link_leader == i as u32 && f.size > 0 {
-            offsets[i] = Some(cursor);
-            cursor = cursor
-                .checked_add(align_up(f.size))
-                .ok_or_else(|| anyhow!("file sizes in the header overflow"))?;
-        }
-    }
-    let index_offset = cursor;
-    let by_path: HashMap<&str, u32> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.path.as_str(), i as u32))
-        .collect();
-
-    // 4. Stream the payload.
+    // 3. Stream the payload into a staged package, every check on the way.
     let tmp = tempfile::Builder::new()
-        .prefix(&format!("import-{name}."))
-        .tempfile_in(pool.tmp_dir())
+        .prefix(&format!("import-{}.", layout.file_name))
+        .tempfile_in(run.pool.tmp_dir())
         .context("cannot create a file in the pool's tmp/")?;
-    let pkg = tmp.as_file();
-    pkg.write_all_at(&prefix.bytes, 0)?;
+    tmp.as_file().write_all_at(&layout.prefix.bytes, 0)?;
     crate::failpoint::hit("import.staged");
-    let staging = tempfile::tempfile_in(pool.tmp_dir())?;
-
-    let hashers = payload_hashers(prefix, &payload_digest, &legacy_md5);
-    // Members per hardlink set; in a stripped archive only the set's last
-    // member carries the data (as in rpm's rpmfiArchiveHasContent).
-    let mut set_members: HashMap<u32, (u32, u32)> = HashMap::new(); // leader -> (count, last)
-    for (i, f) in files.iter().enumerate() {
-        let e = set_members.entry(f.link_leader).or_insert((0, i as u32));
-        e.0 += 1;
-        e.1 = i as u32;
+    let placed = stream_payload(run, &layout, input, tmp.as_file())?;
+    if let Some(o) = present.as_ref().filter(|_| !run.replace) {
+        // Verified in full; the pool's copy stays.
+        return Ok(o.clone());
     }
-    let in_set = |i: usize| set_members[&files[i].link_leader].0 > 1;
-    let stripped_sizes: Vec<u64> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let (count, last) = set_members[&f.link_leader];
-            if count > 1 && last != i as u32 {
-                0
-            } else {
-                f.size
-            }
-        })
-        .collect();
-    let mut blakes: HashMap<u32, [u8; 32]> = HashMap::new();
+    // 4. The index, then make it durable and visible.
+    let index = Index {
+        header_len: layout.prefix.bytes.len() as u64,
+        header_sha256: layout.header_sha256,
+        entries: layout.entries_by(|leader| placed.blakes[&leader]),
+    };
+    let pkg = tmp.as_file();
+    let tail = index.encode(layout.index_offset);
+    pkg.write_all_at(&tail, layout.index_offset)?;
+    pkg.set_len(layout.index_offset + tail.len() as u64)?;
+    pkg.sync_all()?;
+    crate::failpoint::hit("import.synced");
+    let replacing = run.replace && present.is_some();
+    if !publish(tmp, &final_path, replacing)? {
+        // Another job in this run imported the same NEVRA first.
+        if let Some(o) = lookup()? {
+            return Ok(o);
+        }
+        bail!("{} appeared while importing", final_path.display());
+    }
+    run.content.lock().unwrap().add(&final_path, &index);
+    Ok(PackageOutcome {
+        source: src.to_path_buf(),
+        nevra: Some(layout.nevra.clone()),
+        file: Some(layout.file_name.clone()),
+        status: if replacing { "replaced" } else { "imported" },
+        error: None,
+        files: layout.files.len() as u64,
+        content_bytes: placed.content_bytes,
+        written_bytes: placed.written,
+        cloned_bytes: placed.cloned,
+    })
+}
+
+/// Renames the staged package into place: over the pool's copy of this same
+/// package with `--replace` (same main header, checked before), otherwise
+/// never over anything. `false`: the name was taken meanwhile.
+fn publish(tmp: tempfile::NamedTempFile, final_path: &Path, replacing: bool) -> Result<bool> {
+    let tmp_path = tmp.into_temp_path();
+    let flags = if replacing {
+        rustix::fs::RenameFlags::empty()
+    } else {
+        rustix::fs::RenameFlags::NOREPLACE
+    };
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &*tmp_path,
+        rustix::fs::CWD,
+        final_path,
+        flags,
+    ) {
+        Ok(()) => {
+            let _ = tmp_path.keep();
+            crate::failpoint::hit("import.renamed");
+            Ok(true)
+        }
+        Err(rustix::io::Errno::EXIST) => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot rename into {}", final_path.display())),
+    }
+}
+
+/// What streaming the payload placed.
+struct Placed {
+    /// BLAKE3 of each stored file's content, by its set leader's index.
+    blakes: HashMap<u32, [u8; 32]>,
+    content_bytes: u64,
+    written: u64,
+    cloned: u64,
+}
+
+/// Reads the payload once: its compressed bytes through the payload
+/// digests, its cpio archive entry by entry against the header, each
+/// regular file's content through its digest into its place in `pkg`.
+fn stream_payload(
+    run: &Run,
+    layout: &Layout,
+    input: BufReader<File>,
+    pkg: &File,
+) -> Result<Placed> {
+    let files = &layout.files;
+    let payload = &layout.payload;
+    let hashers = payload.hashers(layout.prefix.main_bytes());
     let mut raw = BufReader::with_capacity(256 * 1024, HashingReader::new(input, hashers));
     let compression = {
         use std::io::BufRead;
         let head = raw.fill_buf().context("cannot read the payload")?;
-        match Compression::detect(head) {
-            Some(c) => c,
-            None if head.is_empty() && files.iter().all(|f| !f.has_data() || f.size == 0) => {
-                Compression::None
-            }
-            None => Compression::from_meta(meta).map_err(|e| anyhow!(e))?,
-        }
+        let no_data = files.iter().all(|f| !f.has_data() || f.size == 0);
+        payload.compression(head, no_data)?
     };
-    let mut got: Vec<bool> = vec![false; files.len()];
-    let mut local: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
-    let mut written = 0u64;
-    let mut cloned = 0u64;
-    let mut content_bytes = 0u64;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut placer = Placer::new(run, layout, pkg)?;
+    let archive_len;
     {
         let dec = rpmfile::decompressor(&mut raw, compression)
             .context("cannot start the payload decompressor")?;
-        let mut cpio = CpioReader::new(dec, stripped_sizes);
-        loop {
-            let entry = cpio
-                .next_entry()
-                .map_err(|e| anyhow!("payload is corrupt: {e}"))?;
-            let Some(entry) = entry else { break };
-            let idx = match entry.file_index {
-                Some(i) => i,
-                None => {
-                    let name = entry.name.strip_prefix('.').unwrap_or(&entry.name);
-                    *by_path.get(name).ok_or_else(|| {
-                        anyhow!(
-                            "payload holds {:?}, which the header does not list",
-                            entry.name
-                        )
-                    })?
-                }
-            };
-            let f = &files[idx as usize];
-            if !f.is_reg() {
-                continue; // symlink targets, directories: the header has them.
+        let alt = HashingReader::new(dec, payload.alt_hashers());
+        let mut cpio = CpioReader::new(alt, stripped_sizes(files));
+        let mut seen = vec![false; files.len()];
+        while let Some(entry) = cpio
+            .next_entry()
+            .map_err(|e| anyhow!("payload is corrupt: {e}"))?
+        {
+            let idx = layout.entry_index(&entry)? as usize;
+            if std::mem::replace(&mut seen[idx], true) {
+                bail!("{}: the payload holds it twice", files[idx].path);
             }
-            if f.is_ghost() {
-                bail!("payload holds data for {}, a %ghost file", f.path);
-            }
-            let leader = f.link_leader as usize;
-            if entry.size == 0 && f.size > 0 && in_set(idx as usize) {
-                continue; // a hardlink whose data comes with another member
-            }
-            if entry.size != f.size {
-                bail!(
-                    "{}: the header says {} bytes but the payload holds {}",
-                    f.path,
-                    f.size,
-                    entry.size
-                );
-            }
-            if f.size == 0 {
-                // Empty files (and empty hardlink sets): nothing to store.
-                check_digest(algo, algo.hasher(), f)?;
-                got[leader] = true;
-                continue;
-            }
-            if got[leader] {
-                bail!("{}: the payload holds its data twice", f.path);
-            }
-            got[leader] = true;
-            // Stream into the staging file, hashing as we go.
-            staging.set_len(0)?;
-            let mut fd = algo.hasher();
-            let mut b3 = blake3::Hasher::new();
-            let mut at = 0u64;
-            let mut data = cpio.data();
-            loop {
-                let n = data
-                    .read(&mut buf)
-                    .map_err(|e| anyhow!("payload is corrupt inside {}: {e}", f.path))?;
-                if n == 0 {
-                    break;
-                }
-                fd.update(&buf[..n]);
-                b3.update(&buf[..n]);
-                staging.write_all_at(&buf[..n], at)?;
-                at += n as u64;
-            }
-            if at != f.size {
-                bail!(
-                    "{}: the payload ends after {at} of {} bytes",
-                    f.path,
-                    f.size
-                );
-            }
-            check_digest(algo, fd, f)?;
-            let blake: [u8; 32] = *b3.finalize().as_bytes();
-            let off = offsets[leader].expect("planned");
-            let alen = align_up(f.size);
-            content_bytes += f.size;
-            // Where from: this package, the pool, or the staging file.
-            if let Some(&(loff, llen)) = local.get(&blake) {
-                debug_assert_eq!(llen, f.size);
-                cloner
-                    .place(pkg, loff, alen, pkg, off)
-                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
-                cloned += f.size;
-            } else {
-                let from_pool = content.lock().unwrap().get(&blake).cloned();
-                let mut done = false;
-                if let Some(loc) = from_pool.filter(|l| l.length == f.size) {
-                    // The pool's copy is checked before it is shared: a
-                    // damaged package must not pass its damage on.
-                    if let Ok(srcf) = File::open(&*loc.package).and_then(|srcf| {
-                        range_has_blake3(&srcf, loc.offset, f.size, &blake, &mut buf).and_then(
-                            |ok| {
-                                if ok {
-                                    Ok(srcf)
-                                } else {
-                                    Err(io::ErrorKind::InvalidData.into())
-                                }
-                            },
-                        )
-                    }) {
-                        if cloner.place(&srcf, loc.offset, alen, pkg, off).is_ok() {
-                            cloned += f.size;
-                            done = true;
-                        }
-                    }
-                }
-                if !done {
-                    // Zero padding makes the staged range block-aligned, so it
-                    // can be cloned into the middle of the package.
-                    if alen > f.size {
-                        staging.write_all_at(&vec![0u8; (alen - f.size) as usize], f.size)?;
-                    }
-                    cloner
-                        .place(&staging, 0, alen, pkg, off)
-                        .map_err(|e| anyhow!("{}: {e}", f.path))?;
-                    written += f.size;
-                }
-                local.insert(blake, (off, f.size));
-            }
-            blakes.insert(leader as u32, blake);
-            crate::failpoint::hit("import.placed");
+            placer.entry(idx, &entry, &mut cpio)?;
         }
         // Read what the decompressor has left (padding) so the digests cover it.
         let mut inner = cpio.into_inner();
         io::copy(&mut inner, &mut io::sink())
             .map_err(|e| anyhow!("payload is corrupt after the archive: {e}"))?;
+        archive_len = inner.count;
+        payload.check_alt(inner.hashers, archive_len)?;
     }
     io::copy(&mut raw, &mut io::sink())?;
     let hr = raw.into_inner();
-    let payload_len = hr.count;
-    check_payload(hr.hashers, &payload_digest, &legacy_md5)?;
-    check_sizes(meta, prefix, payload_len)?;
-    for (i, f) in files.iter().enumerate() {
-        if f.has_data() && f.link_leader == i as u32 && !got[i] {
-            bail!("{}: the payload has no data for it", f.path);
-        }
-    }
+    payload.check(
+        hr.hashers,
+        layout.prefix.main_bytes().len() as u64,
+        hr.count,
+    )?;
+    placer.finish()
+}
 
-    if let Some(o) = present.as_ref().filter(|_| !replace) {
-        // Verified in full; the pool's copy stays.
-        return Ok(o.clone());
-    }
-
-    // 5. The index, then make it durable and visible.
-    let mut entries = Vec::new();
-    let mut nfiles = 0u64;
+/// Sizes of the entries of a stripped (`07070X`) archive by file index: in
+/// a hardlink set only the last member carries the data (as in rpm's
+/// `rpmfiArchiveHasContent`); symlinks carry their target; nothing else
+/// carries data.
+fn stripped_sizes(files: &[PkgFile]) -> Vec<u64> {
+    let mut last: HashMap<u32, usize> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
-        nfiles += 1;
-        if !f.has_data() {
-            continue;
-        }
-        let leader = f.link_leader as usize;
-        let blake = if f.size == 0 {
-            *blake3::hash(b"").as_bytes()
-        } else {
-            *blakes.get(&(leader as u32)).expect("data seen")
-        };
-        entries.push(Entry {
-            file_index: i as u32,
-            flags: if leader != i {
-                extent::FLAG_HARDLINK_ALIAS
+        last.insert(f.link_leader, i);
+    }
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if f.is_symlink() || (f.is_reg() && last[&f.link_leader] == i) {
+                f.size
             } else {
                 0
-            },
-            offset: offsets[leader].unwrap_or(0),
-            length: f.size,
-            blake3: blake,
-        });
-    }
-    let index = Index {
-        header_len: prefix.bytes.len() as u64,
-        header_sha256,
-        entries,
-    };
-    let tail = index.encode(index_offset);
-    pkg.write_all_at(&tail, index_offset)?;
-    pkg.set_len(index_offset + tail.len() as u64)?;
-    pkg.sync_all()?;
-    crate::failpoint::hit("import.synced");
-    let tmp_path = tmp.into_temp_path();
-    // --replace: over the pool's copy of this same package (same main
-    // header, checked above); otherwise never over anything.
-    let replacing = replace && present.is_some();
-    match rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &*tmp_path,
-        rustix::fs::CWD,
-        &final_path,
-        if replacing {
-            rustix::fs::RenameFlags::empty()
-        } else {
-            rustix::fs::RenameFlags::NOREPLACE
-        },
-    ) {
-        Ok(()) => {
-            let _ = tmp_path.keep();
-            crate::failpoint::hit("import.renamed");
-        }
-        Err(rustix::io::Errno::EXIST) => {
-            // Another job in this run imported the same NEVRA first.
-            if let Some(o) = lookup()? {
-                return Ok(o);
             }
-            bail!("{} appeared while importing", final_path.display());
+        })
+        .collect()
+}
+
+/// Places regular files' content into the staged package as the archive
+/// delivers it: cloned from this package, from the pool, or written.
+struct Placer<'a> {
+    run: &'a Run<'a>,
+    layout: &'a Layout,
+    pkg: &'a File,
+    staging: File,
+    /// Members per hardlink set: leader -> count.
+    set_sizes: HashMap<u32, u32>,
+    got: Vec<bool>,
+    local: HashMap<[u8; 32], (u64, u64)>,
+    buf: Vec<u8>,
+    placed: Placed,
+}
+
+impl<'a> Placer<'a> {
+    fn new(run: &'a Run, layout: &'a Layout, pkg: &'a File) -> Result<Placer<'a>> {
+        let mut set_sizes = HashMap::new();
+        for f in &layout.files {
+            *set_sizes.entry(f.link_leader).or_insert(0) += 1;
         }
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot rename into {}", final_path.display()))
+        Ok(Placer {
+            run,
+            layout,
+            pkg,
+            staging: tempfile::tempfile_in(run.pool.tmp_dir())?,
+            set_sizes,
+            got: vec![false; layout.files.len()],
+            local: HashMap::new(),
+            buf: vec![0u8; 1 << 20],
+            placed: Placed {
+                blakes: HashMap::new(),
+                content_bytes: 0,
+                written: 0,
+                cloned: 0,
+            },
+        })
+    }
+
+    /// One archive entry, which must be what the header says of file `idx`.
+    fn entry<R: Read>(
+        &mut self,
+        idx: usize,
+        e: &CpioEntry,
+        cpio: &mut CpioReader<R>,
+    ) -> Result<()> {
+        let f = &self.layout.files[idx];
+        if f.is_ghost() {
+            bail!(
+                "payload holds {}, a %ghost file (which has no data)",
+                f.path
+            );
+        }
+        // A stripped entry has no mode: its type is the header's.
+        if e.file_index.is_none() && e.mode & S_IFMT != f.mode & S_IFMT {
+            bail!(
+                "{}: the header says it is a {}, the payload holds a {}",
+                f.path,
+                kind(f.mode),
+                kind(e.mode)
+            );
+        }
+        if f.is_symlink() {
+            return check_symlink(f, e, cpio);
+        }
+        if !f.is_reg() {
+            if e.size != 0 {
+                bail!(
+                    "{}: the header says it is a {}, yet the payload holds {} bytes of data for it",
+                    f.path,
+                    kind(f.mode),
+                    e.size
+                );
+            }
+            return Ok(()); // directories, devices: the header has them.
+        }
+        let leader = f.link_leader as usize;
+        let in_set = self.set_sizes[&f.link_leader] > 1;
+        if e.size == 0 && f.size > 0 && in_set {
+            return Ok(()); // a hardlink whose data comes with another member
+        }
+        if e.size != f.size {
+            bail!(
+                "{}: the header says {} bytes but the payload holds {}",
+                f.path,
+                f.size,
+                e.size
+            );
+        }
+        if f.size == 0 {
+            // Empty files (and every member of an empty hardlink set):
+            // nothing to store.
+            self.got[leader] = true;
+            return check_digest(self.layout.algo, self.layout.algo.hasher(), f);
+        }
+        if std::mem::replace(&mut self.got[leader], true) {
+            bail!("{}: the payload holds its data twice", f.path);
+        }
+        self.place(leader, f, cpio.data())
+    }
+
+    /// Streams one file's content into the staging file, checks it, and
+    /// puts it at its place in the package.
+    fn place(&mut self, leader: usize, f: &PkgFile, mut data: impl Read) -> Result<()> {
+        let algo = self.layout.algo;
+        self.staging.set_len(0)?;
+        let mut fd = algo.hasher();
+        let mut b3 = blake3::Hasher::new();
+        let mut at = 0u64;
+        loop {
+            let n = data
+                .read(&mut self.buf)
+                .map_err(|e| anyhow!("payload is corrupt inside {}: {e}", f.path))?;
+            if n == 0 {
+                break;
+            }
+            fd.update(&self.buf[..n]);
+            b3.update(&self.buf[..n]);
+            self.staging.write_all_at(&self.buf[..n], at)?;
+            at += n as u64;
+        }
+        if at != f.size {
+            bail!(
+                "{}: the payload ends after {at} of {} bytes",
+                f.path,
+                f.size
+            );
+        }
+        check_digest(algo, fd, f)?;
+        let blake: [u8; 32] = *b3.finalize().as_bytes();
+        let off = self.layout.offset_of(leader as u32).expect("planned");
+        let alen = align_up(f.size);
+        self.placed.content_bytes += f.size;
+        let pkg = self.pkg;
+        // Where from: this package, the pool, or the staging file.
+        if let Some(&(loff, _)) = self.local.get(&blake) {
+            self.run
+                .cloner
+                .place(pkg, loff, alen, pkg, off)
+                .map_err(|e| anyhow!("{}: {e}", f.path))?;
+            self.placed.cloned += f.size;
+        } else if self.clone_from_pool(&blake, f.size, alen, off) {
+            self.placed.cloned += f.size;
+            self.local.insert(blake, (off, f.size));
+        } else {
+            // Zero padding makes the staged range block-aligned, so it can be
+            // cloned into the middle of the package.
+            if alen > f.size {
+                self.staging
+                    .write_all_at(&vec![0u8; (alen - f.size) as usize], f.size)?;
+            }
+            self.run
+                .cloner
+                .place(&self.staging, 0, alen, pkg, off)
+                .map_err(|e| anyhow!("{}: {e}", f.path))?;
+            self.placed.written += f.size;
+            self.local.insert(blake, (off, f.size));
+        }
+        self.placed.blakes.insert(leader as u32, blake);
+        crate::failpoint::hit("import.placed");
+        Ok(())
+    }
+
+    /// Clones content the pool already has, after checking the pool's copy
+    /// (a damaged package must not pass its damage on).
+    fn clone_from_pool(&mut self, blake: &[u8; 32], len: u64, alen: u64, off: u64) -> bool {
+        let loc = self.run.content.lock().unwrap().get(blake).cloned();
+        let Some(loc) = loc.filter(|l| l.length == len) else {
+            return false;
+        };
+        let Ok(srcf) = File::open(&*loc.package) else {
+            return false;
+        };
+        match range_has_blake3(&srcf, loc.offset, len, blake, &mut self.buf) {
+            Ok(true) => self
+                .run
+                .cloner
+                .place(&srcf, loc.offset, alen, self.pkg, off)
+                .is_ok(),
+            _ => false,
         }
     }
-    content.lock().unwrap().add(&final_path, &index);
-    Ok(PackageOutcome {
-        source: src.to_path_buf(),
-        nevra: Some(nevra_s),
-        file: Some(name.clone()),
-        status: if replacing { "replaced" } else { "imported" },
-        error: None,
-        files: nfiles,
-        content_bytes,
-        written_bytes: written,
-        cloned_bytes: cloned,
-    })
+
+    fn finish(self) -> Result<Placed> {
+        for (i, f) in self.layout.files.iter().enumerate() {
+            if f.has_data() && f.link_leader == i as u32 && !self.got[i] {
+                bail!("{}: the payload has no data for it", f.path);
+            }
+        }
+        let mut placed = self.placed;
+        let empty = *blake3::hash(b"").as_bytes();
+        for (i, f) in self.layout.files.iter().enumerate() {
+            if f.has_data() && f.link_leader == i as u32 && f.size == 0 {
+                placed.blakes.insert(i as u32, empty);
+            }
+        }
+        Ok(placed)
+    }
+}
+
+/// A symlink's archive entry carries its target, which must be the header's.
+fn check_symlink<R: Read>(f: &PkgFile, e: &CpioEntry, cpio: &mut CpioReader<R>) -> Result<()> {
+    if e.size != f.size {
+        bail!(
+            "{}: a symlink of {} bytes in the header, {} in the payload",
+            f.path,
+            f.size,
+            e.size
+        );
+    }
+    // The header's size is its target's length, under PATH_MAX (pkg::files).
+    let mut target = Vec::with_capacity(e.size as usize);
+    cpio.data()
+        .read_to_end(&mut target)
+        .map_err(|err| anyhow!("payload is corrupt inside {}: {err}", f.path))?;
+    if target.contains(&0) {
+        bail!(
+            "{}: its symlink target in the payload contains a NUL byte",
+            f.path
+        );
+    }
+    if target != f.linkto.as_bytes() {
+        bail!(
+            "{}: the header says it points to {:?}, the payload to {:?}",
+            f.path,
+            f.linkto,
+            String::from_utf8_lossy(&target)
+        );
+    }
+    Ok(())
+}
+
+/// A file type in words, for errors.
+fn kind(mode: u32) -> &'static str {
+    match mode & S_IFMT {
+        crate::pkg::S_IFREG => "regular file",
+        crate::pkg::S_IFDIR => "directory",
+        crate::pkg::S_IFLNK => "symlink",
+        0o020000 => "character device",
+        0o060000 => "block device",
+        0o010000 => "fifo",
+        0o140000 => "socket",
+        _ => "file of unknown type",
+    }
 }
 
 /// Whether `len` bytes of `file` at `offset` have the BLAKE3 `want`.
@@ -736,122 +717,25 @@ fn check_digest(algo: DigestAlgo, h: Hasher, f: &PkgFile) -> Result<()> {
 }
 
 /// Reads the rest of `input` (the compressed payload) and checks it against
-/// the header's payload digest and the signature's MD5 and sizes: how a
+/// the header's payload digests and the signature's MD5 and sizes: how a
 /// package the pool already holds is checked without decompressing it.
-fn verify_payload(
-    input: BufReader<File>,
-    meta: &rpm::PackageMetadata,
-    prefix: &rpmfile::RpmPrefix,
-    payload_digest: &Option<(DigestAlgo, String)>,
-    legacy_md5: &Option<String>,
-) -> Result<()> {
-    let mut r = HashingReader::new(input, payload_hashers(prefix, payload_digest, legacy_md5));
+fn verify_payload(input: BufReader<File>, layout: &Layout) -> Result<()> {
+    let p = &layout.payload;
+    let mut r = HashingReader::new(input, p.hashers(layout.prefix.main_bytes()));
     io::copy(&mut r, &mut io::sink()).context("cannot read the payload")?;
-    check_payload(r.hashers, payload_digest, legacy_md5)?;
-    check_sizes(meta, prefix, r.count)
-}
-
-/// The hashers the payload streams through: its digest, then the legacy
-/// MD5 over main header and payload (each when the package has it).
-fn payload_hashers(
-    prefix: &rpmfile::RpmPrefix,
-    payload_digest: &Option<(DigestAlgo, String)>,
-    legacy_md5: &Option<String>,
-) -> Vec<Hasher> {
-    let mut hashers = Vec::new();
-    if let Some((algo, _)) = payload_digest {
-        hashers.push(algo.hasher());
-    }
-    if legacy_md5.is_some() {
-        let mut h = DigestAlgo::Md5.hasher();
-        h.update(prefix.main_header());
-        hashers.push(h);
-    }
-    hashers
-}
-
-/// Checks the hashers of [`payload_hashers`] after the whole payload.
-fn check_payload(
-    hashers: Vec<Hasher>,
-    payload_digest: &Option<(DigestAlgo, String)>,
-    legacy_md5: &Option<String>,
-) -> Result<()> {
-    let mut hashers = hashers.into_iter();
-    if let Some((palgo, want)) = payload_digest {
-        let got = hashers.next().expect("payload_hashers made it").hex();
-        if &got != want {
-            bail!(
-                "payload {} digest mismatch (the payload is corrupt or was altered): expected {want}, got {got}",
-                palgo.name()
-            );
-        }
-    }
-    if let Some(want) = legacy_md5 {
-        let got = hashers.next().expect("payload_hashers made it").hex();
-        if &got != want {
-            bail!("MD5 digest of header and payload does not match: expected {want}, got {got}");
-        }
-    }
-    Ok(())
-}
-
-/// The strongest payload digest the header carries (over the compressed payload).
-fn payload_digest(meta: &rpm::PackageMetadata) -> Option<(DigestAlgo, String)> {
-    let h = &meta.header;
-    if let Ok(s) = h.get_entry_data_as_string(IndexTag::RPMTAG_PAYLOAD_SHA3_256) {
-        return Some((DigestAlgo::Sha3_256, s.to_ascii_lowercase()));
-    }
-    if let Ok(s) = h.get_entry_data_as_string(IndexTag::RPMTAG_PAYLOAD_SHA512) {
-        return Some((DigestAlgo::Sha512, s.to_ascii_lowercase()));
-    }
-    if let Ok(v) = h.get_entry_data_as_string_array(IndexTag::RPMTAG_PAYLOADSHA256) {
-        if let Some(s) = v.first() {
-            let algo = h
-                .get_entry_data_as_u32(IndexTag::RPMTAG_PAYLOADSHA256ALGO)
-                .ok()
-                .and_then(DigestAlgo::from_pgp)
-                .unwrap_or(DigestAlgo::Sha256);
-            return Some((algo, s.to_ascii_lowercase()));
-        }
-    }
-    None
-}
-
-/// The signature header's size tags (main header + compressed payload).
-fn check_sizes(
-    meta: &rpm::PackageMetadata,
-    prefix: &rpmfile::RpmPrefix,
-    payload_len: u64,
-) -> Result<()> {
-    let have = prefix.main_header().len() as u64 + payload_len;
-    let want = meta
-        .signature
-        .get_entry_data_as_u64(IndexSignatureTag::RPMSIGTAG_LONGSIZE)
-        .ok()
-        .or_else(|| {
-            meta.signature
-                .get_entry_data_as_u32(IndexSignatureTag::RPMSIGTAG_SIZE)
-                .ok()
-                .map(u64::from)
-        });
-    if let Some(want) = want {
-        if want != have {
-            bail!("the signature header says header and payload are {want} bytes, but they are {have}");
-        }
-    }
-    Ok(())
+    p.check(r.hashers, layout.prefix.main_bytes().len() as u64, r.count)
 }
 
 /// If `path` already holds a package: the same one (same main header) is
 /// "present"; another one under the same name is refused.
 fn existing(
     path: &Path,
-    header_sha256: &[u8; 32],
-    nevra: &str,
+    layout: &Layout,
     src: &Path,
-    files: u64,
     replace: bool,
 ) -> Result<Option<PackageOutcome>> {
+    let (header_sha256, nevra) = (&layout.header_sha256, &layout.nevra);
+    let files = layout.files.len() as u64;
     let outcome = |content_bytes| PackageOutcome {
         source: src.to_path_buf(),
         nevra: Some(nevra.to_string()),
@@ -874,9 +758,9 @@ fn existing(
         // place, if the damaged copy's main header (at its start) is this one's.
         Err(_) if replace => {
             let mut r = io::BufReader::new(&f);
-            let same = rpmfile::read_prefix(&mut r).ok().map(|p| {
+            let same = rpmfile::read_prefix(&mut r, path).ok().map(|p| {
                 use sha2::Digest;
-                let sha: [u8; 32] = sha2::Sha256::digest(p.main_header()).into();
+                let sha: [u8; 32] = sha2::Sha256::digest(p.main_bytes()).into();
                 &sha == header_sha256
             });
             return match same {

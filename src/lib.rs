@@ -31,3 +31,4 @@ pub mod sync_cli;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod testing;
+pub mod trust;

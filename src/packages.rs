@@ -26,13 +26,12 @@ pub struct PackageList {
 }
 
 /// Reads one extent package's index and header.
-pub fn read(path: &std::path::Path) -> Result<(Index, rpm::PackageMetadata)> {
+pub fn read(path: &std::path::Path) -> Result<(Index, sysimage::header::Headers)> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let (index, _) = Index::read(&f).with_context(|| format!("{}", path.display()))?;
     let mut r = std::io::BufReader::new(f);
-    let prefix = crate::rpmfile::read_prefix(&mut r)
-        .with_context(|| format!("{}: header", path.display()))?;
-    Ok((index, prefix.meta))
+    let prefix = crate::rpmfile::read_prefix(&mut r, path)?;
+    Ok((index, prefix))
 }
 
 pub fn list(pool: &Pool) -> Result<PackageList> {
@@ -46,13 +45,17 @@ pub fn list(pool: &Pool) -> Result<PackageList> {
     let mut packages = Vec::new();
     let mut errors = Vec::new();
     for path in names {
-        match read(&path) {
-            Ok((index, meta)) => {
+        let read = read(&path).and_then(|(index, meta)| {
+            let nevra = crate::trust::identity(&meta.main)?.0;
+            Ok((index, meta, nevra))
+        });
+        match read {
+            Ok((index, meta, nevra)) => {
                 let disk = std::fs::metadata(&path)?.blocks() * 512;
                 packages.push(PackageInfo {
-                    nevra: crate::import::nevra(&meta),
+                    nevra,
                     file: path.file_name().unwrap().to_string_lossy().into_owned(),
-                    files: crate::pkg::file_count(&meta),
+                    files: crate::pkg::file_count(&meta.main),
                     content_bytes: index
                         .entries
                         .iter()

@@ -1,9 +1,14 @@
-//! A package's file list as import and compose need it, read from the header
-//! and checked: every path absolute and clean, hardlink sets consistent.
-use std::collections::HashMap;
+//! A package's file list as import and compose need it, read from the
+//! (checked) main header and checked again for what rpm leaves to the
+//! installer: every path absolute, clean and one Linux can create; the
+//! arrays of one length; each file's digest of its algorithm's length;
+//! hardlink sets that agree with themselves (one inode: one type, mode,
+//! owner, size, digest, mtime and capability set, only regular files, no
+//! `%ghost`); symlink sizes that are their targets' lengths.
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{anyhow, bail, Result};
-use rpm::IndexTag;
+use sysimage::header::{tag, Header};
 
 use crate::rpmfile::DigestAlgo;
 
@@ -14,6 +19,11 @@ pub const S_IFLNK: u32 = 0o120000;
 /// `RPMFILE_CONFIG`, `RPMFILE_GHOST`.
 pub const RPMFILE_CONFIG: u32 = 1;
 pub const RPMFILE_GHOST: u32 = 1 << 6;
+/// Linux limits: a name component (NAME_MAX) and a whole path with its NUL
+/// (PATH_MAX). A header path beyond them can never be created, so import
+/// refuses it rather than leave compose to fail on it.
+pub const NAME_MAX: usize = 255;
+pub const PATH_MAX: usize = 4096;
 
 /// One file of a package header.
 #[derive(Debug, Clone)]
@@ -57,94 +67,92 @@ impl PkgFile {
 }
 
 /// The number of files a header lists (0 when it lists none or is broken).
-pub fn file_count(meta: &rpm::PackageMetadata) -> u64 {
-    meta.header
-        .get_entry_data_as_u16_array(IndexTag::RPMTAG_FILEMODES)
-        .map(|v| v.len() as u64)
-        .unwrap_or(0)
+pub fn file_count(h: &Header) -> u64 {
+    h.type_of(tag::BASENAMES).map_or(0, |(_, n)| n as u64)
 }
 
-/// Reads the header's file list and file digest algorithm.
-///
-/// Read tag by tag rather than through the `rpm` crate's file entries, which
-/// know fewer digest algorithms than rpm (no SHA1: a package built with
-/// `%_binary_filedigest_algorithm 2` could not be read at all).
-pub fn files(meta: &rpm::PackageMetadata) -> Result<(Vec<PkgFile>, DigestAlgo)> {
-    let h = &meta.header;
-    let algo = match h.get_entry_data_as_u32(IndexTag::RPMTAG_FILEDIGESTALGO) {
-        Ok(n) => DigestAlgo::from_pgp(n)
-            .ok_or_else(|| anyhow!("file digest algorithm {n} is not supported"))?,
-        Err(_) => DigestAlgo::Md5,
-    };
-    let modes = match h.get_entry_data_as_u16_array(IndexTag::RPMTAG_FILEMODES) {
-        Ok(m) => m,
-        Err(rpm::Error::TagNotFound(_)) => return Ok((Vec::new(), algo)),
-        Err(e) => bail!("cannot read the header's file list: {e}"),
-    };
-    let n = modes.len();
-    let bad =
-        |what: &str, e: rpm::Error| anyhow!("cannot read the header's file list: {what}: {e}");
-    let strings = |tag: IndexTag, what: &str| -> Result<Vec<&str>> {
-        let v = h
-            .get_entry_data_as_string_array(tag)
-            .map_err(|e| bad(what, e))?;
-        if v.len() != n {
-            bail!("the header lists {n} files but {} {what}", v.len());
-        }
-        Ok(v)
-    };
-    let u32s = |tag: IndexTag, what: &str| -> Result<Vec<u32>> {
-        let v = h
-            .get_entry_data_as_u32_array(tag)
-            .map_err(|e| bad(what, e))?;
-        if v.len() != n {
-            bail!("the header lists {n} files but {} {what}", v.len());
-        }
-        Ok(v)
-    };
-    let basenames = strings(IndexTag::RPMTAG_BASENAMES, "base names")?;
-    let dirindexes = u32s(IndexTag::RPMTAG_DIRINDEXES, "directory indexes")?;
-    let dirnames = h
-        .get_entry_data_as_string_array(IndexTag::RPMTAG_DIRNAMES)
-        .map_err(|e| bad("directory names", e))?;
-    let users = strings(IndexTag::RPMTAG_FILEUSERNAME, "owners")?;
-    let groups = strings(IndexTag::RPMTAG_FILEGROUPNAME, "groups")?;
-    let digests = strings(IndexTag::RPMTAG_FILEDIGESTS, "digests")?;
-    let linktos = strings(IndexTag::RPMTAG_FILELINKTOS, "link targets")?;
-    let mtimes = u32s(IndexTag::RPMTAG_FILEMTIMES, "modification times")?;
-    let flags = match h.get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEFLAGS) {
-        Ok(v) if v.len() == n => v,
-        Ok(v) => bail!("the header lists {n} files but {} file flags", v.len()),
-        Err(_) => vec![0; n],
-    };
-    let sizes: Vec<u64> = match h.get_entry_data_as_u64_array(IndexTag::RPMTAG_LONGFILESIZES) {
-        Ok(v) => v,
-        Err(_) => h
-            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILESIZES)
-            .map_err(|e| bad("sizes", e))?
-            .into_iter()
-            .map(u64::from)
-            .collect(),
-    };
-    if sizes.len() != n {
-        bail!("the header lists {n} files but {} sizes", sizes.len());
+/// The file digest algorithm a header names (MD5 when it names none).
+pub fn digest_algo(h: &Header) -> Result<DigestAlgo> {
+    match h.int(tag::FILEDIGESTALGO)? {
+        None => Ok(DigestAlgo::Md5),
+        Some(n) => DigestAlgo::from_pgp(n as u32)
+            .ok_or_else(|| anyhow!("file digest algorithm {n} is not supported")),
     }
-    let caps = match h.get_entry_data_as_string_array(IndexTag::RPMTAG_FILECAPS) {
-        Ok(v) if v.len() == n => Some(v),
-        Ok(v) => bail!("the header lists {n} files but {} capabilities", v.len()),
-        Err(_) => None,
+}
+
+/// Reads and checks the header's file list and file digest algorithm.
+pub fn files(h: &Header) -> Result<(Vec<PkgFile>, DigestAlgo)> {
+    let algo = digest_algo(h)?;
+    if h.has(tag::OLDFILENAMES) {
+        bail!("the header lists its files the pre-rpm-4 way (OLDFILENAMES), which is not read");
+    }
+    let Some(basenames) = h.utf8_strings(tag::BASENAMES)? else {
+        for t in [
+            tag::FILEMODES,
+            tag::DIRNAMES,
+            tag::DIRINDEXES,
+            tag::FILESIZES,
+        ] {
+            if h.has(t) {
+                bail!("the header has file attributes (tag {t}) but no file names");
+            }
+        }
+        return Ok((Vec::new(), algo));
     };
-    let inodes = h
-        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
-        .ok()
-        .filter(|v| v.len() == n);
-    let devices = h
-        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
-        .ok()
-        .filter(|v| v.len() == n);
+    let n = basenames.len();
+    let count = |t: u32, have: usize, what: &str| -> Result<()> {
+        if have != n {
+            bail!("the header lists {n} files but {have} {what} (tag {t})");
+        }
+        Ok(())
+    };
+    let strings = |t: u32, what: &str| -> Result<Vec<&str>> {
+        let v = h
+            .utf8_strings(t)?
+            .ok_or_else(|| anyhow!("the header lists {n} files but no {what} (tag {t})"))?;
+        count(t, v.len(), what)?;
+        Ok(v)
+    };
+    let ints = |t: u32, what: &str| -> Result<Vec<u64>> {
+        let v = h
+            .ints(t)?
+            .ok_or_else(|| anyhow!("the header lists {n} files but no {what} (tag {t})"))?;
+        count(t, v.len(), what)?;
+        Ok(v)
+    };
+    let optional = |t: u32, what: &str| -> Result<Option<Vec<u64>>> {
+        match h.ints(t)? {
+            Some(v) => count(t, v.len(), what).map(|_| Some(v)),
+            None => Ok(None),
+        }
+    };
+    let dirindexes = ints(tag::DIRINDEXES, "directory indexes")?;
+    let dirnames = h
+        .utf8_strings(tag::DIRNAMES)?
+        .ok_or_else(|| anyhow!("the header lists files but no directory names"))?;
+    let modes = ints(tag::FILEMODES, "modes")?;
+    let users = strings(tag::FILEUSERNAME, "owners")?;
+    let groups = strings(tag::FILEGROUPNAME, "groups")?;
+    let digests = strings(tag::FILEDIGESTS, "digests")?;
+    let linktos = strings(tag::FILELINKTOS, "link targets")?;
+    let mtimes = ints(tag::FILEMTIMES, "modification times")?;
+    let flags = optional(tag::FILEFLAGS, "file flags")?.unwrap_or_else(|| vec![0; n]);
+    let sizes = match h.has(tag::LONGFILESIZES) {
+        true => ints(tag::LONGFILESIZES, "sizes")?,
+        false => ints(tag::FILESIZES, "sizes")?,
+    };
+    let caps = match h.utf8_strings(tag::FILECAPS)? {
+        Some(v) => {
+            count(tag::FILECAPS, v.len(), "capabilities")?;
+            Some(v)
+        }
+        None => None,
+    };
+    let inodes = optional(tag::FILEINODES, "inode numbers")?;
+    let devices = optional(tag::FILEDEVICES, "device numbers")?;
     let hex_len = algo.hex_len();
-    let mut leaders: HashMap<(u32, u32), u32> = HashMap::new();
     let mut files = Vec::with_capacity(n);
+    let mut seen: HashSet<String> = HashSet::with_capacity(n);
     for i in 0..n {
         let dir = dirnames.get(dirindexes[i] as usize).ok_or_else(|| {
             anyhow!(
@@ -155,14 +163,10 @@ pub fn files(meta: &rpm::PackageMetadata) -> Result<(Vec<PkgFile>, DigestAlgo)> 
         })?;
         let path = format!("{dir}{}", basenames[i]);
         check_path(&path)?;
-        let mode = u32::from(modes[i]);
-        let ghost = flags[i] & RPMFILE_GHOST != 0;
-        let mut link_leader = i as u32;
-        if let (Some(ino), Some(dev)) = (&inodes, &devices) {
-            if mode & S_IFMT == S_IFREG && !ghost {
-                link_leader = *leaders.entry((dev[i], ino[i])).or_insert(i as u32);
-            }
+        if !seen.insert(path.clone()) {
+            bail!("the header lists {path} twice");
         }
+        let mode = u32::try_from(modes[i]).map_err(|_| anyhow!("{path}: mode out of range"))?;
         let digest = digests[i].to_ascii_lowercase();
         if !digest.is_empty()
             && (digest.len() != hex_len || !digest.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -172,51 +176,221 @@ pub fn files(meta: &rpm::PackageMetadata) -> Result<(Vec<PkgFile>, DigestAlgo)> 
                 algo.name()
             );
         }
-        files.push(PkgFile {
+        let file = PkgFile {
             path,
             mode,
             size: sizes[i],
             digest,
             user: users[i].to_string(),
             group: groups[i].to_string(),
-            mtime: mtimes[i],
-            flags: flags[i],
+            mtime: mtimes[i] as u32,
+            flags: flags[i] as u32,
             linkto: linktos[i].to_string(),
             caps: caps
                 .as_ref()
                 .map(|c| c[i].trim().to_string())
                 .unwrap_or_default(),
-            link_leader,
-        });
+            link_leader: i as u32,
+        };
+        check_entry(&file)?;
+        files.push(file);
     }
-    for f in &files {
-        let l = &files[f.link_leader as usize];
-        if f.size != l.size || f.digest != l.digest {
-            bail!(
-                "{} and {} are one hardlink set in the header but differ in size or digest",
-                l.path,
-                f.path
-            );
-        }
+    if let (Some(ino), Some(dev)) = (&inodes, &devices) {
+        link_sets(&mut files, ino, dev)?;
     }
     Ok((files, algo))
 }
 
-/// A header path must be absolute and clean: no empty, `.` or `..` components,
-/// no NUL or newline.
+/// What one entry's own attributes must satisfy.
+fn check_entry(f: &PkgFile) -> Result<()> {
+    let path = &f.path;
+    if f.is_symlink() {
+        if f.linkto.is_empty() {
+            bail!("{path}: a symlink without a target");
+        }
+        if f.linkto.len() >= PATH_MAX {
+            bail!(
+                "{path}: its symlink target is {} bytes, beyond Linux's {PATH_MAX}",
+                f.linkto.len()
+            );
+        }
+        if f.size != f.linkto.len() as u64 {
+            bail!(
+                "{path}: a symlink whose size ({}) is not its target's length ({})",
+                f.size,
+                f.linkto.len()
+            );
+        }
+    } else if !f.linkto.is_empty() {
+        bail!("{path}: not a symlink, yet it has a link target");
+    }
+    if !f.is_reg() && !f.digest.is_empty() {
+        bail!("{path}: not a regular file, yet it has a content digest");
+    }
+    Ok(())
+}
+
+/// Groups files by (device, inode) into hardlink sets, each member pointing
+/// at the set's first file, and refuses sets that contradict themselves:
+/// one inode has one type, mode, owner, size, content, mtime and set of
+/// capabilities, and rpm links only regular files that are not `%ghost`.
+/// Inode 0 means "no inode" and links nothing.
+fn link_sets(files: &mut [PkgFile], ino: &[u64], dev: &[u64]) -> Result<()> {
+    let mut leaders: HashMap<(u64, u64), u32> = HashMap::new();
+    for i in 0..files.len() {
+        if ino[i] == 0 {
+            continue;
+        }
+        let leader = *leaders.entry((dev[i], ino[i])).or_insert(i as u32);
+        if leader == i as u32 {
+            continue;
+        }
+        let (l, f) = (&files[leader as usize], &files[i]);
+        let set = format!(
+            "{} and {} are one hardlink set in the header (inode {})",
+            l.path, f.path, ino[i]
+        );
+        if !l.is_reg() || !f.is_reg() {
+            bail!("{set}, but only regular files can be hardlinked");
+        }
+        if l.is_ghost() || f.is_ghost() {
+            bail!("{set}, but a %ghost file has no data to share");
+        }
+        for (what, same) in [
+            ("mode", l.mode == f.mode),
+            ("owner", l.user == f.user && l.group == f.group),
+            ("size", l.size == f.size),
+            ("digest", l.digest == f.digest),
+            ("mtime", l.mtime == f.mtime),
+            ("capabilities", l.caps == f.caps),
+        ] {
+            if !same {
+                bail!("{set}, but they differ in {what}");
+            }
+        }
+        files[i].link_leader = leader;
+    }
+    Ok(())
+}
+
+/// A header path must be absolute and clean (no empty, `.` or `..`
+/// components, no NUL or newline) and within Linux's limits (each component
+/// at most NAME_MAX bytes, the whole path shorter than PATH_MAX).
 pub fn check_path(path: &str) -> Result<()> {
     if !path.starts_with('/') {
         bail!("file path {path:?} is not absolute");
+    }
+    if path.contains('\0') || path.contains('\n') {
+        bail!("file path {path:?} contains a NUL or newline");
+    }
+    let short = |p: &str| -> String {
+        if p.len() > 80 {
+            let mut end = 80;
+            while !p.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}...", &p[..end])
+        } else {
+            p.to_string()
+        }
+    };
+    if path.len() >= PATH_MAX {
+        bail!(
+            "file path {:?} is {} bytes, beyond Linux's limit of {}",
+            short(path),
+            path.len(),
+            PATH_MAX - 1
+        );
     }
     if path != "/" {
         for comp in path[1..].split('/') {
             if comp.is_empty() || comp == "." || comp == ".." {
                 bail!("file path {path:?} is not a clean absolute path (empty, '.' or '..' component)");
             }
+            if comp.len() > NAME_MAX {
+                bail!(
+                    "file path {:?} has a {}-byte name, beyond Linux's limit of {NAME_MAX}",
+                    short(path),
+                    comp.len()
+                );
+            }
         }
     }
-    if path.contains('\0') || path.contains('\n') {
-        bail!("file path {path:?} contains a NUL or newline");
-    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_within_linux_limits() {
+        assert!(check_path("/usr/bin/x").is_ok());
+        assert!(check_path(&format!("/usr/{}", "a".repeat(255))).is_ok());
+        assert!(check_path(&format!("/usr/{}", "a".repeat(256))).is_err());
+        let deep = "/d".repeat(2047);
+        assert_eq!(deep.len(), 4094);
+        assert!(check_path(&deep).is_ok());
+        assert!(check_path(&format!("{deep}/e")).is_err());
+        assert!(check_path("usr/x").is_err());
+        assert!(check_path("/usr//x").is_err());
+        assert!(check_path("/usr/../x").is_err());
+    }
+
+    fn f(path: &str, mode: u32) -> PkgFile {
+        PkgFile {
+            path: path.into(),
+            mode,
+            size: 3,
+            digest: "ab".repeat(32),
+            user: "root".into(),
+            group: "root".into(),
+            mtime: 1,
+            flags: 0,
+            linkto: String::new(),
+            caps: String::new(),
+            link_leader: 0,
+        }
+    }
+
+    #[test]
+    fn hardlink_sets_must_agree() {
+        let set = |a: PkgFile, mut b: PkgFile| {
+            b.link_leader = 1;
+            let mut v = vec![a, b];
+            link_sets(&mut v, &[7, 7], &[1, 1]).map(|_| v)
+        };
+        let v = set(f("/a", 0o100644), f("/b", 0o100644)).unwrap();
+        assert_eq!(v[1].link_leader, 0);
+        let mut other = f("/b", 0o100755);
+        assert!(set(f("/a", 0o100644), other.clone()).is_err());
+        other.mode = 0o100644;
+        other.user = "daemon".into();
+        assert!(set(f("/a", 0o100644), other).is_err());
+        let mut dir = f("/b", 0o040755);
+        dir.digest.clear();
+        assert!(set(f("/a", 0o100644), dir).is_err());
+        let mut ghost = f("/b", 0o100644);
+        ghost.flags = RPMFILE_GHOST;
+        assert!(set(f("/a", 0o100644), ghost).is_err());
+        let mut big = f("/b", 0o100644);
+        big.size = 4;
+        assert!(set(f("/a", 0o100644), big).is_err());
+        // Inode 0 links nothing.
+        let mut v = vec![f("/a", 0o100644), f("/b", 0o040755)];
+        v[1].link_leader = 1;
+        link_sets(&mut v, &[0, 0], &[1, 1]).unwrap();
+        assert_eq!(v[1].link_leader, 1);
+    }
+
+    #[test]
+    fn symlinks_are_their_targets() {
+        let mut s = f("/l", 0o120777);
+        s.digest.clear();
+        s.linkto = "target".into();
+        s.size = 6;
+        assert!(check_entry(&s).is_ok());
+        s.size = 1 << 31;
+        assert!(check_entry(&s).is_err());
+    }
 }

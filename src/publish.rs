@@ -298,14 +298,14 @@ pub(crate) fn world_readable(path: &Path) -> Result<()> {
 /// Describes one extent package of the repository for a manifest.
 fn describe(pool: &Pool, rpm: &Path) -> Result<ManifestPackage> {
     let mut r = crate::rpmfile::open_buffered(rpm)?;
-    let prefix = crate::rpmfile::read_prefix(&mut r).map_err(|e| anyhow!(e))?;
-    let file = crate::import::package_file_name(&prefix.meta)?;
+    let prefix = crate::rpmfile::read_prefix(&mut r, rpm)?;
+    let (nevra, file) = crate::trust::identity(&prefix.main)?;
     let path = pool.packages_dir().join(&file);
     let f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let (index, _) = Index::read(&f).with_context(|| path.display().to_string())?;
     let header_sha256: [u8; 32] = {
         use sha2::Digest;
-        sha2::Sha256::digest(prefix.main_header()).into()
+        sha2::Sha256::digest(prefix.main_bytes()).into()
     };
     if index.header_sha256 != header_sha256 {
         bail!(
@@ -316,7 +316,7 @@ fn describe(pool: &Pool, rpm: &Path) -> Result<ManifestPackage> {
     }
     world_readable(&path)?;
     Ok(ManifestPackage {
-        nevra: crate::import::nevra(&prefix.meta),
+        nevra,
         file,
         header_sha256: hex::encode(header_sha256),
         sha256: hex::encode(sha256_file(&path)?),

@@ -823,10 +823,10 @@ fn verify_rebuilt(p: &Pkg, new: &File, head: &[u8], tail: &[u8]) -> Result<()> {
     if got != head {
         bail!("header bytes differ");
     }
-    let prefix = crate::rpmfile::read_prefix(&mut &got[..]).map_err(|e| anyhow!("{e}"))?;
+    let prefix = crate::rpmfile::read_prefix(&mut &got[..], &p.path)?;
     let sha: [u8; 32] = {
         use sha2::Digest;
-        sha2::Sha256::digest(prefix.main_header()).into()
+        sha2::Sha256::digest(prefix.main_bytes()).into()
     };
     if sha != p.index.header_sha256 || prefix.bytes.len() as u64 != p.index.header_len {
         bail!("main header does not match the index's SHA256");

@@ -494,11 +494,19 @@ fn pool_packages(pool: &Pool) -> Vec<(String, String, String)> {
             continue;
         };
         let mut r = std::io::BufReader::new(f);
-        let Ok(prefix) = crate::rpmfile::read_prefix(&mut r) else {
+        let Ok(prefix) = crate::rpmfile::read_prefix(&mut r, &e.path()) else {
             continue;
         };
-        let nevra = crate::import::nevra(&prefix.meta);
-        let name = prefix.meta.get_name().unwrap_or("").to_string();
+        let Ok((nevra, _)) = crate::trust::identity(&prefix.main) else {
+            continue;
+        };
+        let name = prefix
+            .main
+            .utf8_string(sysimage::header::tag::NAME)
+            .ok()
+            .flatten()
+            .unwrap_or("")
+            .to_string();
         let evr = nevra.get(name.len() + 1..).unwrap_or("").to_string();
         out.push((e.file_name().to_string_lossy().into_owned(), name, evr));
     }

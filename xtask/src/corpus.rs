@@ -291,6 +291,16 @@ pub fn craft(
             TAG_FILELINKTOS => {
                 *d = IndexData::StringArray(files.iter().map(|f| f.link.clone()).collect())
             }
+            // A symlink's size is its target's length (the placeholder's was 1).
+            TAG_FILESIZES => {
+                if let IndexData::Int32(v) = d {
+                    for (i, f) in files.iter().enumerate().take(n.min(v.len())) {
+                        if f.mode & 0o170000 == 0o120000 {
+                            v[i] = f.link.len() as u32;
+                        }
+                    }
+                }
+            }
             TAG_FILEINODES => {
                 *d = IndexData::Int32(
                     files

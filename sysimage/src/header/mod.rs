@@ -4,6 +4,11 @@
 //! decoded on demand from the raw header bytes, so listing a package costs
 //! one read and a handful of tag lookups.
 //!
+//! This is the one header reader of reimage: import, sync, fsck and the
+//! query commands all read through it. It enforces what rpm 4.18's own
+//! header loading enforces, and a little more ([`blob`]), so that a header
+//! reimage accepts is one rpm loads with the same value for every tag.
+//!
 //! ```text
 //! lead (96 bytes, magic ed ab ee db)
 //! signature header: intro (16) + index (16 * n) + store, padded to 8 bytes
@@ -18,12 +23,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const LEAD_SIZE: usize = 96;
-const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
-const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
-/// rpm's own limits (`hdrchkTags`, `hdrchkData`).
-const MAX_TAGS: u32 = 0xffff;
-const MAX_DATA: u32 = 256 << 20;
+pub mod blob;
+pub mod tagtypes;
+
+pub use blob::{Kind, Lead, LEAD_SIZE};
+pub use tagtypes::TagType;
 
 /// Tag numbers used here (rpmtag.h).
 pub mod tag {
@@ -58,42 +62,61 @@ pub mod tag {
     pub const REQUIREFLAGS: u32 = 1048;
     pub const REQUIRENAME: u32 = 1049;
     pub const REQUIREVERSION: u32 = 1050;
+    pub const FILEDEVICES: u32 = 1095;
     pub const FILEINODES: u32 = 1096;
+    pub const SOURCEPACKAGE: u32 = 1106;
     pub const PROVIDEFLAGS: u32 = 1112;
     pub const PROVIDEVERSION: u32 = 1113;
     pub const DIRINDEXES: u32 = 1116;
     pub const BASENAMES: u32 = 1117;
     pub const DIRNAMES: u32 = 1118;
+    pub const PAYLOADFORMAT: u32 = 1124;
+    pub const PAYLOADCOMPRESSOR: u32 = 1125;
     pub const LONGFILESIZES: u32 = 5008;
     pub const LONGSIZE: u32 = 5009;
     pub const FILECAPS: u32 = 5010;
     pub const FILEDIGESTALGO: u32 = 5011;
+    /// SHA256 (or PAYLOADDIGESTALGO) of the compressed payload (s[]).
+    pub const PAYLOADDIGEST: u32 = 5092;
+    pub const PAYLOADDIGESTALGO: u32 = 5093;
+    /// The same digest of the uncompressed payload (s[]).
+    pub const PAYLOADDIGESTALT: u32 = 5097;
+    /// rpm 6 payload digests (s), unknown to rpm 4.18.
+    pub const PAYLOAD_SHA512: u32 = 5121;
+    pub const PAYLOAD_SHA512_ALT: u32 = 5122;
+    pub const PAYLOAD_SHA3_256: u32 = 5123;
+    pub const PAYLOAD_SHA3_256_ALT: u32 = 5124;
 }
 
-// Header data types.
-const T_CHAR: u32 = 1;
-const T_INT8: u32 = 2;
-const T_INT16: u32 = 3;
-const T_INT32: u32 = 4;
-const T_INT64: u32 = 5;
-const T_STRING: u32 = 6;
-const T_BIN: u32 = 7;
-const T_STRING_ARRAY: u32 = 8;
-const T_I18NSTRING: u32 = 9;
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    tag: u32,
-    ty: u32,
-    offset: u32,
-    count: u32,
+/// Signature header tag numbers (rpmtag.h `rpmSigTag_e`).
+pub mod sigtag {
+    pub const DSA: u32 = 267;
+    pub const RSA: u32 = 268;
+    pub const SHA1: u32 = 269;
+    pub const LONGSIZE: u32 = 270;
+    pub const LONGARCHIVESIZE: u32 = 271;
+    pub const SHA256: u32 = 273;
+    /// rpm 6: OpenPGP signatures (v6 keys), base64 strings.
+    pub const OPENPGP: u32 = 278;
+    /// rpm 6: SHA3-256 of the main header.
+    pub const SHA3_256: u32 = 279;
+    pub const SIZE: u32 = 1000;
+    pub const PGP: u32 = 1002;
+    pub const MD5: u32 = 1004;
+    pub const GPG: u32 = 1005;
+    pub const PAYLOADSIZE: u32 = 1007;
+    pub const RESERVEDSPACE: u32 = 1008;
 }
 
-/// A main header: its raw bytes (intro + index + store, exactly as in the
-/// package) and its decoded index. Tag values are decoded on demand.
+use blob::Entry;
+
+/// A checked header structure (signature or main): its raw bytes (intro +
+/// index + store, exactly as in the package) and its index sorted by tag.
+/// Tag values are decoded on demand.
 #[derive(Clone)]
 pub struct Header {
     path: Arc<Path>,
+    kind: Kind,
     bytes: Vec<u8>,
     index: Vec<Entry>,
     store: usize,
@@ -103,14 +126,11 @@ impl std::fmt::Debug for Header {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Header")
             .field("path", &self.path)
+            .field("kind", &self.kind)
             .field("bytes", &self.bytes.len())
             .field("tags", &self.index.len())
             .finish()
     }
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// Reads exactly `buf.len()` bytes, naming a short read as truncation.
@@ -132,22 +152,42 @@ fn read_part(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Resu
     Ok(())
 }
 
-/// Checks a header intro; returns (number of index entries, store size).
-fn intro(b: &[u8], path: &Path, what: &str) -> Result<(u32, u32)> {
-    if b[..4] != HEADER_MAGIC {
-        return Err(Error::NotRpm {
+/// Reads one header structure onto the end of `out`, its sizes checked
+/// against rpm's limits before anything that large is read (a lying intro
+/// never makes a big allocation: only what the file holds is read).
+fn read_structure(r: &mut impl Read, out: &mut Vec<u8>, kind: Kind, path: &Path) -> Result<()> {
+    let mut intro = [0u8; 16];
+    read_part(r, &mut intro, path, kind.name())?;
+    let (il, dl) = blob::check_intro(&intro, kind).map_err(|reason| {
+        if intro[..4] != blob::HEADER_MAGIC[..4] {
+            Error::NotRpm {
+                path: path.into(),
+                reason: format!("{}: {reason}", kind.name()),
+            }
+        } else {
+            corrupt(path, kind, reason)
+        }
+    })?;
+    let len = 16 * il as u64 + dl as u64;
+    out.extend_from_slice(&intro);
+    let got = r
+        .take(len)
+        .read_to_end(out)
+        .map_err(|e| Error::io(path, e))?;
+    if (got as u64) < len {
+        return Err(Error::Truncated {
             path: path.into(),
-            reason: format!("{what}: bad header magic"),
+            reason: format!("{}: {got} of {len} bytes", kind.name()),
         });
     }
-    let (n, size) = (be32(b, 8), be32(b, 12));
-    if n == 0 || n > MAX_TAGS || size > MAX_DATA {
-        return Err(Error::Corrupt {
-            path: path.into(),
-            reason: format!("{what}: implausible size ({n} tags, {size} bytes of data)"),
-        });
+    Ok(())
+}
+
+fn corrupt(path: &Path, kind: Kind, reason: String) -> Error {
+    Error::Corrupt {
+        path: path.into(),
+        reason: format!("{}: {reason}", kind.name()),
     }
-    Ok((n, size))
 }
 
 /// The byte lengths of the parts of a package's header section.
@@ -167,86 +207,142 @@ impl HeaderSpan {
     }
 }
 
-impl Header {
-    /// Reads the lead, skips the signature header and reads the main header
-    /// from a stream positioned at the start of a package; reads nothing
-    /// beyond the main header. `path` names the source in errors.
-    pub fn read(r: &mut impl Read, path: &Path) -> Result<(Header, HeaderSpan)> {
-        let mut lead = [0u8; LEAD_SIZE];
-        read_part(r, &mut lead, path, "lead")?;
-        if lead[..4] != LEAD_MAGIC {
+/// The lead, signature header and main header of a package, checked, with
+/// their bytes exactly as read.
+#[derive(Debug, Clone)]
+pub struct Headers {
+    /// lead + signature header + padding + main header, unchanged.
+    pub bytes: Vec<u8>,
+    /// Offset of the main header within `bytes`.
+    pub header_start: usize,
+    pub lead: Lead,
+    pub signature: Header,
+    pub main: Header,
+}
+
+impl Headers {
+    /// Reads and checks the lead, signature header and main header from a
+    /// stream positioned at the start of a package, leaving it at the first
+    /// byte after the main header (the payload). `path` names the source in
+    /// errors.
+    pub fn read(r: &mut impl Read, path: &Path) -> Result<Headers> {
+        let mut bytes = vec![0u8; LEAD_SIZE];
+        // The magic first: a short file that is not an RPM is "not an RPM",
+        // not "truncated".
+        let mut got = 0;
+        while got < LEAD_SIZE {
+            match r.read(&mut bytes[got..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    if got >= 4 && bytes[..4] != blob::LEAD_MAGIC {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        if got < 4 || bytes[..4] != blob::LEAD_MAGIC {
             return Err(Error::NotRpm {
                 path: path.into(),
                 reason: "no RPM lead magic".into(),
             });
         }
-        let mut hi = [0u8; 16];
-        read_part(r, &mut hi, path, "signature header")?;
-        let (n, size) = intro(&hi, path, "signature header")?;
-        let sig_body = 16 * n as usize + size as usize;
-        let padded = (16 + sig_body).next_multiple_of(8) - 16;
-        let mut skip = vec![0u8; padded];
-        read_part(r, &mut skip, path, "signature header")?;
-        read_part(r, &mut hi, path, "main header")?;
-        let (n, size) = intro(&hi, path, "main header")?;
-        let len = 16 + 16 * n as usize + size as usize;
-        let mut bytes = vec![0u8; len];
-        bytes[..16].copy_from_slice(&hi);
-        read_part(r, &mut bytes[16..], path, "main header")?;
-        let span = HeaderSpan {
-            signature_len: 16 + padded as u64,
-            header_len: len as u64,
-        };
-        Ok((Header::from_bytes(bytes, path)?, span))
+        if got < LEAD_SIZE {
+            return Err(Error::Truncated {
+                path: path.into(),
+                reason: format!("lead: {got} of {LEAD_SIZE} bytes"),
+            });
+        }
+        let lead_bytes: &[u8; LEAD_SIZE] = bytes[..LEAD_SIZE].try_into().unwrap();
+        let lead = blob::check_lead(lead_bytes).map_err(|e| match e {
+            blob::LeadError::NotRpm => Error::NotRpm {
+                path: path.into(),
+                reason: "no RPM lead magic".into(),
+            },
+            blob::LeadError::Refused(reason) => Error::Corrupt {
+                path: path.into(),
+                reason,
+            },
+        })?;
+        read_structure(r, &mut bytes, Kind::Signature, path)?;
+        let sig_end = bytes.len();
+        let pad = (8 - (sig_end - LEAD_SIZE) % 8) % 8;
+        bytes.resize(sig_end + pad, 0);
+        read_part(r, &mut bytes[sig_end..], path, "signature header padding")?;
+        if bytes[sig_end..].iter().any(|&b| b != 0) {
+            return Err(corrupt(
+                path,
+                Kind::Signature,
+                "its padding to 8 bytes is not zero".into(),
+            ));
+        }
+        let header_start = bytes.len();
+        read_structure(r, &mut bytes, Kind::Main, path)?;
+        let signature = Header::parse(bytes[LEAD_SIZE..sig_end].to_vec(), Kind::Signature, path)?;
+        signature.check_signature_tags()?;
+        let main = Header::parse(bytes[header_start..].to_vec(), Kind::Main, path)?;
+        Ok(Headers {
+            bytes,
+            header_start,
+            lead,
+            signature,
+            main,
+        })
+    }
+
+    /// Reads the headers of the package or header file at `path`.
+    pub fn read_path(path: &Path) -> Result<Headers> {
+        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        Headers::read(&mut std::io::BufReader::with_capacity(64 << 10, f), path)
+    }
+
+    /// The main header's bytes (what header digests and signatures cover).
+    pub fn main_bytes(&self) -> &[u8] {
+        &self.bytes[self.header_start..]
+    }
+
+    pub fn span(&self) -> HeaderSpan {
+        HeaderSpan {
+            signature_len: (self.header_start - LEAD_SIZE) as u64,
+            header_len: (self.bytes.len() - self.header_start) as u64,
+        }
+    }
+}
+
+impl Header {
+    /// Reads and checks the lead and both headers from a stream positioned
+    /// at the start of a package; reads nothing beyond the main header.
+    pub fn read(r: &mut impl Read, path: &Path) -> Result<(Header, HeaderSpan)> {
+        let h = Headers::read(r, path)?;
+        let span = h.span();
+        Ok((h.main, span))
     }
 
     /// Reads the main header of the package or header file at `path`.
     pub fn read_path(path: &Path) -> Result<(Header, HeaderSpan)> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        Header::read(&mut std::io::BufReader::with_capacity(64 << 10, f), path)
+        let h = Headers::read_path(path)?;
+        let span = h.span();
+        Ok((h.main, span))
     }
 
-    /// Decodes the index of main header bytes (intro + index + store).
+    /// Checks main header bytes (intro + index + store) held in memory.
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Header> {
-        let corrupt = |reason: String| Error::Corrupt {
-            path: path.into(),
-            reason,
-        };
-        if bytes.len() < 16 {
-            return Err(Error::Truncated {
-                path: path.into(),
-                reason: "main header intro".into(),
-            });
-        }
-        let (n, size) = intro(&bytes, path, "main header")?;
-        let store = 16 + 16 * n as usize;
-        if bytes.len() != store + size as usize {
-            return Err(corrupt(format!(
-                "header is {} bytes, its intro says {}",
-                bytes.len(),
-                store + size as usize
-            )));
-        }
-        let mut index = Vec::with_capacity(n as usize);
-        for i in 0..n as usize {
-            let at = 16 + 16 * i;
-            let e = Entry {
-                tag: be32(&bytes, at),
-                ty: be32(&bytes, at + 4),
-                offset: be32(&bytes, at + 8),
-                count: be32(&bytes, at + 12),
-            };
-            if e.offset > size || e.ty > T_I18NSTRING || e.count > MAX_DATA {
-                return Err(corrupt(format!("tag {} out of range", e.tag)));
-            }
-            index.push(e);
-        }
+        Header::parse(bytes, Kind::Main, path)
+    }
+
+    /// Checks a header structure (see [`blob::check`]) and indexes it.
+    pub fn parse(bytes: Vec<u8>, kind: Kind, path: &Path) -> Result<Header> {
+        let mut index = blob::check(&bytes, kind).map_err(|r| corrupt(path, kind, r))?;
+        let il = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
         index.sort_by_key(|e| e.tag);
         Ok(Header {
             path: path.into(),
+            kind,
             bytes,
             index,
-            store,
+            store: 16 + 16 * il,
         })
     }
 
@@ -255,9 +351,13 @@ impl Header {
         &self.path
     }
 
-    /// The raw main header bytes (intro + index + store).
+    /// The raw header bytes (intro + index + store).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     fn entry(&self, tag: u32) -> Option<Entry> {
@@ -272,43 +372,77 @@ impl Header {
         self.entry(tag).is_some()
     }
 
+    /// The type and count of `tag`, if present.
+    pub fn type_of(&self, tag: u32) -> Option<(TagType, u32)> {
+        self.entry(tag).map(|e| (e.ty, e.count))
+    }
+
+    /// Every tag of the header with its type and count, by tag.
+    pub fn tags(&self) -> impl Iterator<Item = (u32, TagType, u32)> + '_ {
+        self.index.iter().map(|e| (e.tag, e.ty, e.count))
+    }
+
     fn corrupt(&self, tag: u32, what: &str) -> Error {
         Error::Corrupt {
             path: self.path.to_path_buf(),
-            reason: format!("tag {tag}: {what}"),
+            reason: format!("{}: tag {tag}: {what}", self.kind.name()),
         }
     }
 
     fn data(&self, e: &Entry) -> &[u8] {
-        &self.bytes[self.store + e.offset as usize..]
+        let at = self.store + e.offset as usize;
+        &self.bytes[at..at + e.len as usize]
     }
 
-    /// The first string of a STRING, I18NSTRING or STRING_ARRAY tag.
+    /// The raw strings of a string tag (one for STRING), without their NULs.
+    fn raw_strings(&self, tag: u32) -> Result<Option<Vec<&[u8]>>> {
+        let Some(e) = self.entry(tag) else {
+            return Ok(None);
+        };
+        if !e.ty.is_string() {
+            return Err(self.corrupt(tag, "not a string"));
+        }
+        // The data was checked to hold `count` NUL-terminated strings exactly.
+        let data = self.data(&e);
+        Ok(Some(
+            data[..data.len() - 1]
+                .split(|&b| b == 0)
+                .take(e.count as usize)
+                .collect(),
+        ))
+    }
+
+    /// The first string of a STRING, I18NSTRING or STRING_ARRAY tag (bytes
+    /// that are not UTF-8 shown as U+FFFD: for descriptive text).
     pub fn string(&self, tag: u32) -> Result<Option<Cow<'_, str>>> {
         Ok(self.strings(tag)?.and_then(|v| v.into_iter().next()))
     }
 
-    /// All strings of a string tag (one for STRING).
+    /// All strings of a string tag (one for STRING), lossily decoded.
     pub fn strings(&self, tag: u32) -> Result<Option<Vec<Cow<'_, str>>>> {
-        let Some(e) = self.entry(tag) else {
+        Ok(self
+            .raw_strings(tag)?
+            .map(|v| v.into_iter().map(String::from_utf8_lossy).collect()))
+    }
+
+    /// All strings of a string tag, which must be UTF-8: for names, paths and
+    /// owners, which reimage uses as they are (a lossy rendering would make
+    /// reimage and rpm read different values).
+    pub fn utf8_strings(&self, tag: u32) -> Result<Option<Vec<&str>>> {
+        let Some(v) = self.raw_strings(tag)? else {
             return Ok(None);
         };
-        let count = match e.ty {
-            T_STRING => 1,
-            T_STRING_ARRAY | T_I18NSTRING => e.count as usize,
-            _ => return Err(self.corrupt(tag, "not a string")),
-        };
-        let mut data = self.data(&e);
-        let mut out = Vec::with_capacity(count);
-        for _ in 0..count {
-            let end = data
-                .iter()
-                .position(|&c| c == 0)
-                .ok_or_else(|| self.corrupt(tag, "unterminated string"))?;
-            out.push(String::from_utf8_lossy(&data[..end]));
-            data = &data[end + 1..];
-        }
-        Ok(Some(out))
+        v.into_iter()
+            .map(|s| {
+                std::str::from_utf8(s).map_err(|_| self.corrupt(tag, "a string that is not UTF-8"))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// The first string of a tag, which must be UTF-8.
+    pub fn utf8_string(&self, tag: u32) -> Result<Option<&str>> {
+        Ok(self.utf8_strings(tag)?.and_then(|v| v.into_iter().next()))
     }
 
     /// An integer array tag widened to u64 (INT8/16/32/64, CHAR).
@@ -317,19 +451,14 @@ impl Header {
             return Ok(None);
         };
         let width = match e.ty {
-            T_CHAR | T_INT8 => 1,
-            T_INT16 => 2,
-            T_INT32 => 4,
-            T_INT64 => 8,
+            TagType::Char | TagType::Int8 => 1,
+            TagType::Int16 => 2,
+            TagType::Int32 => 4,
+            TagType::Int64 => 8,
             _ => return Err(self.corrupt(tag, "not an integer")),
         };
-        let data = self.data(&e);
-        let len = width * e.count as usize;
-        if data.len() < len {
-            return Err(self.corrupt(tag, "data past the end of the header"));
-        }
         Ok(Some(
-            data[..len]
+            self.data(&e)
                 .chunks_exact(width)
                 .map(|c| c.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64))
                 .collect(),
@@ -341,24 +470,15 @@ impl Header {
         let Some(e) = self.entry(tag) else {
             return Ok(None);
         };
-        if e.count == 0 {
-            return Err(self.corrupt(tag, "empty"));
-        }
-        let one = Entry { count: 1, ..e };
-        // Decode one value only: no need to walk the whole array.
         let width = match e.ty {
-            T_CHAR | T_INT8 => 1,
-            T_INT16 => 2,
-            T_INT32 => 4,
-            T_INT64 => 8,
+            TagType::Char | TagType::Int8 => 1,
+            TagType::Int16 => 2,
+            TagType::Int32 => 4,
+            TagType::Int64 => 8,
             _ => return Err(self.corrupt(tag, "not an integer")),
         };
-        let data = self.data(&one);
-        if data.len() < width {
-            return Err(self.corrupt(tag, "data past the end of the header"));
-        }
         Ok(Some(
-            data[..width]
+            self.data(&e)[..width]
                 .iter()
                 .fold(0u64, |acc, &b| (acc << 8) | b as u64),
         ))
@@ -369,18 +489,70 @@ impl Header {
         let Some(e) = self.entry(tag) else {
             return Ok(None);
         };
-        if e.ty != T_BIN {
+        if e.ty != TagType::Bin {
             return Err(self.corrupt(tag, "not binary"));
         }
-        let data = self.data(&e);
-        data.get(..e.count as usize)
-            .map(Some)
-            .ok_or_else(|| self.corrupt(tag, "data past the end of the header"))
+        Ok(Some(self.data(&e)))
     }
 
+    /// A tag that must have one type and one value (or be absent).
+    fn expect(&self, tag: u32, ty: TagType, count: Option<u32>, what: &str) -> Result<()> {
+        if let Some(e) = self.entry(tag) {
+            if e.ty != ty || count.is_some_and(|c| c != e.count) {
+                return Err(self.corrupt(
+                    tag,
+                    &format!(
+                        "{what} is {} with {} items, not {}{} (rpm: invalid type or count)",
+                        e.ty.name(),
+                        e.count,
+                        ty.name(),
+                        count.map(|c| format!(" with {c}")).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The signature header tags rpm verifies must have the types, counts
+    /// and forms rpm's verifier requires (`rpmvfytags` in `lib/rpmvs.c`): a
+    /// header that fails them is one rpm refuses to load. Digests must be
+    /// hex of their algorithm's length.
+    fn check_signature_tags(&self) -> Result<()> {
+        use TagType::*;
+        self.expect(sigtag::MD5, Bin, Some(16), "the MD5 digest")?;
+        for (t, w) in [
+            (sigtag::PGP, "the PGP signature"),
+            (sigtag::GPG, "the GPG signature"),
+            (sigtag::DSA, "the DSA header signature"),
+            (sigtag::RSA, "the RSA header signature"),
+            (sigtag::RESERVEDSPACE, "the reserved space"),
+        ] {
+            self.expect(t, Bin, None, w)?;
+        }
+        self.expect(sigtag::SIZE, Int32, Some(1), "the size")?;
+        self.expect(sigtag::PAYLOADSIZE, Int32, Some(1), "the payload size")?;
+        self.expect(sigtag::LONGSIZE, Int64, Some(1), "the size")?;
+        self.expect(sigtag::LONGARCHIVESIZE, Int64, Some(1), "the payload size")?;
+        for (t, len, w) in [
+            (sigtag::SHA1, 40, "the SHA1 header digest"),
+            (sigtag::SHA256, 64, "the SHA256 header digest"),
+            (sigtag::SHA3_256, 64, "the SHA3-256 header digest"),
+        ] {
+            self.expect(t, String, Some(1), w)?;
+            if let Some(s) = self.raw_strings(t)?.and_then(|v| v.into_iter().next()) {
+                if s.len() != len || !s.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(self.corrupt(t, &format!("{w} is not {len} hex digits")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A required UTF-8 string.
     fn req_string(&self, tag: u32, what: &str) -> Result<String> {
-        self.string(tag)?
-            .map(Cow::into_owned)
+        self.utf8_string(tag)?
+            .map(str::to_string)
             .ok_or_else(|| Error::Corrupt {
                 path: self.path.to_path_buf(),
                 reason: format!("no {what}"),
@@ -395,8 +567,8 @@ impl Header {
             version: self.req_string(tag::VERSION, "version")?,
             release: self.req_string(tag::RELEASE, "release")?,
             arch: self
-                .string(tag::ARCH)?
-                .map(Cow::into_owned)
+                .utf8_string(tag::ARCH)?
+                .map(str::to_string)
                 .unwrap_or_else(|| "noarch".into()),
         })
     }
