@@ -17,6 +17,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The clap definition of the whole command line (for man pages and shell
+/// completions, generated from it: `dist/man/`, `dist/completions/`).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
 /// Options every command shares.
 #[derive(Args, Debug, Clone)]
 pub struct Global {

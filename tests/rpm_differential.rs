@@ -138,8 +138,14 @@ fn reimage_reading(file: &Path) -> Result<String, String> {
         }
     }
     for (prefix, deps) in [
-        ("REQUIRE", (tag::REQUIRENAME, tag::REQUIREFLAGS, tag::REQUIREVERSION)),
-        ("PROVIDE", (tag::PROVIDENAME, tag::PROVIDEFLAGS, tag::PROVIDEVERSION)),
+        (
+            "REQUIRE",
+            (tag::REQUIRENAME, tag::REQUIREFLAGS, tag::REQUIREVERSION),
+        ),
+        (
+            "PROVIDE",
+            (tag::PROVIDENAME, tag::PROVIDEFLAGS, tag::PROVIDEVERSION),
+        ),
     ] {
         let names = m.strings(deps.0).unwrap().unwrap_or_default();
         let flags = m.ints(deps.1).unwrap().unwrap_or_default();
@@ -227,7 +233,8 @@ fn reimage_reads_headers_as_rpm_does_or_refuses_them() {
     let corpus_dir = scratch.path().join("corpus");
     std::fs::create_dir_all(&corpus_dir).unwrap();
     for c in corpus::generate() {
-        for (name, bytes) in std::iter::once((c.name.clone(), c.bytes.clone())).chain(c.companions) {
+        for (name, bytes) in std::iter::once((c.name.clone(), c.bytes.clone())).chain(c.companions)
+        {
             let p = corpus_dir.join(&name);
             if !p.exists() {
                 std::fs::write(&p, bytes).unwrap();
@@ -280,6 +287,12 @@ fn reimage_reads_headers_as_rpm_does_or_refuses_them() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The sets are what they should be: real packages read, hostile ones refused.
-    assert!(both_accept >= 100, "only {both_accept} packages read by both");
-    assert!(both_refuse >= 50, "only {both_refuse} packages refused by both");
+    assert!(
+        both_accept >= 100,
+        "only {both_accept} packages read by both"
+    );
+    assert!(
+        both_refuse >= 50,
+        "only {both_refuse} packages refused by both"
+    );
 }

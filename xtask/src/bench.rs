@@ -20,6 +20,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let t0 = Instant::now();
     let root = repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::prereq::ensure("bench", crate::prereq::BENCH)?;
     let data = root.join("target/testdata");
     if !data.join("realistic/v1").is_dir() || !data.join("edge").is_dir() {
         eprintln!("bench: building test data (cargo xtask testdata --realistic)");

@@ -19,6 +19,8 @@ pub struct Options {
 
 pub fn run(o: &Options) -> Result<()> {
     let root = repo_root();
+    // The suite is an integration test: it needs what the tests need.
+    crate::prereq::ensure("faults", crate::prereq::TEST)?;
     let testdata = root.join("target/testdata");
     if !testdata.join("edge").is_dir() || !testdata.join("realistic/v1").is_dir() {
         run_visible(

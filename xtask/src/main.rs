@@ -15,6 +15,7 @@ mod edge;
 mod faults;
 mod fuzz;
 mod hostile;
+mod prereq;
 mod realistic;
 mod surgery;
 mod test;
@@ -79,6 +80,8 @@ enum Task {
         #[arg(long)]
         stable: bool,
     },
+    /// Regenerate the man pages and shell completions under dist/ from the clap definitions.
+    Man,
     /// Write the hostile corpus (malformed and malicious RPMs) to a directory.
     Corpus {
         /// Output directory (default: target/testdata/corpus).
@@ -118,6 +121,12 @@ fn main() {
             target,
             stable,
         }),
+        Task::Man => cmd::run_visible(
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["test", "-p", "reimage", "--test", "cli_docs"])
+                .env("REIMAGE_BLESS", "1")
+                .current_dir(cmd::repo_root()),
+        ),
         Task::Corpus { out } => {
             let out = out.unwrap_or_else(|| cmd::repo_root().join("target/testdata/corpus"));
             corpus::write(&out).map(|n| println!("{n} hostile packages in {}", out.display()))

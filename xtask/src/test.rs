@@ -12,69 +12,9 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Instant;
 
-/// Binary -> Debian package providing it.
-const PREREQS: [(&str, &str); 12] = [
-    ("gpg", "gnupg"),
-    ("sshd", "openssh-server"),
-    ("ssh-keygen", "openssh-client"),
-    ("gpgconf", "gnupg"),
-    ("mkfs.btrfs", "btrfs-progs"),
-    ("mkfs.xfs", "xfsprogs"),
-    ("compsize", "btrfs-compsize"),
-    ("rsync", "rsync"),
-    ("rpm", "rpm"),
-    ("rpm2cpio", "rpm2cpio"),
-    ("cpio", "cpio"),
-    ("zstd", "zstd"),
-];
-
-fn have_tool(bin: &str) -> bool {
-    cmd::have(bin)
-        || ["/usr/sbin", "/sbin"]
-            .iter()
-            .any(|d| std::path::Path::new(d).join(bin).is_file())
-}
-
-/// Installs missing prerequisites (root) or explains what is missing (not root).
+/// Installs what the tests need (see [`crate::prereq::TEST`]).
 pub fn prerequisites() -> Result<()> {
-    let missing: BTreeSet<&str> = PREREQS
-        .iter()
-        .filter(|(b, _)| !have_tool(b))
-        .map(|(_, p)| *p)
-        .collect();
-    if missing.is_empty() {
-        eprintln!("xtask: prerequisites: all present");
-        return Ok(());
-    }
-    let list: Vec<&str> = missing.into_iter().collect();
-    if !cmd::is_root() {
-        bail!(
-            "missing prerequisites: {} (install them: `sudo apt-get install -y {}`, or run as root)",
-            list.join(", "),
-            list.join(" ")
-        );
-    }
-    eprintln!("xtask: prerequisites: installing {}", list.join(" "));
-    cmd::run_visible(
-        Command::new("apt-get")
-            .arg("update")
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
-    cmd::run_visible(
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&list)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )?;
-    let still: Vec<&str> = PREREQS
-        .iter()
-        .filter(|(b, _)| !have_tool(b))
-        .map(|(b, _)| *b)
-        .collect();
-    if !still.is_empty() {
-        bail!("still missing after apt-get install: {}", still.join(", "));
-    }
-    Ok(())
+    crate::prereq::ensure("test", crate::prereq::TEST)
 }
 
 /// Loop devices (`losetup -a` lines) and mount points, to compare before and after.
