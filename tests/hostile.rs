@@ -5,6 +5,14 @@
 //! peak memory (VmHWM) under 256 MiB, nothing written outside the pool's
 //! `tmp/` (listings before and after), the pool unchanged and passing fsck,
 //! and no file named `reimage-hostile-*` anywhere on the host afterwards.
+//! After every case the same pool must still take a good package: the
+//! case's base (the package it was made from) where it has one, else a fresh
+//! good package every 16th case and otherwise `corpus-good` again (already
+//! in the pool: verified in full, not written). Cases import must refuse but
+//! accepts are listed together at the end.
+//!
+//! `rpm_verdicts_are_rpms` checks the rpm verdicts the corpus records
+//! against the installed rpm.
 mod common;
 #[path = "../xtask/src/corpus.rs"]
 mod corpus;
@@ -179,17 +187,24 @@ fn hostile_corpus_is_refused() {
     let sizes = testdata("edge").join("edge-sizes-1.0-1.x86_64.rpm");
     ok(&pool, &["import", sizes.to_str().unwrap()]);
     ok(&pool, &["compose", "base", "edge-sizes"]);
+    // The good package a pool must still take after each case (in a view, so
+    // gc keeps it).
+    let src = tempfile::tempdir().unwrap();
+    let good = src.path().join("corpus-good-1.0-1.x86_64.rpm");
+    std::fs::write(&good, corpus::good()).unwrap();
+    ok(&pool, &["import", good.to_str().unwrap()]);
+    ok(&pool, &["compose", "good", "corpus-good"]);
     let s0 = pool_state(&pool);
     let l0 = outside_tmp(dir.path(), &pool);
 
     let cases = corpus::generate();
-    let src = tempfile::tempdir().unwrap();
+    let mut accepted_import: Vec<String> = Vec::new();
     let mut refused_import = 0;
     let mut refused_compose = 0;
     let mut accepted_either = 0;
     let mut peak = 0u64;
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for c in &cases {
+    for (i, c) in cases.iter().enumerate() {
         let what = format!("{} ({})", c.name, c.what.replace('\n', "\\n"));
         let mut compose_list = vec!["compose".to_string(), "hostile".to_string()];
         for (n, bytes) in &c.companions {
@@ -231,12 +246,12 @@ fn hostile_corpus_is_refused() {
                 before_listing,
                 "{what}: refused, but something was written outside tmp/"
             );
+        } else if c.stage == Stage::Import {
+            // Listed at the end, with every other one import takes.
+            assert_eq!(r.code, Some(0));
+            accepted_import.push(what.clone());
+            fsck_ok(&pool, &what);
         } else {
-            assert_ne!(
-                c.stage,
-                Stage::Import,
-                "{what}: must be refused by import, but was imported"
-            );
             fsck_ok(&pool, &what);
             if c.stage == Stage::Compose {
                 // The package as its header names it.
@@ -285,6 +300,35 @@ fn hostile_corpus_is_refused() {
             s0,
             "{what}: the pool did not return to its start"
         );
+        // The same pool still takes a good package: the case's base (the
+        // package it was made from, without the lie), a fresh one, or
+        // corpus-good again.
+        let fresh = c
+            .base
+            .clone()
+            .or_else(|| (i % 16 == 0).then(|| corpus::good_named(&format!("corpus-good-{i}"))));
+        let g = match &fresh {
+            Some(bytes) => {
+                let g = src.path().join(format!("good-{}", c.name));
+                std::fs::write(&g, bytes).unwrap();
+                g
+            }
+            None => good.clone(),
+        };
+        let r = run_measured(&pool, &["import", g.to_str().unwrap()]);
+        check_clean(&r, &what);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "{what}: afterwards the pool refused a good package ({}): {}",
+            g.display(),
+            r.stderr
+        );
+        if fresh.is_some() {
+            let _ = std::fs::remove_file(&g);
+            ok(&pool, &["gc"]);
+        }
+        assert_eq!(pool_state(&pool), s0, "{what}: after the good package");
     }
     assert_eq!(outside_tmp(dir.path(), &pool), l0);
     fsck_ok(&pool, "after the corpus");
@@ -299,9 +343,92 @@ fn hostile_corpus_is_refused() {
         eprintln!("  {n:4}  {r}");
     }
     eprintln!(
-        "{} hostile packages: {refused_import} refused by import, {refused_compose} refused by compose, {accepted_either} harmless flips accepted (pool checked); 0 panics; peak memory {} KiB",
+        "{} hostile packages: {refused_import} refused by import, {refused_compose} refused by compose, {accepted_either} harmless flips accepted (pool checked), {} imported that import must refuse; 0 panics; peak memory {} KiB",
         cases.len(),
+        accepted_import.len(),
         peak
     );
+    assert!(
+        accepted_import.is_empty(),
+        "{} packages must be refused by import, but were imported:\n  {}",
+        accepted_import.len(),
+        accepted_import.join("\n  ")
+    );
     assert!(refused_import + refused_compose >= 200);
+}
+
+/// What rpm says of a file: (`rpm -qp` succeeded, its output; `rpm -K
+/// --nosignature` succeeded, its output), with an empty database.
+fn rpm_says(db: &Path, file: &Path) -> (bool, String, bool, String) {
+    let run = |args: &[&str]| {
+        let out = Command::new("rpm")
+            .args(args)
+            .arg("--dbpath")
+            .arg(db)
+            .arg(file)
+            .output()
+            .expect("rpm must be installed");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (q, qs) = run(&["-qp", "--qf", "%{NAME}|%{EPOCH}|%{VERSION}\n"]);
+    let (k, ks) = run(&["-K", "--nosignature"]);
+    (q, qs, k, ks)
+}
+
+/// The rpm verdicts the corpus records (`corpus::RPM_VERDICTS`, in each
+/// case's `what`) are what the installed rpm says; every base loads and
+/// verifies.
+#[test]
+fn rpm_verdicts_are_rpms() {
+    let db = tempfile::tempdir().unwrap();
+    let st = Command::new("rpm")
+        .arg("--initdb")
+        .arg("--dbpath")
+        .arg(db.path())
+        .status()
+        .expect("rpm must be installed");
+    assert!(st.success(), "rpm --initdb");
+    let dir = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    let mut n = 0;
+    for c in corpus::generate() {
+        let Some(loads) = c.rpm_loads else { continue };
+        n += 1;
+        let short = &c.name[4..c.name.len() - 4];
+        let &(_, _, qmsg, _, kmsg) = corpus::RPM_VERDICTS
+            .iter()
+            .find(|v| v.0 == short)
+            .unwrap_or_else(|| panic!("{short}: no verdict"));
+        let p = dir.path().join(&c.name);
+        std::fs::write(&p, &c.bytes).unwrap();
+        let (q, qs, k, ks) = rpm_says(db.path(), &p);
+        if q != loads || !qs.contains(qmsg) {
+            wrong.push(format!(
+                "{short}: rpm -qp recorded {loads} {qmsg:?}, says {q} {qs:?}"
+            ));
+        }
+        if Some(k) != c.rpm_k || !ks.contains(kmsg) {
+            wrong.push(format!(
+                "{short}: rpm -K recorded {:?} {kmsg:?}, says {k} {ks:?}",
+                c.rpm_k
+            ));
+        }
+        let b = dir.path().join(format!("base-{}", c.name));
+        std::fs::write(&b, c.base.as_ref().expect("a base")).unwrap();
+        let (q, qs, k, ks) = rpm_says(db.path(), &b);
+        if !q || !k {
+            wrong.push(format!(
+                "{short}: rpm does not take its base: {qs:?} {ks:?}"
+            ));
+        }
+    }
+    assert!(n >= 50, "{n} cases with rpm verdicts");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -3,9 +3,10 @@
 //! out; `tests/hostile.rs` includes this file (`#[path]`) and feeds every
 //! case to the real binary.
 //!
-//! Self-contained on purpose (only the `rpm`, `sha2`, `sha3`, `hex` and `zstd`
-//! crates, which both the xtask and the reimage package depend on), so the
-//! test and the task generate the same bytes.
+//! Self-contained on purpose (only the `rpm`, `sha1`, `sha2`, `sha3`, `md-5`,
+//! `hex`, `zstd`, `flate2` and `liblzma` crates, which both the xtask and the
+//! reimage package depend on), so the test and the task generate the same
+//! bytes.
 //!
 //! Kinds of cases:
 //! - truncations at every structure boundary (lead, signature header intro,
@@ -21,7 +22,17 @@
 //!   overflowing), a decompression bomb, hardlink sets that disagree or
 //!   escape, device nodes, fifos and sockets, symlink-then-file escapes
 //!   (within one package and across two), duplicate and extra payload
-//!   entries, data for `%ghost` files, stripped-cpio indexes out of range.
+//!   entries, data for `%ghost` files, stripped-cpio indexes out of range;
+//! - issue 13 ([`rpm_cases`]): what rpm 4.18 refuses when it loads a package
+//!   (dribble entries outside the region, duplicate tags, unreferenced,
+//!   unordered and shared data, STRING counts, reserved bytes, region
+//!   trailers, the lead, header digests), payload words (format, compressor,
+//!   source packages, EPOCH's type) and self-contradicting file lists
+//!   (hardlink sets, shared inodes, symlink targets, path limits). Each has
+//!   a `base` (the good package it was made from) and rpm's verdict. The
+//!   header-structure ones are written with the raw codec below
+//!   ([`RawHeader`], [`items`], [`lay_out`], [`split`], [`join`],
+//!   [`resign_raw`], [`lint`]), which the rpm crate's builder cannot replace.
 #![allow(dead_code)]
 use rpm::{
     BuildConfig, CompressionWithLevel, FileOptions, HeaderEntry, IndexData, IndexTag, Package,
@@ -50,6 +61,15 @@ pub struct Case {
     pub bytes: Vec<u8>,
     /// Good packages imported first and composed together with this one.
     pub companions: Vec<(String, Vec<u8>)>,
+    /// Whether rpm 4.18 loads the header (`rpm -qp`): `Some(true)` loads,
+    /// `Some(false)` refuses, `None` not recorded (the older cases).
+    pub rpm_loads: Option<bool>,
+    /// What `rpm -K --nosignature` says: `Some(true)` OK, `Some(false)` NOT OK
+    /// or an error, `None` not recorded.
+    pub rpm_k: Option<bool>,
+    /// The package this case was made from, built the same way but without
+    /// the lie: it must import (so a refusal of the case is for the lie).
+    pub base: Option<Vec<u8>>,
 }
 
 const TAG_REGION: u32 = 63;
@@ -242,6 +262,43 @@ pub fn craft(
     payload: Option<Vec<u8>>,
     edit: impl FnOnce(&mut Vec<(u32, IndexData)>),
 ) -> Vec<u8> {
+    craft_with(name, files, payload, Comp::Zstd, edit)
+}
+
+/// How a crafted payload is compressed. The header's PAYLOADCOMPRESSOR stays
+/// what the builder wrote (`zstd`) unless the case's `edit` changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comp {
+    Zstd,
+    Gzip,
+    Xz,
+}
+
+fn compress(comp: Comp, raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match comp {
+        Comp::Zstd => zstd::encode_all(raw, 3).expect("zstd"),
+        Comp::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            e.write_all(raw).expect("gzip");
+            e.finish().expect("gzip")
+        }
+        Comp::Xz => {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+            e.write_all(raw).expect("xz");
+            e.finish().expect("xz")
+        }
+    }
+}
+
+/// [`craft`] with the payload compressed by `comp`.
+pub fn craft_with(
+    name: &str,
+    files: &[F],
+    payload: Option<Vec<u8>>,
+    comp: Comp,
+    edit: impl FnOnce(&mut Vec<(u32, IndexData)>),
+) -> Vec<u8> {
     // Placeholders the builder accepts, in the same (sorted) order.
     let mut b = builder(name, CompressionWithLevel::Zstd(3));
     for (i, f) in files.iter().enumerate() {
@@ -322,13 +379,19 @@ pub fn craft(
     }
     edit(&mut entries);
     let raw = payload.unwrap_or_else(|| cpio(&honest_cpio(files)));
-    finish(&mut pkg, entries, &raw)
+    finish(&mut pkg, entries, &raw, comp)
 }
 
-/// Sets the header entries and payload (zstd of `raw`), recomputes payload
-/// digests, header digests and sizes; returns the package bytes.
-fn finish(pkg: &mut Package, mut entries: Vec<(u32, IndexData)>, raw: &[u8]) -> Vec<u8> {
-    let compressed = zstd::encode_all(raw, 3).expect("zstd");
+/// Sets the header entries and payload (`raw` compressed by `comp`),
+/// recomputes payload digests, header digests and sizes; returns the package
+/// bytes.
+fn finish(
+    pkg: &mut Package,
+    mut entries: Vec<(u32, IndexData)>,
+    raw: &[u8],
+    comp: Comp,
+) -> Vec<u8> {
+    let compressed = compress(comp, raw);
     set_payload_tags(&mut entries, &compressed, raw);
     pkg.payload = compressed;
     pkg.metadata.header = rpm::Header::<IndexTag>::from_entries(
@@ -478,7 +541,20 @@ fn add(out: &mut Vec<Case>, name: String, what: String, stage: Stage, bytes: Vec
         stage,
         bytes,
         companions: Vec::new(),
+        rpm_loads: None,
+        rpm_k: None,
+        base: None,
     })
+}
+
+/// The good package the truncations and flips are made from.
+pub fn good() -> Vec<u8> {
+    good_named("corpus-good")
+}
+
+/// The same package under another name.
+pub fn good_named(name: &str) -> Vec<u8> {
+    craft(name, &base_files(), None, |_| {})
 }
 
 /// Every case, in a stable order.
@@ -487,7 +563,7 @@ pub fn generate() -> Vec<Case> {
     let mut rng = Rng(0x0c0f_fee5);
 
     // 1. Truncations at every boundary, and at pseudo-random offsets.
-    let good = craft("corpus-good", &base_files(), None, |_| {});
+    let good = good();
     let (cuts, payload_start) = boundaries(&good);
     for (o, what) in &cuts {
         add(
@@ -1162,6 +1238,9 @@ pub fn generate() -> Vec<Case> {
                 |_| {},
             ),
             companions: vec![(format!("corpus-link-{tag}-1.0-1.x86_64.rpm"), link)],
+            rpm_loads: None,
+            rpm_k: None,
+            base: None,
         });
     }
     // Same path, different types or content, across two packages.
@@ -1185,6 +1264,9 @@ pub fn generate() -> Vec<Case> {
                 |_| {},
             ),
             companions: vec![("corpus-conflict-dir-1.0-1.x86_64.rpm".into(), dirpkg)],
+            rpm_loads: None,
+            rpm_k: None,
+            base: None,
         });
         let one = craft(
             "corpus-conflict-one",
@@ -1204,36 +1286,1680 @@ pub fn generate() -> Vec<Case> {
                 |_| {},
             ),
             companions: vec![("corpus-conflict-one-1.0-1.x86_64.rpm".into(), one)],
+            rpm_loads: None,
+            rpm_k: None,
+            base: None,
         });
     }
+    // 5. What rpm refuses on load, payload words, self-contradicting file lists.
+    rpm_cases(&mut out);
     let _ = PAYLOAD_DIGEST_TAGS;
     let _ = PAYLOAD_SIZE_TAGS;
     let _ = (TAG_PAYLOADCOMPRESSOR, TAG_FILEDEVICES);
     out
 }
 
-/// `cargo xtask corpus [--out DIR]`: writes every case and a `README.md`
-/// table (file, stage, what).
+// ---------------------------------------------------------------------------
+// Raw headers (issue 13). The rpm crate's builder always writes a well-formed
+// header; the lies below (dribble entries, duplicate tags, hidden bytes,
+// overlapping or unordered data, odd counts, reserved bytes, region trailers)
+// need the header as bytes: an index of (tag, type, offset, count) and a
+// store. Written from the format as rpm's lib/header.c reads it (rpm 4.18).
+
+/// The first 4 bytes of every header; 4 reserved bytes follow (zero).
+pub const HEADER_MAGIC: [u8; 4] = [0x8e, 0xad, 0xe8, 0x01];
+
+/// The region tags: the signature header's and the main header's.
+pub const TAG_SIGNATURES: u32 = 62;
+pub const TAG_IMMUTABLE: u32 = 63;
+
+const TAG_NAME: u32 = 1000;
+const TAG_VERSION: u32 = 1001;
+const TAG_RELEASE: u32 = 1002;
+const TAG_EPOCH: u32 = 1003;
+const TAG_SUMMARY: u32 = 1004;
+const TAG_DESCRIPTION: u32 = 1005;
+const TAG_BUILDTIME: u32 = 1006;
+const TAG_VENDOR: u32 = 1011;
+const TAG_FILEUSERNAME: u32 = 1039;
+const TAG_FILEGROUPNAME: u32 = 1040;
+const TAG_SOURCERPM: u32 = 1044;
+const TAG_SOURCEPACKAGE: u32 = 1106;
+const TAG_PAYLOADFORMAT: u32 = 1124;
+
+/// Signature header tags.
+const SIG_SHA1: u32 = 269;
+const SIG_LONGSIZE: u32 = 270;
+const SIG_SHA256: u32 = 273;
+const SIG_SIZE: u32 = 1000;
+const SIG_MD5: u32 = 1004;
+
+/// Entry types.
+pub const T_INT16: u32 = 3;
+pub const T_INT32: u32 = 4;
+pub const T_INT64: u32 = 5;
+pub const T_STRING: u32 = 6;
+pub const T_BIN: u32 = 7;
+pub const T_STRING_ARRAY: u32 = 8;
+pub const T_I18NSTRING: u32 = 9;
+
+/// The alignment of a type's data in the store.
+fn type_align(ty: u32) -> usize {
+    match ty {
+        T_INT16 => 2,
+        T_INT32 => 4,
+        T_INT64 => 8,
+        _ => 1,
+    }
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// One index entry as stored (big-endian on disk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    pub tag: u32,
+    pub ty: u32,
+    pub offset: i32,
+    pub count: u32,
+}
+
+impl RawEntry {
+    fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&self.tag.to_be_bytes());
+        b[4..8].copy_from_slice(&self.ty.to_be_bytes());
+        b[8..12].copy_from_slice(&self.offset.to_be_bytes());
+        b[12..16].copy_from_slice(&self.count.to_be_bytes());
+        b
+    }
+    fn from_bytes(b: &[u8]) -> RawEntry {
+        RawEntry {
+            tag: be32(b, 0),
+            ty: be32(b, 4),
+            offset: be32(b, 8) as i32,
+            count: be32(b, 12),
+        }
+    }
+}
+
+/// A header as bytes: magic, 4 reserved bytes, the entry count and store
+/// size, the index, the store. Nothing is checked or normalized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawHeader {
+    /// The 4 bytes after the magic (zero in a good header).
+    pub reserved: [u8; 4],
+    pub index: Vec<RawEntry>,
+    pub store: Vec<u8>,
+}
+
+impl RawHeader {
+    /// Decodes the header at the start of `b`; returns it and its length
+    /// (the signature header's padding is not part of it).
+    pub fn decode(b: &[u8]) -> Result<(RawHeader, usize), String> {
+        if b.len() < 16 {
+            return Err(format!("{} bytes: shorter than a header intro", b.len()));
+        }
+        if b[..4] != HEADER_MAGIC {
+            return Err(format!("bad magic {:02x?}", &b[..4]));
+        }
+        let il = be32(b, 8) as usize;
+        let dl = be32(b, 12) as usize;
+        let end = il
+            .checked_mul(16)
+            .and_then(|n| n.checked_add(16 + dl))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(|| format!("{il} entries and {dl} bytes do not fit in {}", b.len()))?;
+        let index = (0..il)
+            .map(|i| RawEntry::from_bytes(&b[16 + 16 * i..32 + 16 * i]))
+            .collect();
+        Ok((
+            RawHeader {
+                reserved: b[4..8].try_into().unwrap(),
+                index,
+                store: b[16 + 16 * il..end].to_vec(),
+            },
+            end,
+        ))
+    }
+
+    /// The header's bytes, exactly as described.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16 + 16 * self.index.len() + self.store.len());
+        v.extend_from_slice(&HEADER_MAGIC);
+        v.extend_from_slice(&self.reserved);
+        v.extend_from_slice(&(self.index.len() as u32).to_be_bytes());
+        v.extend_from_slice(&(self.store.len() as u32).to_be_bytes());
+        for e in &self.index {
+            v.extend_from_slice(&e.to_bytes());
+        }
+        v.extend_from_slice(&self.store);
+        v
+    }
+
+    /// The region trailer: the 16 bytes at the first entry's offset, read
+    /// as an index entry (its offset is stored negated: -16 * entries).
+    pub fn trailer(&self) -> Option<RawEntry> {
+        let o = usize::try_from(self.index.first()?.offset).ok()?;
+        self.store.get(o..o + 16).map(RawEntry::from_bytes)
+    }
+
+    /// Rewrites the region trailer in place.
+    pub fn set_trailer(&mut self, t: RawEntry) {
+        let o = self.index[0].offset as usize;
+        self.store[o..o + 16].copy_from_slice(&t.to_bytes());
+    }
+
+    /// The indexes of the entries with `tag`, in index order.
+    pub fn find(&self, tag: u32) -> Vec<usize> {
+        (0..self.index.len())
+            .filter(|&i| self.index[i].tag == tag)
+            .collect()
+    }
+
+    /// The length of entry `i`'s data as rpm computes it: one NUL-ended
+    /// string for STRING (count must be 1), `count` of them for the string
+    /// arrays, `count` items of the type's size otherwise. None if it does
+    /// not fit in the store or the type is unknown.
+    pub fn data_len(&self, i: usize) -> Option<usize> {
+        let e = self.index[i];
+        let at = usize::try_from(e.offset).ok()?;
+        let rest = self.store.get(at..)?;
+        let strings = |n: u32| -> Option<usize> {
+            let mut len = 0;
+            for _ in 0..n {
+                len += rest[len..].iter().position(|&b| b == 0)? + 1;
+            }
+            Some(len)
+        };
+        let len = match e.ty {
+            T_STRING if e.count == 1 => strings(1)?,
+            T_STRING => return None,
+            T_STRING_ARRAY | T_I18NSTRING => strings(e.count)?,
+            1 | 2 | T_BIN => e.count as usize,
+            T_INT16 => 2 * e.count as usize,
+            T_INT32 => 4 * e.count as usize,
+            T_INT64 => 8 * e.count as usize,
+            _ => return None,
+        };
+        (len <= rest.len()).then_some(len)
+    }
+
+    /// Entry `i`'s data (see [`RawHeader::data_len`]).
+    pub fn data(&self, i: usize) -> Option<&[u8]> {
+        let at = self.index[i].offset as usize;
+        Some(&self.store[at..at + self.data_len(i)?])
+    }
+
+    /// The first string of entry `i`'s data.
+    pub fn string(&self, i: usize) -> Option<String> {
+        let d = self.data(i)?;
+        let end = d.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&d[..end]).into_owned())
+    }
+
+    /// The first string of the first entry with `tag`.
+    pub fn string_of(&self, tag: u32) -> Option<String> {
+        self.string(*self.find(tag).first()?)
+    }
+}
+
+/// One entry of a header to lay out: its data, bytes nobody references
+/// right after it (`after`), or no data of its own but the bytes of an
+/// earlier item (`share`: that item's tag and a byte offset into its data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub tag: u32,
+    pub ty: u32,
+    pub count: u32,
+    pub data: Vec<u8>,
+    pub after: Vec<u8>,
+    pub share: Option<(u32, usize)>,
+}
+
+impl Item {
+    pub fn new(tag: u32, ty: u32, count: u32, data: Vec<u8>) -> Item {
+        Item {
+            tag,
+            ty,
+            count,
+            data,
+            after: Vec::new(),
+            share: None,
+        }
+    }
+    /// A STRING entry.
+    pub fn string(tag: u32, s: &str) -> Item {
+        let mut d = s.as_bytes().to_vec();
+        d.push(0);
+        Item::new(tag, T_STRING, 1, d)
+    }
+}
+
+/// The entries of a header with their data, in index order; the region tag
+/// (and so its trailer) left out.
+pub fn items(h: &RawHeader) -> Result<Vec<Item>, String> {
+    let skip = usize::from(h.index.first().is_some_and(|e| (61..=63).contains(&e.tag)));
+    (skip..h.index.len())
+        .map(|i| {
+            let e = h.index[i];
+            let d = h
+                .data(i)
+                .ok_or_else(|| format!("entry {i} (tag {}) has no data", e.tag))?;
+            Ok(Item::new(e.tag, e.ty, e.count, d.to_vec()))
+        })
+        .collect()
+}
+
+/// Lays `items` out as rpm writes a header: the region tag first in the
+/// index; the data of the items in order, each at its type's alignment and
+/// followed by its `after` bytes; the region trailer (`-16 * (in_region + 1)`)
+/// after the data of the first `in_region` items; the data of the others
+/// ("dribble" entries, outside the region) after the trailer.
+pub fn lay_out(region_tag: u32, items: &[Item], in_region: usize) -> RawHeader {
+    let in_region = in_region.min(items.len());
+    let mut index = vec![RawEntry {
+        tag: region_tag,
+        ty: T_BIN,
+        offset: 0,
+        count: 16,
+    }];
+    let mut store: Vec<u8> = Vec::new();
+    let mut placed: Vec<(u32, usize)> = Vec::new();
+    for k in 0..=items.len() {
+        if k == in_region {
+            index[0].offset = store.len() as i32;
+            let t = RawEntry {
+                tag: region_tag,
+                ty: T_BIN,
+                offset: -16 * (in_region as i32 + 1),
+                count: 16,
+            };
+            store.extend_from_slice(&t.to_bytes());
+        }
+        let Some(it) = items.get(k) else { break };
+        let at = match it.share {
+            Some((tag, d)) => {
+                placed
+                    .iter()
+                    .find(|(t, _)| *t == tag)
+                    .expect("shared item laid out earlier")
+                    .1
+                    + d
+            }
+            None => {
+                store.resize(store.len().next_multiple_of(type_align(it.ty)), 0);
+                let at = store.len();
+                store.extend_from_slice(&it.data);
+                at
+            }
+        };
+        store.extend_from_slice(&it.after);
+        placed.push((it.tag, at));
+        index.push(RawEntry {
+            tag: it.tag,
+            ty: it.ty,
+            offset: at as i32,
+            count: it.count,
+        });
+    }
+    RawHeader {
+        reserved: [0; 4],
+        index,
+        store,
+    }
+}
+
+/// A package file in its four parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parts {
+    /// The 96-byte lead.
+    pub lead: Vec<u8>,
+    pub sig: RawHeader,
+    pub main: RawHeader,
+    /// The (compressed) payload.
+    pub payload: Vec<u8>,
+}
+
+/// Splits a package file (lead, signature header and its padding to 8
+/// bytes, main header, payload).
+pub fn split(b: &[u8]) -> Result<Parts, String> {
+    if b.len() < 96 {
+        return Err("shorter than a lead".into());
+    }
+    let (sig, n) = RawHeader::decode(&b[96..]).map_err(|e| format!("signature header: {e}"))?;
+    let at = 96 + n + (8 - n % 8) % 8;
+    let (main, m) =
+        RawHeader::decode(b.get(at..).unwrap_or(&[])).map_err(|e| format!("main header: {e}"))?;
+    Ok(Parts {
+        lead: b[..96].to_vec(),
+        sig,
+        main,
+        payload: b[at + m..].to_vec(),
+    })
+}
+
+/// The package file of `p`.
+pub fn join(p: &Parts) -> Vec<u8> {
+    let mut v = p.lead.clone();
+    let sig = p.sig.encode();
+    v.extend_from_slice(&sig);
+    v.resize(v.len() + (8 - sig.len() % 8) % 8, 0);
+    v.extend_from_slice(&p.main.encode());
+    v.extend_from_slice(&p.payload);
+    v
+}
+
+/// What each digest and size tag of the signature header should hold for
+/// the main header and payload of `p`: (tag, value bytes as stored).
+fn sig_values(p: &Parts) -> Vec<(u32, Vec<u8>)> {
+    let main = p.main.encode();
+    let total = (main.len() + p.payload.len()) as u64;
+    let hexz = |h: String| {
+        let mut v = h.into_bytes();
+        v.push(0);
+        v
+    };
+    let mut md5 = md5::Md5::new();
+    md5.update(&main);
+    md5.update(&p.payload);
+    vec![
+        (SIG_SHA1, hexz(hex::encode(sha1::Sha1::digest(&main)))),
+        (SIG_SHA256, hexz(hex::encode(sha2::Sha256::digest(&main)))),
+        (SIG_SIZE, (total as u32).to_be_bytes().to_vec()),
+        (SIG_LONGSIZE, total.to_be_bytes().to_vec()),
+        (SIG_MD5, md5.finalize().to_vec()),
+    ]
+}
+
+/// Recomputes the signature header's SHA1 and SHA256 of the main header,
+/// its size tags (header + payload) and its MD5 (header + payload), the ones
+/// present, in place.
+pub fn resign_raw(p: &mut Parts) {
+    for (tag, v) in sig_values(p) {
+        for i in p.sig.find(tag) {
+            let at = p.sig.index[i].offset as usize;
+            p.sig.store[at..at + v.len()].copy_from_slice(&v);
+        }
+    }
+}
+
+/// The digest and size tags of the signature header (by name: `sha1`,
+/// `sha256`, `size`, `longsize`, `md5`) that do not match the main header and
+/// payload.
+pub fn sig_mismatches(p: &Parts) -> Vec<&'static str> {
+    let mut bad = Vec::new();
+    for (tag, v) in sig_values(p) {
+        for i in p.sig.find(tag) {
+            let at = p.sig.index[i].offset as usize;
+            if p.sig.store.get(at..at + v.len()) != Some(&v[..]) {
+                bad.push(match tag {
+                    SIG_SHA1 => "sha1",
+                    SIG_SHA256 => "sha256",
+                    SIG_SIZE => "size",
+                    SIG_LONGSIZE => "longsize",
+                    _ => "md5",
+                });
+            }
+        }
+    }
+    bad
+}
+
+/// The rules of a well-formed header in a package file that `h` breaks, by
+/// name (`region_tag`: 62 signature, 63 main header). The corpus's own check
+/// (not reimage's reader): each structural case breaks exactly its rule, its
+/// base none.
+///
+/// - `reserved`: the 4 bytes after the magic are not zero;
+/// - `region-tag`: the first entry is not the region tag (BIN, count 16, its
+///   trailer inside the store);
+/// - `trailer-tag`: the trailer names another tag, type or count;
+/// - `trailer-offset-positive`: the trailer's offset is not negated;
+/// - `region-partial`: the region covers fewer entries than the index has;
+/// - `region-size`: the region does not end where the store ends;
+/// - `duplicate-tag`: a tag appears twice;
+/// - `string-count`: a STRING entry with a count other than 1 (its data
+///   taken as `count` strings for the rules below);
+/// - `data-range`: an entry's data does not fit in the store;
+/// - `order`: an entry's data starts before the previous entry's;
+/// - `overlap`: two entries' data (or the trailer) share bytes;
+/// - `unreferenced`: store bytes no entry references (beyond alignment
+///   padding of zeros);
+/// - `tag-type`: a main header tag of a type other than rpm's (EPOCH not
+///   INT32; NAME, VERSION, RELEASE, PAYLOADFORMAT not STRING).
+pub fn lint(h: &RawHeader, region_tag: u32) -> Vec<&'static str> {
+    let mut bad = Vec::new();
+    if h.reserved != [0; 4] {
+        bad.push("reserved");
+    }
+    let dl = h.store.len();
+    let mut spans: Vec<(usize, usize, usize)> = Vec::new(); // (start, end, align)
+    match (h.index.first(), h.trailer()) {
+        (Some(r), Some(t)) if r.tag == region_tag && r.ty == T_BIN && r.count == 16 => {
+            if t.tag != region_tag || t.ty != T_BIN || t.count != 16 {
+                bad.push("trailer-tag");
+            }
+            let rdl = r.offset as usize + 16;
+            spans.push((rdl - 16, rdl, 1));
+            if t.offset > 0 {
+                bad.push("trailer-offset-positive");
+            } else if t.offset % 16 != 0 || (-(t.offset as i64) / 16) as usize != h.index.len() {
+                bad.push("region-partial");
+            } else if rdl != dl {
+                bad.push("region-size");
+            }
+        }
+        _ => bad.push("region-tag"),
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut prev_start = 0usize;
+    for i in 1..h.index.len() {
+        let e = h.index[i];
+        if !seen.insert(e.tag) && !bad.contains(&"duplicate-tag") {
+            bad.push("duplicate-tag");
+        }
+        let len = if e.ty == T_STRING && e.count != 1 {
+            // Its data as the count claims: `count` strings.
+            bad.push("string-count");
+            let mut as_array = h.clone();
+            as_array.index[i].ty = T_STRING_ARRAY;
+            as_array.data_len(i)
+        } else {
+            h.data_len(i)
+        };
+        let Some(len) = len else {
+            bad.push("data-range");
+            continue;
+        };
+        let at = e.offset as usize;
+        if at < prev_start && !bad.contains(&"order") {
+            bad.push("order");
+        }
+        prev_start = at;
+        spans.push((at, at + len, type_align(e.ty)));
+        let want = match e.tag {
+            TAG_EPOCH => Some(T_INT32),
+            TAG_NAME | TAG_VERSION | TAG_RELEASE | TAG_PAYLOADFORMAT => Some(T_STRING),
+            _ => None,
+        };
+        if region_tag == TAG_IMMUTABLE && want.is_some_and(|t| t != e.ty) {
+            bad.push("tag-type");
+        }
+    }
+    spans.sort();
+    let mut end = 0usize;
+    for &(s, e, align) in &spans {
+        if s < end {
+            if !bad.contains(&"overlap") {
+                bad.push("overlap");
+            }
+        } else if s > end {
+            let padding =
+                s - end < align && s % align == 0 && h.store[end..s].iter().all(|&b| b == 0);
+            if !padding && !bad.contains(&"unreferenced") {
+                bad.push("unreferenced");
+            }
+        }
+        end = end.max(e);
+    }
+    if end < dl && !bad.contains(&"unreferenced") {
+        bad.push("unreferenced");
+    }
+    bad
+}
+
+/// A main header's entries, as [`craft`]'s `edit` sees them.
+type Entries = Vec<(u32, IndexData)>;
+
+/// What rpm 4.18.0 said about each case of [`rpm_cases`], by case name:
+/// (name, `rpm -qp` loads the header, what it printed, `rpm -K
+/// --nosignature` OK, what it printed). Recorded from runs of
+/// `rpm -qp --dbpath EMPTY --qf '%{NAME}|%{EPOCH}|%{VERSION}\n'` and
+/// `rpm -K --nosignature --dbpath EMPTY`; `tests/hostile.rs` checks them
+/// against the installed rpm.
+#[rustfmt::skip]
+pub const RPM_VERDICTS: &[(&str, bool, &str, bool, &str)] = &[
+    ("region-dribble-name", false, "region 63: tag number mismatch il 46 ril 45 dl 924 rdl 905", false, "region 63: tag number mismatch il 46 ril 45 dl 924 rdl 905"),
+    ("region-dribble-new-tag", false, "region 63: tag number mismatch il 46 ril 45 dl 927 rdl 905", false, "region 63: tag number mismatch il 46 ril 45 dl 927 rdl 905"),
+    ("duplicate-name", true, "corpus-raw-other|(none)|1.0", true, "digests OK"),
+    ("duplicate-name-same", true, "corpus-raw|(none)|1.0", true, "digests OK"),
+    ("hidden-after-name", false, "hdr load: BAD", true, "digests OK"),
+    ("hidden-after-summary", false, "hdr load: BAD", true, "digests OK"),
+    ("gap-between-entries", false, "hdr load: BAD", true, "digests OK"),
+    ("trailing-before-trailer", false, "hdr load: BAD", true, "digests OK"),
+    ("offsets-decrease", false, "tag[2]: BAD, tag 1001 type 6 offset 2 count 1 len 11", false, "tag[2]: BAD, tag 1001 type 6 offset 2 count 1 len 11"),
+    ("overlap-full", false, "tag[5]: BAD, tag 1005 type 9 offset 19 count 1 len 15", false, "tag[5]: BAD, tag 1005 type 9 offset 19 count 1 len 15"),
+    ("overlap-tail", false, "tag[5]: BAD, tag 1005 type 9 offset 27 count 1 len 15", false, "tag[5]: BAD, tag 1005 type 9 offset 27 count 1 len 15"),
+    ("string-count-2", false, "tag[1]: BAD, tag 1000 type 6 offset 2 count 2 len -1", false, "tag[1]: BAD, tag 1000 type 6 offset 2 count 2 len -1"),
+    ("string-count-2-one-string", false, "tag[1]: BAD, tag 1000 type 6 offset 2 count 2 len -1", false, "tag[1]: BAD, tag 1000 type 6 offset 2 count 2 len -1"),
+    ("main-reserved-nonzero", false, "hdr magic: BAD", false, "hdr magic: BAD"),
+    ("sig-reserved-nonzero", false, "signature hdr magic: BAD", false, "signature hdr magic: BAD"),
+    ("sig-trailer-wrong-tag", false, "signature region trailer: BAD, tag 63 type 7 offset 80 count 16", false, "signature region trailer: BAD, tag 63 type 7 offset 80 count 16"),
+    ("sig-trailer-positive-offset", false, "signature region 62 size: BAD, ril -5 il 5 rdl 4256 dl 4256", false, "signature region 62 size: BAD, ril -5 il 5 rdl 4256 dl 4256"),
+    ("main-trailer-wrong-tag", false, "region trailer: BAD, tag 62 type 7 offset 720 count 16", false, "region trailer: BAD, tag 62 type 7 offset 720 count 16"),
+    ("main-trailer-positive-offset", false, "region 63 size: BAD, ril -45 il 45 rdl 905 dl 905", false, "region 63 size: BAD, ril -45 il 45 rdl 905 dl 905"),
+    ("lead-major-2", false, "unsupported RPM package version", false, "unsupported RPM package version"),
+    ("lead-major-9", false, "unsupported RPM package version", false, "unsupported RPM package version"),
+    ("lead-sigtype-0", false, "illegal signature type", false, "illegal signature type"),
+    ("sig-sha1-wrong", false, "Header SHA1 digest: BAD", false, "DIGESTS NOT OK"),
+    ("sig-sha256-wrong", false, "Header SHA256 digest: BAD", false, "DIGESTS NOT OK"),
+    ("sig-md5-wrong", true, "corpus-raw|(none)|1.0", false, "DIGESTS NOT OK"),
+    ("payloadformat-tar", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("payloadformat-drpm", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("compressor-gzip-on-xz", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("compressor-xz-on-zstd", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("compressor-zstd-on-gzip", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("compressor-rot13", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("compressor-empty", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("compressor-path", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("source-no-sourcerpm", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("source-lead-type-1", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("source-sourcepackage", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("epoch-string", false, "tag[4]: BAD, tag 1003 type 6 offset 21 count 1 len 2", false, "tag[4]: BAD, tag 1003 type 6 offset 21 count 1 len 2"),
+    ("hardlink-differ-mode", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("hardlink-differ-user", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("hardlink-differ-group", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("hardlink-differ-size", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("hardlink-differ-digest", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("inode-dir-and-file", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("inode-symlink-and-file", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("hardlink-ghost-member", true, "corpus-hl|(none)|1.0", true, "digests OK"),
+    ("symlink-target-differs", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("symlink-target-nul", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("symlink-size-2g", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("dir-as-file-in-payload", true, "corpus-words|(none)|1.0", true, "digests OK"),
+    ("path-component-256", true, "corpus-long|(none)|1.0", true, "digests OK"),
+    ("path-5037-bytes", true, "corpus-long|(none)|1.0", true, "digests OK"),
+    ("deep-tree-2100", true, "corpus-deep|(none)|1.0", true, "digests OK"),
+    ("deep-file-2100", true, "corpus-deep|(none)|1.0", true, "digests OK"),
+];
+
+/// A case of [`rpm_cases`]: refused by import; `base` is the package it was
+/// made from (must import); rpm's verdict from [`RPM_VERDICTS`].
+fn add_rpm_case(out: &mut Vec<Case>, name: &str, what: &str, bytes: Vec<u8>, base: &[u8]) {
+    let v = RPM_VERDICTS.iter().find(|v| v.0 == name);
+    let what = match v {
+        Some(&(_, loads, q, k, kmsg)) => format!(
+            "{what}. rpm 4.18 -qp: {} ({q}); rpm -K: {} ({kmsg})",
+            if loads { "loads" } else { "refuses" },
+            if k { "OK" } else { "NOT OK" }
+        ),
+        None => format!("{what}. rpm: not recorded"),
+    };
+    out.push(Case {
+        name: format!("{:03}-{name}.rpm", out.len()),
+        what,
+        stage: Stage::Import,
+        bytes,
+        companions: Vec::new(),
+        rpm_loads: v.map(|v| v.1),
+        rpm_k: v.map(|v| v.3),
+        base: Some(base.to_vec()),
+    });
+}
+
+/// Swaps the data of index entries `i` and `j = i + 1` (adjacent in the
+/// store, alignment 1): `j`'s data then comes first, offsets decrease.
+fn swap_data(h: &mut RawHeader, i: usize) {
+    let j = i + 1;
+    let (a, la) = (h.index[i].offset as usize, h.data_len(i).unwrap());
+    let lb = h.data_len(j).unwrap();
+    assert_eq!(h.index[j].offset as usize, a + la, "adjacent data");
+    let di = h.store[a..a + la].to_vec();
+    let dj = h.store[a + la..a + la + lb].to_vec();
+    h.store[a..a + lb].copy_from_slice(&dj);
+    h.store[a + lb..a + lb + la].copy_from_slice(&di);
+    h.index[j].offset = a as i32;
+    h.index[i].offset = (a + lb) as i32;
+}
+
+fn set_string(e: &mut Vec<(u32, IndexData)>, tag: u32, v: &str) {
+    e.retain(|(t, _)| *t != tag);
+    e.push((tag, IndexData::StringTag(v.into())));
+}
+
+/// The u32 array of `tag`, edited by `f`.
+fn edit_u32s(e: &mut [(u32, IndexData)], tag: u32, f: impl FnOnce(&mut Vec<u32>)) {
+    let (_, IndexData::Int32(v)) = e.iter_mut().find(|(t, _)| *t == tag).expect("tag") else {
+        panic!("tag {tag} is not INT32");
+    };
+    f(v)
+}
+
+fn edit_strings(e: &mut [(u32, IndexData)], tag: u32, f: impl FnOnce(&mut Vec<String>)) {
+    let (_, IndexData::StringArray(v)) = e.iter_mut().find(|(t, _)| *t == tag).expect("tag") else {
+        panic!("tag {tag} is not a string array");
+    };
+    f(v)
+}
+
+/// [`craft`], with each symlink's FILESIZES the length of its target (as
+/// rpm writes it; the placeholders are 1-byte links).
+fn craft_rpm(
+    name: &str,
+    files: &[F],
+    payload: Option<Vec<u8>>,
+    comp: Comp,
+    edit: impl FnOnce(&mut Vec<(u32, IndexData)>),
+) -> Vec<u8> {
+    craft_with(name, files, payload, comp, |e| {
+        edit_u32s(e, TAG_FILESIZES, |v| {
+            for (i, f) in files.iter().enumerate() {
+                if f.mode & 0o170000 == 0o120000 {
+                    v[i] = f.link.len() as u32;
+                }
+            }
+        });
+        edit(e)
+    })
+}
+
+/// The cpio entries rpm writes for `files`: as [`honest_cpio`], but the
+/// members of a hardlink set (same inode, regular files) carry the set's
+/// size as their link count, and only the last one carries the data.
+fn hardlink_cpio(files: &[F]) -> Vec<C> {
+    let mut c = honest_cpio(files);
+    for (i, f) in files.iter().enumerate() {
+        let set: Vec<usize> = (0..files.len())
+            .filter(|&j| {
+                f.ino != 0 && files[j].ino == f.ino && files[j].mode & 0o170000 == 0o100000
+            })
+            .collect();
+        if set.len() > 1 && f.mode & 0o170000 == 0o100000 {
+            c[i].nlink = set.len() as u32;
+            if *set.last().unwrap() != i {
+                c[i].size = 0;
+                c[i].data.clear();
+            }
+        }
+    }
+    c
+}
+
+/// Issue 13: what rpm 4.18 refuses when it loads a package (header
+/// structure, the lead, the header digests), payload words reimage does not
+/// take, and file lists that contradict themselves. Each case is made from a
+/// good package (its `base`) with every digest and size recomputed, so only
+/// the lie remains; rpm's verdict is in its `what`.
+fn rpm_cases(out: &mut Vec<Case>) {
+    // Header structure: a good package, its main header re-laid out raw.
+    let good = craft_rpm("corpus-raw", &base_files(), None, Comp::Zstd, |_| {});
+    let bp = split(&good).expect("split");
+    let bitems = items(&bp.main).expect("items");
+    let n = bitems.len();
+    let pos = |items: &[Item], tag: u32| items.iter().position(|i| i.tag == tag).expect("tag");
+    let remake = |main: RawHeader| {
+        let mut p = bp.clone();
+        p.main = main;
+        resign_raw(&mut p);
+        join(&p)
+    };
+    let base = remake(lay_out(TAG_IMMUTABLE, &bitems, n));
+    let with_items = |edit: &dyn Fn(&mut Vec<Item>)| {
+        let mut it = bitems.clone();
+        edit(&mut it);
+        let k = it.len();
+        remake(lay_out(TAG_IMMUTABLE, &it, k))
+    };
+
+    // 1. Dribble entries: the region covers one entry less than the index.
+    for (tag, item, what) in [
+        (
+            "region-dribble-name",
+            Item::string(TAG_NAME, "corpus-raw-dribble"),
+            "a second NAME (\"corpus-raw-dribble\")",
+        ),
+        (
+            "region-dribble-new-tag",
+            Item::string(TAG_VENDOR, "corpus dribble vendor"),
+            "a VENDOR tag the region does not have",
+        ),
+    ] {
+        let mut it = bitems.clone();
+        it.push(item);
+        add_rpm_case(
+            out,
+            tag,
+            &format!("main header: the region trailer covers one entry less than the index; the last entry, outside the region (a dribble), is {what}"),
+            remake(lay_out(TAG_IMMUTABLE, &it, n)),
+            &base,
+        );
+    }
+    // 2. Duplicate tags inside the region.
+    for (tag, value) in [
+        ("duplicate-name", "corpus-raw-other"),
+        ("duplicate-name-same", "corpus-raw"),
+    ] {
+        add_rpm_case(
+            out,
+            tag,
+            &format!("main header: two NAME entries in the region, \"corpus-raw\" and {value:?}"),
+            with_items(&|it| {
+                let p = pos(it, TAG_NAME);
+                it.insert(p + 1, Item::string(TAG_NAME, value));
+            }),
+            &base,
+        );
+    }
+    // 3. Bytes in the store nobody references.
+    for (tag, at, bytes, what) in [
+        (
+            "hidden-after-name",
+            TAG_NAME,
+            &b"../../etc/passwd\0"[..],
+            "NAME's data has 17 bytes after its NUL (\"../../etc/passwd\\0\")",
+        ),
+        (
+            "hidden-after-summary",
+            TAG_SUMMARY,
+            b"HIDDEN",
+            "SUMMARY's data has 6 bytes after its NUL",
+        ),
+        (
+            "gap-between-entries",
+            TAG_BUILDTIME,
+            b"GAP!",
+            "4 bytes between BUILDTIME's and SIZE's data (both INT32)",
+        ),
+    ] {
+        add_rpm_case(
+            out,
+            tag,
+            &format!("main header: {what}"),
+            with_items(&|it| {
+                let p = pos(it, at);
+                it[p].after = bytes.to_vec();
+            }),
+            &base,
+        );
+    }
+    add_rpm_case(
+        out,
+        "trailing-before-trailer",
+        "main header: 8 bytes between the last entry's data and the region trailer",
+        with_items(&|it| {
+            let k = it.len() - 1;
+            it[k].after = b"TRAILING".to_vec();
+        }),
+        &base,
+    );
+    // 4. Offsets that decrease (no overlap).
+    {
+        let mut h = lay_out(TAG_IMMUTABLE, &bitems, n);
+        let i = h.find(TAG_NAME)[0];
+        swap_data(&mut h, i);
+        add_rpm_case(
+            out,
+            "offsets-decrease",
+            "main header: VERSION's data comes before NAME's (the next entry's offset is lower), no overlap",
+            remake(h),
+            &base,
+        );
+    }
+    // 5. Data shared by two entries: DESCRIPTION in SUMMARY's bytes.
+    for (tag, desc, share, what) in [
+        (
+            "overlap-full",
+            "hostile corpus",
+            0,
+            "DESCRIPTION's offset is SUMMARY's (both \"hostile corpus\")",
+        ),
+        (
+            "overlap-tail",
+            "corpus",
+            8,
+            "DESCRIPTION (\"corpus\") points into the tail of SUMMARY's data",
+        ),
+    ] {
+        let mut it = bitems.clone();
+        let d = pos(&it, TAG_DESCRIPTION);
+        it[d].data = format!("{desc}\0").into_bytes();
+        let own = remake(lay_out(TAG_IMMUTABLE, &it, n));
+        it[d].data.clear();
+        it[d].share = Some((TAG_SUMMARY, share));
+        add_rpm_case(
+            out,
+            tag,
+            &format!("main header: {what}; the base has its own copy"),
+            remake(lay_out(TAG_IMMUTABLE, &it, n)),
+            &own,
+        );
+    }
+    // 6. A STRING entry with a count of 2.
+    for (tag, data, what) in [
+        (
+            "string-count-2",
+            &b"corpus-raw\0corpus-second\0"[..],
+            "NAME (STRING) has count 2 and two strings",
+        ),
+        (
+            "string-count-2-one-string",
+            b"corpus-raw\0",
+            "NAME (STRING) has count 2 and one string",
+        ),
+    ] {
+        add_rpm_case(
+            out,
+            tag,
+            &format!("main header: {what}"),
+            with_items(&|it| {
+                let p = pos(it, TAG_NAME);
+                it[p].count = 2;
+                it[p].data = data.to_vec();
+            }),
+            &base,
+        );
+    }
+    // 7. The 4 reserved bytes after the magic.
+    {
+        let mut h = lay_out(TAG_IMMUTABLE, &bitems, n);
+        h.reserved = [0, 0, 0, 1];
+        add_rpm_case(
+            out,
+            "main-reserved-nonzero",
+            "main header: the 4 bytes after the magic are 00 00 00 01",
+            remake(h),
+            &base,
+        );
+        let mut p = split(&base).unwrap();
+        p.sig.reserved = [0, 0, 0, 1];
+        add_rpm_case(
+            out,
+            "sig-reserved-nonzero",
+            "signature header: the 4 bytes after the magic are 00 00 00 01",
+            join(&p),
+            &base,
+        );
+    }
+    // 8. Region trailers that lie.
+    {
+        let mut p = split(&base).unwrap();
+        let t = p.sig.trailer().unwrap();
+        p.sig.set_trailer(RawEntry {
+            tag: TAG_IMMUTABLE,
+            ..t
+        });
+        add_rpm_case(
+            out,
+            "sig-trailer-wrong-tag",
+            "signature header: its region trailer names tag 63 (the main header's)",
+            join(&p),
+            &base,
+        );
+        let mut p = split(&base).unwrap();
+        let t = p.sig.trailer().unwrap();
+        p.sig.set_trailer(RawEntry {
+            offset: -t.offset,
+            ..t
+        });
+        add_rpm_case(
+            out,
+            "sig-trailer-positive-offset",
+            "signature header: its region trailer's offset is +16*entries (not negated)",
+            join(&p),
+            &base,
+        );
+        let mut h = lay_out(TAG_IMMUTABLE, &bitems, n);
+        let t = h.trailer().unwrap();
+        h.set_trailer(RawEntry {
+            tag: TAG_SIGNATURES,
+            ..t
+        });
+        add_rpm_case(
+            out,
+            "main-trailer-wrong-tag",
+            "main header: its region trailer names tag 62 (the signature header's)",
+            remake(h),
+            &base,
+        );
+        let mut h = lay_out(TAG_IMMUTABLE, &bitems, n);
+        let t = h.trailer().unwrap();
+        h.set_trailer(RawEntry {
+            offset: -t.offset,
+            ..t
+        });
+        add_rpm_case(
+            out,
+            "main-trailer-positive-offset",
+            "main header: its region trailer's offset is +16*entries (not negated)",
+            remake(h),
+            &base,
+        );
+    }
+    // 9. The lead.
+    for (tag, at, v, what) in [
+        ("lead-major-2", 4usize, 2u8, "the lead's major version is 2"),
+        ("lead-major-9", 4, 9, "the lead's major version is 9"),
+        (
+            "lead-sigtype-0",
+            79,
+            0,
+            "the lead's signature type is 0 (not 5, a header)",
+        ),
+    ] {
+        let mut b = base.clone();
+        b[at] = v;
+        add_rpm_case(out, tag, what, b, &base);
+    }
+    // 10. Header digests: one wrong, the others right.
+    for (tag, sig_tag, what) in [
+        (
+            "sig-sha1-wrong",
+            SIG_SHA1,
+            "the signature header's SHA1 of the main header is wrong, its SHA256 right",
+        ),
+        (
+            "sig-sha256-wrong",
+            SIG_SHA256,
+            "the signature header's SHA256 of the main header is wrong, its SHA1 right",
+        ),
+    ] {
+        let mut p = split(&base).unwrap();
+        let i = p.sig.find(sig_tag)[0];
+        let at = p.sig.index[i].offset as usize;
+        let len = p.sig.data_len(i).unwrap() - 1;
+        p.sig.store[at..at + len].copy_from_slice(&"0".repeat(len).into_bytes());
+        add_rpm_case(out, tag, what, join(&p), &base);
+    }
+    {
+        // A legacy MD5 (sig tag 1004) of header + payload: right in the base.
+        let mut p = split(&base).unwrap();
+        let mut sig = items(&p.sig).unwrap();
+        let at = sig
+            .iter()
+            .position(|i| i.tag > SIG_MD5)
+            .unwrap_or(sig.len());
+        sig.insert(at, Item::new(SIG_MD5, T_BIN, 16, vec![0; 16]));
+        let k = sig.len();
+        p.sig = lay_out(TAG_SIGNATURES, &sig, k);
+        resign_raw(&mut p);
+        let with_md5 = join(&p);
+        let i = p.sig.find(SIG_MD5)[0];
+        let at = p.sig.index[i].offset as usize;
+        p.sig.store[at] ^= 0xff;
+        add_rpm_case(
+            out,
+            "sig-md5-wrong",
+            "the signature header's MD5 (tag 1004) of header and payload is wrong, SHA1 and SHA256 right; the base has the right MD5",
+            join(&p),
+            &with_md5,
+        );
+    }
+
+    // Payload words.
+    let files = base_files();
+    let words = |comp: Comp, edit: &dyn Fn(&mut Entries)| {
+        craft_rpm("corpus-words", &files, None, comp, edit)
+    };
+    let zstd_base = words(Comp::Zstd, &|_| {});
+    // 11. Payload formats other than cpio.
+    for fmt in ["tar", "drpm"] {
+        add_rpm_case(
+            out,
+            &format!("payloadformat-{fmt}"),
+            &format!("PAYLOADFORMAT is {fmt:?} (the payload is a zstd cpio)"),
+            words(Comp::Zstd, &|e| set_string(e, TAG_PAYLOADFORMAT, fmt)),
+            &zstd_base,
+        );
+    }
+    // 12. PAYLOADCOMPRESSOR naming another format than the data's.
+    for (tag, comp, honest, says) in [
+        ("compressor-gzip-on-xz", Comp::Xz, "xz", "gzip"),
+        ("compressor-xz-on-zstd", Comp::Zstd, "zstd", "xz"),
+        ("compressor-zstd-on-gzip", Comp::Gzip, "gzip", "zstd"),
+        ("compressor-rot13", Comp::Zstd, "zstd", "rot13"),
+        ("compressor-empty", Comp::Gzip, "gzip", ""),
+        ("compressor-path", Comp::Zstd, "zstd", "../../../bin/sh"),
+    ] {
+        add_rpm_case(
+            out,
+            tag,
+            &format!("PAYLOADCOMPRESSOR is {says:?}, the payload is {honest} data"),
+            words(comp, &|e| set_string(e, TAG_PAYLOADCOMPRESSOR, says)),
+            &words(comp, &|e| set_string(e, TAG_PAYLOADCOMPRESSOR, honest)),
+        );
+    }
+    // 13. Source packages.
+    let no_srpm = |e: &mut Vec<(u32, IndexData)>| e.retain(|(t, _)| *t != TAG_SOURCERPM);
+    add_rpm_case(
+        out,
+        "source-no-sourcerpm",
+        "a source package: no SOURCERPM tag (lead type 0)",
+        words(Comp::Zstd, &no_srpm),
+        &zstd_base,
+    );
+    {
+        let mut b = words(Comp::Zstd, &no_srpm);
+        b[7] = 1;
+        add_rpm_case(
+            out,
+            "source-lead-type-1",
+            "a source package: no SOURCERPM tag, lead type 1 (source)",
+            b,
+            &zstd_base,
+        );
+    }
+    add_rpm_case(
+        out,
+        "source-sourcepackage",
+        "a source package: no SOURCERPM tag, SOURCEPACKAGE (1106) = 1",
+        words(Comp::Zstd, &|e| {
+            no_srpm(e);
+            e.push((TAG_SOURCEPACKAGE, IndexData::Int32(vec![1])));
+        }),
+        &zstd_base,
+    );
+    // 14. EPOCH as a STRING.
+    add_rpm_case(
+        out,
+        "epoch-string",
+        "EPOCH is a STRING (\"1\"), not an INT32; the base has INT32 1",
+        words(Comp::Zstd, &|e| set_string(e, TAG_EPOCH, "1")),
+        &words(Comp::Zstd, &|e| {
+            e.push((TAG_EPOCH, IndexData::Int32(vec![1])))
+        }),
+    );
+
+    // File lists that contradict themselves, every digest right.
+    let a = text(300);
+    let linked = |p: &str, ino: u32| F { ino, ..reg(p, &a) };
+    let pair = vec![
+        linked("/usr/share/corpus/h1", 77),
+        linked("/usr/share/corpus/h2", 77),
+    ];
+    let hl = |files: &[F], edit: &dyn Fn(&mut Entries)| {
+        craft_rpm(
+            "corpus-hl",
+            files,
+            Some(cpio(&hardlink_cpio(files))),
+            Comp::Zstd,
+            edit,
+        )
+    };
+    let hl_base = hl(&pair, &|_| {});
+    // 15. Hardlink sets whose members differ.
+    {
+        let mut modes = pair.clone();
+        modes[1].mode = 0o100755;
+        add_rpm_case(
+            out,
+            "hardlink-differ-mode",
+            "a hardlink set (same device and inode) whose members' modes differ (0644, 0755)",
+            hl(&modes, &|_| {}),
+            &hl_base,
+        );
+    }
+    for (tag, names_tag, what) in [
+        ("hardlink-differ-user", TAG_FILEUSERNAME, "owners"),
+        ("hardlink-differ-group", TAG_FILEGROUPNAME, "groups"),
+    ] {
+        add_rpm_case(
+            out,
+            tag,
+            &format!("a hardlink set whose members' {what} differ (root, nobody)"),
+            hl(&pair, &|e| {
+                edit_strings(e, names_tag, |v| v[1] = "nobody".into())
+            }),
+            &hl_base,
+        );
+    }
+    add_rpm_case(
+        out,
+        "hardlink-differ-size",
+        "a hardlink set whose members' header sizes differ (301 for the member without data, 300)",
+        hl(&pair, &|e| edit_u32s(e, TAG_FILESIZES, |v| v[0] = 301)),
+        &hl_base,
+    );
+    add_rpm_case(
+        out,
+        "hardlink-differ-digest",
+        "a hardlink set whose members' header digests differ (the member without data has another content's digest)",
+        hl(&pair, &|e| {
+            edit_strings(e, TAG_FILEDIGESTS, |v| {
+                v[0] = hex::encode(sha2::Sha256::digest(b"other"))
+            })
+        }),
+        &hl_base,
+    );
+    // 16. An inode shared by a regular file and a directory or symlink.
+    for (tag, other) in [
+        (
+            "inode-dir-and-file",
+            F {
+                ino: 77,
+                ..dir("/usr/share/corpus/hd")
+            },
+        ),
+        (
+            "inode-symlink-and-file",
+            F {
+                ino: 77,
+                ..sym("/usr/share/corpus/hs", "h1")
+            },
+        ),
+    ] {
+        let files = vec![other.clone(), linked("/usr/share/corpus/h1", 77)];
+        let apart = vec![F { ino: 78, ..other }, linked("/usr/share/corpus/h1", 77)];
+        add_rpm_case(
+            out,
+            tag,
+            &format!(
+                "a {} and a regular file with the same device and inode",
+                if tag.contains("dir") {
+                    "directory"
+                } else {
+                    "symlink"
+                }
+            ),
+            hl(&files, &|_| {}),
+            &hl(&apart, &|_| {}),
+        );
+    }
+    // 17. A %ghost member in a hardlink set.
+    {
+        let ghost = F {
+            flags: 1 << 6,
+            ..linked("/usr/share/corpus/h1", 77)
+        };
+        let data_only = |files: &[F]| {
+            let c: Vec<C> = honest_cpio(files).into_iter().skip(1).collect();
+            Some(cpio(&c))
+        };
+        let files = vec![ghost.clone(), linked("/usr/share/corpus/h2", 77)];
+        let apart = vec![F { ino: 78, ..ghost }, linked("/usr/share/corpus/h2", 77)];
+        add_rpm_case(
+            out,
+            "hardlink-ghost-member",
+            "a %ghost file (no payload entry) with the same device and inode as a regular file; the base's ghost has its own inode",
+            craft_rpm("corpus-hl", &files, data_only(&files), Comp::Zstd, |_| {}),
+            &craft_rpm("corpus-hl", &apart, data_only(&apart), Comp::Zstd, |_| {}),
+        );
+    }
+    // 18. Symlink targets: payload against header.
+    {
+        let files = base_files(); // [dir, a.txt, b.bin, link -> a.txt]
+        let with_target = |t: &[u8]| {
+            let mut c = honest_cpio(&files);
+            c[3].data = t.to_vec();
+            c[3].size = t.len() as u32;
+            Some(cpio(&c))
+        };
+        for (tag, target, what) in [
+            (
+                "symlink-target-differs",
+                &b"b.bin"[..],
+                "the payload's symlink target is \"b.bin\", the header's FILELINKTOS \"a.txt\"",
+            ),
+            (
+                "symlink-target-nul",
+                b"a.txt\0../../../etc/passwd",
+                "the payload's symlink target is \"a.txt\\0../../../etc/passwd\" (a NUL inside), the header's \"a.txt\"",
+            ),
+        ] {
+            add_rpm_case(
+                out,
+                tag,
+                what,
+                craft_rpm("corpus-words", &files, with_target(target), Comp::Zstd, |_| {}),
+                &zstd_base,
+            );
+        }
+        add_rpm_case(
+            out,
+            "symlink-size-2g",
+            "a symlink whose header size (FILESIZES) is 2^31, its target \"a.txt\"",
+            words(Comp::Zstd, &|e| {
+                edit_u32s(e, TAG_FILESIZES, |v| v[3] = 1 << 31)
+            }),
+            &zstd_base,
+        );
+        // 19. A directory in the header, a regular file with data in the payload.
+        let mut c = honest_cpio(&files);
+        c[0].mode = 0o100644;
+        c[0].data = a.clone();
+        c[0].size = a.len() as u32;
+        add_rpm_case(
+            out,
+            "dir-as-file-in-payload",
+            "/usr/share/corpus is a directory in the header; the payload has it as a regular file (0100644) of 300 bytes",
+            craft_rpm("corpus-words", &files, Some(cpio(&c)), Comp::Zstd, |_| {}),
+            &zstd_base,
+        );
+    }
+    // 20. Path limits.
+    {
+        let one = |p: String| craft_rpm("corpus-long", &[reg(&p, b"x")], None, Comp::Zstd, |_| {});
+        add_rpm_case(
+            out,
+            "path-component-256",
+            "a header path with a 256-byte component; the base's is 255 bytes",
+            one(format!("/usr/share/corpus/{}", "n".repeat(256))),
+            &one(format!("/usr/share/corpus/{}", "n".repeat(255))),
+        );
+        let long = |k: usize| {
+            format!(
+                "/usr/share/corpus{}",
+                format!("/{}", "p".repeat(250)).repeat(k)
+            )
+        };
+        add_rpm_case(
+            out,
+            "path-5037-bytes",
+            "a header path of 5037 bytes (20 components of 250 under /usr/share/corpus); the base's has 16 (4033 bytes)",
+            one(long(20)),
+            &one(long(16)),
+        );
+        let deep = |depth: usize, tree: bool| {
+            let mut files = Vec::new();
+            let mut p = "/usr/share/corpus".to_string();
+            for _ in 0..depth {
+                p.push_str("/d");
+                if tree {
+                    files.push(dir(&p));
+                }
+            }
+            files.push(reg(&format!("{p}/reimage-hostile-deep"), b"deep"));
+            craft_rpm("corpus-deep", &files, None, Comp::Zstd, |_| {})
+        };
+        add_rpm_case(
+            out,
+            "deep-tree-2100",
+            "a tree 2100 directories deep (each listed), one file at the bottom; the base is 64 deep",
+            deep(2100, true),
+            &deep(64, true),
+        );
+        add_rpm_case(
+            out,
+            "deep-file-2100",
+            "one file 2100 directories deep (the directories not listed); the base is 64 deep",
+            deep(2100, false),
+            &deep(64, false),
+        );
+    }
+}
+
+/// `cargo xtask corpus [--out DIR]`: writes every case (and, as
+/// `base-NAME`, the good package a case was made from) and a `README.md`
+/// table (file, stage, rpm's verdicts, what).
 pub fn write(dir: &std::path::Path) -> anyhow::Result<usize> {
     use std::fmt::Write as _;
     std::fs::create_dir_all(dir)?;
     let cases = generate();
     let mut readme = String::from(
-        "# Hostile corpus (generated by `cargo xtask corpus`; see xtask/src/corpus.rs)\n\n| file | stage | what |\n|---|---|---|\n",
+        "# Hostile corpus (generated by `cargo xtask corpus`; see xtask/src/corpus.rs)\n\n| file | stage | rpm -qp | rpm -K | what |\n|---|---|---|---|---|\n",
     );
+    let verdict = |v: Option<bool>, yes: &str, no: &str| match v {
+        Some(true) => yes.to_string(),
+        Some(false) => no.to_string(),
+        None => String::new(),
+    };
     for c in &cases {
         std::fs::write(dir.join(&c.name), &c.bytes)?;
         for (n, b) in &c.companions {
             std::fs::write(dir.join(format!("companion-{n}")), b)?;
         }
+        if let Some(b) = &c.base {
+            std::fs::write(dir.join(format!("base-{}", c.name)), b)?;
+        }
         let _ = writeln!(
             readme,
-            "| {} | {:?} | {} |",
+            "| {} | {:?} | {} | {} | {} |",
             c.name,
             c.stage,
+            verdict(c.rpm_loads, "loads", "refuses"),
+            verdict(c.rpm_k, "OK", "NOT OK"),
             c.what.replace('\n', "\\n").replace('|', "\\|")
         );
     }
     std::fs::write(dir.join("README.md"), readme)?;
     Ok(cases.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arr(h: &RawHeader, tag: u32) -> Option<(RawEntry, &[u8])> {
+        let i = *h.find(tag).first()?;
+        Some((h.index[i], h.data(i)?))
+    }
+    fn u32s(h: &RawHeader, tag: u32) -> Vec<u32> {
+        let (e, d) = arr(h, tag).unwrap_or_else(|| panic!("tag {tag}"));
+        assert_eq!(e.ty, T_INT32, "tag {tag}");
+        d.chunks(4).map(|c| be32(c, 0)).collect()
+    }
+    fn u16s(h: &RawHeader, tag: u32) -> Vec<u32> {
+        let (e, d) = arr(h, tag).unwrap_or_else(|| panic!("tag {tag}"));
+        assert_eq!(e.ty, T_INT16, "tag {tag}");
+        d.chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .collect()
+    }
+    fn strs(h: &RawHeader, tag: u32) -> Vec<String> {
+        let (_, d) = arr(h, tag).unwrap_or_else(|| panic!("tag {tag}"));
+        d.split(|&b| b == 0)
+            .take(d.iter().filter(|&&b| b == 0).count())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
+    }
+    fn paths(h: &RawHeader) -> Vec<String> {
+        let dirs = strs(h, TAG_DIRNAMES);
+        strs(h, TAG_BASENAMES)
+            .iter()
+            .zip(u32s(h, TAG_DIRINDEXES))
+            .map(|(b, i)| format!("{}{b}", dirs[i as usize]))
+            .collect()
+    }
+    fn detect(payload: &[u8]) -> &'static str {
+        match payload {
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => "zstd",
+            [0x1f, 0x8b, ..] => "gzip",
+            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => "xz",
+            _ => "?",
+        }
+    }
+    fn decompress(payload: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut v = Vec::new();
+        match detect(payload) {
+            "zstd" => v = zstd::decode_all(payload).unwrap(),
+            "gzip" => {
+                flate2::read::GzDecoder::new(payload)
+                    .read_to_end(&mut v)
+                    .unwrap();
+            }
+            "xz" => {
+                liblzma::read::XzDecoder::new(payload)
+                    .read_to_end(&mut v)
+                    .unwrap();
+            }
+            other => panic!("payload compressed by {other}"),
+        }
+        v
+    }
+    /// The entries of a newc archive: (name, mode, nlink, data).
+    fn cpio_entries(raw: &[u8]) -> Vec<(String, u32, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        let up4 = |n: usize| (n + 3) & !3;
+        loop {
+            assert_eq!(&raw[at..at + 6], b"070701");
+            let f = |i: usize| {
+                u32::from_str_radix(
+                    std::str::from_utf8(&raw[at + 6 + 8 * i..at + 14 + 8 * i]).unwrap(),
+                    16,
+                )
+                .unwrap() as usize
+            };
+            let (mode, nlink, size, ns) = (f(1), f(4), f(6), f(11));
+            let name = String::from_utf8_lossy(&raw[at + 110..at + 110 + ns - 1]).into_owned();
+            let data_at = at + up4(110 + ns);
+            if name == "TRAILER!!!" {
+                return out;
+            }
+            out.push((
+                name,
+                mode as u32,
+                nlink as u32,
+                raw[data_at..data_at + size].to_vec(),
+            ));
+            at = data_at + up4(size);
+        }
+    }
+
+    /// The main header's payload digests (SHA256 of the compressed and of the
+    /// uncompressed payload) match the payload.
+    fn payload_digests_ok(p: &Parts) {
+        let raw = decompress(&p.payload);
+        for (tag, over) in [(5092u32, &p.payload[..]), (5097, &raw[..])] {
+            if let Some(i) = p.main.find(tag).first() {
+                assert_eq!(
+                    p.main.string(*i).unwrap(),
+                    hex::encode(sha2::Sha256::digest(over)),
+                    "payload digest {tag}"
+                );
+            }
+        }
+    }
+
+    /// The raw codec reproduces what the rpm crate writes, byte for byte,
+    /// and finds nothing wrong with it.
+    #[test]
+    fn raw_codec_round_trips() {
+        for b in [
+            craft("corpus-good", &base_files(), None, |_| {}),
+            craft_with("corpus-gz", &base_files(), None, Comp::Gzip, |_| {}),
+        ] {
+            let p = split(&b).unwrap();
+            assert_eq!(join(&p), b);
+            let it = items(&p.main).unwrap();
+            assert_eq!(lay_out(TAG_IMMUTABLE, &it, it.len()), p.main);
+            let it = items(&p.sig).unwrap();
+            assert_eq!(lay_out(TAG_SIGNATURES, &it, it.len()), p.sig);
+            assert_eq!(lint(&p.main, TAG_IMMUTABLE), Vec::<&str>::new());
+            assert_eq!(lint(&p.sig, TAG_SIGNATURES), Vec::<&str>::new());
+            assert_eq!(sig_mismatches(&p), Vec::<&str>::new());
+            let mut q = p.clone();
+            resign_raw(&mut q);
+            assert_eq!(q, p, "resigning a signed package changes nothing");
+            payload_digests_ok(&p);
+        }
+    }
+
+    /// Each case of `rpm_cases` tells exactly its one lie: its base is
+    /// well-formed with every digest right, and the case differs in the
+    /// targeted property only (the structural ones by `lint`), its signature
+    /// header's digests and sizes matching its main header and payload
+    /// unless a digest is the lie.
+    #[test]
+    fn rpm_cases_tell_one_lie_each() {
+        let cases: Vec<Case> = generate()
+            .into_iter()
+            .filter(|c| c.base.is_some())
+            .collect();
+        assert!(cases.len() >= 50, "{} cases", cases.len());
+        let none: Vec<&str> = Vec::new();
+        for c in &cases {
+            let tag = &c.name[4..c.name.len() - 4];
+            assert!(
+                c.rpm_loads.is_some() && c.rpm_k.is_some(),
+                "{tag}: rpm's verdict"
+            );
+            assert_eq!(c.stage, Stage::Import, "{tag}");
+            let b = split(c.base.as_ref().unwrap()).unwrap();
+            assert_eq!(lint(&b.main, TAG_IMMUTABLE), none, "{tag}: base");
+            assert_eq!(lint(&b.sig, TAG_SIGNATURES), none, "{tag}: base");
+            assert_eq!(sig_mismatches(&b), none, "{tag}: base");
+            assert_eq!(
+                (b.lead[4], b.lead[7], b.lead[79]),
+                (3, 0, 5),
+                "{tag}: base lead"
+            );
+            payload_digests_ok(&b);
+            let p = split(&c.bytes).unwrap_or_else(|e| panic!("{tag}: {e}"));
+            let main_lint = lint(&p.main, TAG_IMMUTABLE);
+            let sig_lint = lint(&p.sig, TAG_SIGNATURES);
+            let digests = sig_mismatches(&p);
+            let (want_main, want_sig, want_digests): (&[&str], &[&str], &[&str]) = match tag {
+                "region-dribble-name" => (&["region-partial", "duplicate-tag"], &[], &[]),
+                "region-dribble-new-tag" => (&["region-partial"], &[], &[]),
+                "duplicate-name" | "duplicate-name-same" => (&["duplicate-tag"], &[], &[]),
+                "hidden-after-name"
+                | "hidden-after-summary"
+                | "gap-between-entries"
+                | "trailing-before-trailer" => (&["unreferenced"], &[], &[]),
+                "offsets-decrease" => (&["order"], &[], &[]),
+                "overlap-full" | "overlap-tail" => (&["overlap"], &[], &[]),
+                "string-count-2" => (&["string-count"], &[], &[]),
+                // Read as 2 strings, its second is VERSION's data.
+                "string-count-2-one-string" => (&["string-count", "overlap"], &[], &[]),
+                "main-reserved-nonzero" => (&["reserved"], &[], &[]),
+                "sig-reserved-nonzero" => (&[], &["reserved"], &[]),
+                "sig-trailer-wrong-tag" => (&[], &["trailer-tag"], &[]),
+                "sig-trailer-positive-offset" => (&[], &["trailer-offset-positive"], &[]),
+                "main-trailer-wrong-tag" => (&["trailer-tag"], &[], &[]),
+                "main-trailer-positive-offset" => (&["trailer-offset-positive"], &[], &[]),
+                "epoch-string" => (&["tag-type"], &[], &[]),
+                "sig-sha1-wrong" => (&[], &[], &["sha1"]),
+                "sig-sha256-wrong" => (&[], &[], &["sha256"]),
+                "sig-md5-wrong" => (&[], &[], &["md5"]),
+                _ => (&[], &[], &[]),
+            };
+            assert_eq!(main_lint, want_main, "{tag}: main header");
+            assert_eq!(sig_lint, want_sig, "{tag}: signature header");
+            assert_eq!(digests, want_digests, "{tag}: signature digests");
+            // The lead: only the lead cases change it.
+            let lead = (p.lead[4], p.lead[7], p.lead[79]);
+            let want_lead = match tag {
+                "lead-major-2" => (2, 0, 5),
+                "lead-major-9" => (9, 0, 5),
+                "lead-sigtype-0" => (3, 0, 0),
+                "source-lead-type-1" => (3, 1, 5),
+                _ => (3, 0, 5),
+            };
+            assert_eq!(lead, want_lead, "{tag}: lead");
+            if want_main.is_empty() && want_sig.is_empty() {
+                // The main header is well-formed: check the word or file list lie.
+                payload_digests_ok(&p);
+                check_content_lie(tag, &p, &b);
+            } else {
+                assert_eq!(p.payload, b.payload, "{tag}: the payload is the base's");
+            }
+        }
+    }
+
+    /// The lie of a case whose headers are well-formed.
+    fn check_content_lie(tag: &str, p: &Parts, b: &Parts) {
+        let h = &p.main;
+        let word = |tag: u32| h.string_of(tag).unwrap_or_default();
+        let same_inode = |i: usize, j: usize| {
+            let (dev, ino) = (u32s(h, TAG_FILEDEVICES), u32s(h, TAG_FILEINODES));
+            (dev[i], ino[i]) == (dev[j], ino[j])
+        };
+        let cp = cpio_entries(&decompress(&p.payload));
+        match tag {
+            t if t.starts_with("payloadformat-") => {
+                assert_eq!(word(TAG_PAYLOADFORMAT), &t[14..]);
+                assert_eq!(b.main.string_of(TAG_PAYLOADFORMAT).unwrap(), "cpio");
+            }
+            t if t.starts_with("compressor-") => {
+                let said = word(TAG_PAYLOADCOMPRESSOR);
+                assert_ne!(said, detect(&p.payload), "{t}");
+                assert_eq!(
+                    b.main.string_of(TAG_PAYLOADCOMPRESSOR).unwrap(),
+                    detect(&b.payload),
+                    "{t}: base"
+                );
+                assert_eq!(detect(&p.payload), detect(&b.payload), "{t}");
+            }
+            t if t.starts_with("source-") => {
+                assert!(h.find(TAG_SOURCERPM).is_empty(), "{t}");
+                assert!(!b.main.find(TAG_SOURCERPM).is_empty(), "{t}: base");
+                assert_eq!(
+                    !h.find(TAG_SOURCEPACKAGE).is_empty(),
+                    t == "source-sourcepackage"
+                );
+            }
+            "sig-sha1-wrong" | "sig-sha256-wrong" | "sig-md5-wrong" => {
+                assert_eq!(p.main, b.main);
+                assert_eq!(p.payload, b.payload);
+            }
+            t if t.starts_with("lead-") => {
+                assert_eq!((&p.sig, &p.main, &p.payload), (&b.sig, &b.main, &b.payload));
+            }
+            t if t.starts_with("hardlink-differ-") => {
+                assert!(same_inode(0, 1), "{t}");
+                let differs = |h: &RawHeader| match t {
+                    "hardlink-differ-mode" => {
+                        u16s(h, TAG_FILEMODES)[0] != u16s(h, TAG_FILEMODES)[1]
+                    }
+                    "hardlink-differ-user" => {
+                        strs(h, TAG_FILEUSERNAME)[0] != strs(h, TAG_FILEUSERNAME)[1]
+                    }
+                    "hardlink-differ-group" => {
+                        strs(h, TAG_FILEGROUPNAME)[0] != strs(h, TAG_FILEGROUPNAME)[1]
+                    }
+                    "hardlink-differ-size" => {
+                        u32s(h, TAG_FILESIZES)[0] != u32s(h, TAG_FILESIZES)[1]
+                    }
+                    "hardlink-differ-digest" => {
+                        strs(h, TAG_FILEDIGESTS)[0] != strs(h, TAG_FILEDIGESTS)[1]
+                    }
+                    _ => panic!("{t}"),
+                };
+                assert!(differs(h), "{t}");
+                assert!(!differs(&b.main), "{t}: base");
+                // rpm's form: the data with the last member, nlink 2.
+                assert_eq!(
+                    (cp[0].2, cp[0].3.len(), cp[1].2, cp[1].3.len()),
+                    (2, 0, 2, 300)
+                );
+            }
+            "inode-dir-and-file" | "inode-symlink-and-file" | "hardlink-ghost-member" => {
+                assert!(same_inode(0, 1), "{tag}");
+                assert!(!{
+                    let (dev, ino) = (
+                        u32s(&b.main, TAG_FILEDEVICES),
+                        u32s(&b.main, TAG_FILEINODES),
+                    );
+                    (dev[0], ino[0]) == (dev[1], ino[1])
+                });
+                let modes = u16s(h, TAG_FILEMODES);
+                let flags = u32s(h, TAG_FILEFLAGS);
+                let kind = match tag {
+                    "inode-dir-and-file" => modes[0] & 0o170000 == 0o040000,
+                    "inode-symlink-and-file" => modes[0] & 0o170000 == 0o120000,
+                    _ => flags[0] & 64 != 0 && cp.len() == 1,
+                };
+                assert!(kind && modes[1] & 0o170000 == 0o100000, "{tag}");
+            }
+            "symlink-target-differs" | "symlink-target-nul" => {
+                let header = strs(h, TAG_FILELINKTOS)[3].clone();
+                assert_eq!(header, "a.txt");
+                let (name, mode, _, data) = &cp[3];
+                assert_eq!(
+                    (name.as_str(), *mode),
+                    ("./usr/share/corpus/link", 0o120777)
+                );
+                assert_ne!(data, header.as_bytes());
+                assert_eq!(data.contains(&0), tag == "symlink-target-nul");
+            }
+            "symlink-size-2g" => {
+                assert_eq!(u32s(h, TAG_FILESIZES)[3], 1 << 31);
+                assert_eq!(u32s(&b.main, TAG_FILESIZES)[3], 5);
+                assert_eq!(cp[3].3, b"a.txt");
+            }
+            "dir-as-file-in-payload" => {
+                assert_eq!(u16s(h, TAG_FILEMODES)[0] & 0o170000, 0o040000);
+                assert_eq!((cp[0].1, cp[0].3.len()), (0o100644, 300));
+            }
+            "path-component-256" => {
+                let longest = |h: &RawHeader| paths(h)[0].split('/').map(str::len).max().unwrap();
+                assert_eq!((longest(h), longest(&b.main)), (256, 255));
+            }
+            "path-5037-bytes" => {
+                assert_eq!((paths(h)[0].len(), paths(&b.main)[0].len()), (5037, 4033));
+            }
+            "deep-tree-2100" | "deep-file-2100" => {
+                let depth = |h: &RawHeader| {
+                    let p = paths(h);
+                    let last = p.last().unwrap();
+                    assert!(last.ends_with("/reimage-hostile-deep"));
+                    (last.split('/').filter(|c| *c == "d").count(), p.len())
+                };
+                let tree = tag == "deep-tree-2100";
+                assert_eq!(depth(h), (2100, if tree { 2101 } else { 1 }));
+                assert_eq!(depth(&b.main), (64, if tree { 65 } else { 1 }));
+                assert_eq!(cp.len(), depth(h).1);
+            }
+            other => panic!("{other}: no check for this case"),
+        }
+        // Nothing but the lie: a case of a well-formed header differs from
+        // its base in the main header or payload, never in the lead (except
+        // the lead cases) or the signature header's layout.
+        assert_eq!(p.sig.index, b.sig.index, "{tag}: signature header layout");
+    }
 }
