@@ -184,38 +184,32 @@ impl Pool {
     }
 
     /// Removes everything in `tmp/` (call with the write lock held): after a
-    /// crash it is garbage. Subvolumes left there are deleted as subvolumes.
+    /// crash it is garbage. Whatever is there goes, however long or deep its
+    /// paths ([`crate::rmtree`]): files, directory trees, subvolumes (read-only
+    /// ones and nested ones too).
     pub fn clean_tmp(&self) -> Result<()> {
         let tmp = self.tmp_dir();
-        std::fs::create_dir_all(&tmp)?;
-        for entry in std::fs::read_dir(&tmp)? {
-            let entry = entry?;
-            remove_any(&entry.path())?;
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        // The names first: removing while reading a directory may skip entries.
+        let names = std::fs::read_dir(&tmp)
+            .and_then(|rd| {
+                rd.map(|e| e.map(|e| e.file_name()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .with_context(|| format!("cannot read {}", tmp.display()))?;
+        for name in names {
+            remove_any(&tmp.join(name))?;
         }
         Ok(())
     }
 }
 
-/// Removes a file, directory tree, or (possibly read-only) subvolume.
+/// Removes a file, directory tree, or (possibly read-only, possibly nested)
+/// subvolume, whatever the length or depth of the paths inside; never
+/// across a mount ([`crate::rmtree`]). Nothing at `path` is not an error.
 pub fn remove_any(path: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
-    };
-    if meta.is_dir() {
-        if crate::sys::is_subvolume(path).unwrap_or(false) {
-            crate::sys::subvolume_delete_recursive(path)
-                .with_context(|| format!("cannot delete subvolume {}", path.display()))?;
-            return Ok(());
-        }
-        // Make read-only trees removable (copy-mode views on XFS, tests).
-        std::fs::remove_dir_all(path)
-            .with_context(|| format!("cannot remove {}", path.display()))?;
-    } else {
-        std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
-    }
-    Ok(())
+    crate::rmtree::remove_path(path).with_context(|| format!("cannot remove {}", path.display()))
 }
 
 /// Writes `data` to `path` atomically: a temp file beside it, fsync, rename,
