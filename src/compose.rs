@@ -1415,146 +1415,154 @@ pub fn compose_locked(
         from: opts.from.clone(),
         ..Default::default()
     };
-    match &base {
-        None => {
-            if btrfs {
-                sys::subvolume_create(&work)
-                    .with_context(|| format!("cannot create subvolume {}", work.display()))?;
-                crate::failpoint::hit("compose.subvolume");
-            } else {
-                std::fs::create_dir(&work)
-                    .with_context(|| format!("cannot create {}", work.display()))?;
-            }
-            let root: OwnedFd = File::open(&work)?.into();
-            let ctx = Ctx {
-                plan: &plan,
-                fresh: true,
-                root,
-                pkg_files,
-                cloner: &cloner,
-                bytes: AtomicU64::new(0),
-                created: AtomicU64::new(0),
-            };
-            let paths: Vec<&String> = plan.nodes.keys().collect();
-            ctx.create(&paths, reporter)?;
-            for (rel, n) in plan.nodes.iter().rev().filter(|(_, n)| n.is_dir()) {
-                ctx.dir_meta(rel, n)?;
-            }
-            report.bytes = ctx.bytes.load(Ordering::Relaxed);
-            report.created_entries = ctx.created.load(Ordering::Relaxed);
-            report.added = plan.pkgs.iter().map(|p| p.nevra.clone()).collect();
-        }
-        Some((base_path, _old, diff)) => {
-            sys::snapshot(base_path, &work, false).with_context(|| {
-                format!(
-                    "cannot snapshot {} to {}",
-                    base_path.display(),
-                    work.display()
-                )
-            })?;
-            crate::failpoint::hit("compose.snapshot-base");
-            let root: OwnedFd = File::open(&work)?.into();
-            // Remove what changed or went, deepest first.
-            let mut touched: BTreeSet<&str> = BTreeSet::new();
-            for (rel, is_dir) in &diff.remove {
-                remove_entry(&root, rel, *is_dir)?;
-                crate::failpoint::hit("compose.removed");
-                touched.insert(parent_of(rel));
-            }
-            // The old view.json is always replaced.
-            if root_has(&root, VIEW_META) {
-                remove_entry(&root, VIEW_META, false)?;
-            }
-            let ctx = Ctx {
-                plan: &plan,
-                fresh: false,
-                root,
-                pkg_files,
-                cloner: &cloner,
-                bytes: AtomicU64::new(0),
-                created: AtomicU64::new(0),
-            };
-            let to_create: Vec<&String> = diff.create.iter().collect();
-            for rel in &to_create {
-                touched.insert(parent_of(rel));
-            }
-            // Hardlink sets: a kept leader is not in to_create; members whose
-            // set changed were removed and recreated with the whole set.
-            ctx.create(&to_create, reporter)?;
-            // Directories: metadata that changed (new ones included), and
-            // every directory whose entries changed (its mtime), deepest first.
-            touched.extend(diff.dirs_changed.iter().map(String::as_str));
-            for rel in touched.iter().rev() {
-                if let Some(nn) = plan.nodes.get(*rel).filter(|n| n.is_dir()) {
-                    ctx.dir_meta(rel, nn)?;
+    // From here on `work` exists: a refused or failed compose removes it
+    // before returning its error (a killed one leaves it to the next writer's
+    // clean_tmp).
+    let staged = crate::pool::TmpGuard::new(work.clone(), "compose");
+    let built = (|| -> Result<()> {
+        match &base {
+            None => {
+                if btrfs {
+                    sys::subvolume_create(&work)
+                        .with_context(|| format!("cannot create subvolume {}", work.display()))?;
+                    crate::failpoint::hit("compose.subvolume");
+                } else {
+                    std::fs::create_dir(&work)
+                        .with_context(|| format!("cannot create {}", work.display()))?;
                 }
-            }
-            let removed = diff.remove.len() as u64;
-            report.bytes = ctx.bytes.load(Ordering::Relaxed);
-            report.created_entries = ctx.created.load(Ordering::Relaxed);
-            report.removed_entries = removed;
-        }
-    }
-    for n in plan.nodes.values() {
-        match &n.data {
-            Data::Dir => report.dirs += 1,
-            Data::File { link, .. } => {
-                report.files += 1;
-                if link.is_some() {
-                    report.hardlinks += 1;
+                let root: OwnedFd = File::open(&work)?.into();
+                let ctx = Ctx {
+                    plan: &plan,
+                    fresh: true,
+                    root,
+                    pkg_files,
+                    cloner: &cloner,
+                    bytes: AtomicU64::new(0),
+                    created: AtomicU64::new(0),
+                };
+                let paths: Vec<&String> = plan.nodes.keys().collect();
+                ctx.create(&paths, reporter)?;
+                for (rel, n) in plan.nodes.iter().rev().filter(|(_, n)| n.is_dir()) {
+                    ctx.dir_meta(rel, n)?;
                 }
+                report.bytes = ctx.bytes.load(Ordering::Relaxed);
+                report.created_entries = ctx.created.load(Ordering::Relaxed);
+                report.added = plan.pkgs.iter().map(|p| p.nevra.clone()).collect();
             }
-            Data::Symlink(_) => report.symlinks += 1,
-            _ => {}
+            Some((base_path, _old, diff)) => {
+                sys::snapshot(base_path, &work, false).with_context(|| {
+                    format!(
+                        "cannot snapshot {} to {}",
+                        base_path.display(),
+                        work.display()
+                    )
+                })?;
+                crate::failpoint::hit("compose.snapshot-base");
+                let root: OwnedFd = File::open(&work)?.into();
+                // Remove what changed or went, deepest first.
+                let mut touched: BTreeSet<&str> = BTreeSet::new();
+                for (rel, is_dir) in &diff.remove {
+                    remove_entry(&root, rel, *is_dir)?;
+                    crate::failpoint::hit("compose.removed");
+                    touched.insert(parent_of(rel));
+                }
+                // The old view.json is always replaced.
+                if root_has(&root, VIEW_META) {
+                    remove_entry(&root, VIEW_META, false)?;
+                }
+                let ctx = Ctx {
+                    plan: &plan,
+                    fresh: false,
+                    root,
+                    pkg_files,
+                    cloner: &cloner,
+                    bytes: AtomicU64::new(0),
+                    created: AtomicU64::new(0),
+                };
+                let to_create: Vec<&String> = diff.create.iter().collect();
+                for rel in &to_create {
+                    touched.insert(parent_of(rel));
+                }
+                // Hardlink sets: a kept leader is not in to_create; members whose
+                // set changed were removed and recreated with the whole set.
+                ctx.create(&to_create, reporter)?;
+                // Directories: metadata that changed (new ones included), and
+                // every directory whose entries changed (its mtime), deepest first.
+                touched.extend(diff.dirs_changed.iter().map(String::as_str));
+                for rel in touched.iter().rev() {
+                    if let Some(nn) = plan.nodes.get(*rel).filter(|n| n.is_dir()) {
+                        ctx.dir_meta(rel, nn)?;
+                    }
+                }
+                let removed = diff.remove.len() as u64;
+                report.bytes = ctx.bytes.load(Ordering::Relaxed);
+                report.created_entries = ctx.created.load(Ordering::Relaxed);
+                report.removed_entries = removed;
+            }
         }
-    }
-    report.whole = composed_whole;
-    if let Some((added, removed)) = from_changes {
-        report.added = added;
-        report.removed = removed;
-    }
-    report.relocations = plan.relocations.clone();
-    report.unknown_owners = plan.unknown_owners.clone();
-    report.copied = cloner.is_copying();
+        for n in plan.nodes.values() {
+            match &n.data {
+                Data::Dir => report.dirs += 1,
+                Data::File { link, .. } => {
+                    report.files += 1;
+                    if link.is_some() {
+                        report.hardlinks += 1;
+                    }
+                }
+                Data::Symlink(_) => report.symlinks += 1,
+                _ => {}
+            }
+        }
+        report.whole = composed_whole;
+        if let Some((added, removed)) = from_changes {
+            report.added = added;
+            report.removed = removed;
+        }
+        report.relocations = plan.relocations.clone();
+        report.unknown_owners = plan.unknown_owners.clone();
+        report.copied = cloner.is_copying();
 
-    phase("materialised");
-    // Durable, then visible. On btrfs the read-only snapshot does both in
-    // one step: creating it flushes the source subvolume's dirty data and
-    // commits a transaction holding the new view whole (a syncfs before it
-    // cost ~50 ms). Its data is reflinks plus the few generated files,
-    // which were fsynced as written (the snapshot reports no write errors).
-    if !btrfs || cloner.is_copying() {
-        // Without snapshots, or with data copied instead of reflinked: one
-        // syncfs writes it out and reports any write error.
-        sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
-    }
-    crate::failpoint::hit("compose.synced");
-    if btrfs {
-        sys::snapshot(&work, &dest, true).with_context(|| {
-            format!("cannot publish {} as a read-only snapshot", dest.display())
-        })?;
-        crate::failpoint::hit("compose.published");
-        sys::subvolume_delete(&work)
-            .with_context(|| format!("cannot delete {}", work.display()))?;
-        report.readonly = true;
-    } else {
-        rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &work,
-            rustix::fs::CWD,
-            &dest,
-            rustix::fs::RenameFlags::NOREPLACE,
-        )
-        .with_context(|| format!("cannot move the view into {}", dest.display()))?;
-        crate::runner::log::warn(&format!(
-            "{}: {} has no read-only subvolumes; the view is a plain directory",
-            opts.name, fs.kind
-        ));
-        report.readonly = false;
-        File::open(pool.views_dir())?.sync_all()?;
-    }
-    // (On btrfs the snapshot ioctl commits a transaction: the view is durable.)
-    crate::failpoint::hit("compose.done");
+        phase("materialised");
+        // Durable, then visible. On btrfs the read-only snapshot does both in
+        // one step: creating it flushes the source subvolume's dirty data and
+        // commits a transaction holding the new view whole (a syncfs before it
+        // cost ~50 ms). Its data is reflinks plus the few generated files,
+        // which were fsynced as written (the snapshot reports no write errors).
+        if !btrfs || cloner.is_copying() {
+            // Without snapshots, or with data copied instead of reflinked: one
+            // syncfs writes it out and reports any write error.
+            sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
+        }
+        crate::failpoint::hit("compose.synced");
+        if btrfs {
+            sys::snapshot(&work, &dest, true).with_context(|| {
+                format!("cannot publish {} as a read-only snapshot", dest.display())
+            })?;
+            crate::failpoint::hit("compose.published");
+            sys::subvolume_delete(&work)
+                .with_context(|| format!("cannot delete {}", work.display()))?;
+            report.readonly = true;
+        } else {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &work,
+                rustix::fs::CWD,
+                &dest,
+                rustix::fs::RenameFlags::NOREPLACE,
+            )
+            .with_context(|| format!("cannot move the view into {}", dest.display()))?;
+            crate::runner::log::warn(&format!(
+                "{}: {} has no read-only subvolumes; the view is a plain directory",
+                opts.name, fs.kind
+            ));
+            report.readonly = false;
+            File::open(pool.views_dir())?.sync_all()?;
+        }
+        // (On btrfs the snapshot ioctl commits a transaction: the view is durable.)
+        crate::failpoint::hit("compose.done");
+        Ok(())
+    })();
+    staged.settle(built)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

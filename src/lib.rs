@@ -22,6 +22,7 @@ pub mod progress;
 pub mod publish;
 pub mod query_cli;
 pub mod report;
+pub mod rmtree;
 pub mod rpmfile;
 pub mod runner;
 pub mod storage;

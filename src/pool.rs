@@ -184,38 +184,32 @@ impl Pool {
     }
 
     /// Removes everything in `tmp/` (call with the write lock held): after a
-    /// crash it is garbage. Subvolumes left there are deleted as subvolumes.
+    /// crash it is garbage. Whatever is there goes, however long or deep its
+    /// paths ([`crate::rmtree`]): files, directory trees, subvolumes (read-only
+    /// ones and nested ones too).
     pub fn clean_tmp(&self) -> Result<()> {
         let tmp = self.tmp_dir();
-        std::fs::create_dir_all(&tmp)?;
-        for entry in std::fs::read_dir(&tmp)? {
-            let entry = entry?;
-            remove_any(&entry.path())?;
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        // The names first: removing while reading a directory may skip entries.
+        let names = std::fs::read_dir(&tmp)
+            .and_then(|rd| {
+                rd.map(|e| e.map(|e| e.file_name()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .with_context(|| format!("cannot read {}", tmp.display()))?;
+        for name in names {
+            remove_any(&tmp.join(name))?;
         }
         Ok(())
     }
 }
 
-/// Removes a file, directory tree, or (possibly read-only) subvolume.
+/// Removes a file, directory tree, or (possibly read-only, possibly nested)
+/// subvolume, whatever the length or depth of the paths inside; never
+/// across a mount ([`crate::rmtree`]). Nothing at `path` is not an error.
 pub fn remove_any(path: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
-    };
-    if meta.is_dir() {
-        if crate::sys::is_subvolume(path).unwrap_or(false) {
-            crate::sys::subvolume_delete_recursive(path)
-                .with_context(|| format!("cannot delete subvolume {}", path.display()))?;
-            return Ok(());
-        }
-        // Make read-only trees removable (copy-mode views on XFS, tests).
-        std::fs::remove_dir_all(path)
-            .with_context(|| format!("cannot remove {}", path.display()))?;
-    } else {
-        std::fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
-    }
-    Ok(())
+    crate::rmtree::remove_path(path).with_context(|| format!("cannot remove {}", path.display()))
 }
 
 /// Writes `data` to `path` atomically: a temp file beside it, fsync, rename,
@@ -231,4 +225,98 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// An entry a writer stages in `tmp/` (a compose's work subvolume or
+/// directory): if the writer fails, it is removed before the error goes up
+/// ([`TmpGuard::settle`]), or when a panic unwinds past the guard. Only a
+/// killed writer leaves it behind, for the next writer's [`Pool::clean_tmp`].
+#[derive(Debug)]
+pub struct TmpGuard {
+    path: Option<PathBuf>,
+    what: &'static str,
+}
+
+impl TmpGuard {
+    /// Guards `path` for the operation `what` ("compose"), which is about to
+    /// create it (nothing there yet is fine).
+    pub fn new(path: PathBuf, what: &'static str) -> TmpGuard {
+        TmpGuard {
+            path: Some(path),
+            what,
+        }
+    }
+
+    /// Passes `result` on. On an error the staged entry is removed first; the
+    /// error returned is the original one, with a failure to remove the entry
+    /// added as context.
+    pub fn settle<T>(mut self, result: Result<T>) -> Result<T> {
+        let path = self.path.take().expect("a guard is settled once");
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => match remove_any(&path) {
+                Ok(()) => Err(e),
+                Err(c) => Err(e.context(format!(
+                    "{} is left for the next writer to remove ({c:#}); {} failed",
+                    path.display(),
+                    self.what
+                ))),
+            },
+        }
+    }
+}
+
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            if let Err(e) = remove_any(&path) {
+                crate::runner::log::warn(&format!(
+                    "{} left {} behind for the next writer: {e:#}",
+                    self.what,
+                    path.display()
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_settled_guard_removes_on_error_only_and_keeps_the_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let staged = tmp.path().join("compose-v");
+        std::fs::create_dir_all(staged.join("a/b")).unwrap();
+        std::fs::write(staged.join("a/b/f"), b"x").unwrap();
+        let kept = TmpGuard::new(staged.clone(), "compose").settle(Ok(7));
+        assert_eq!(kept.unwrap(), 7);
+        assert!(staged.exists(), "success keeps it");
+
+        let e = TmpGuard::new(staged.clone(), "compose")
+            .settle::<()>(Err(anyhow::anyhow!("file conflict")))
+            .unwrap_err();
+        assert_eq!(format!("{e:#}"), "file conflict");
+        assert!(!staged.exists(), "an error removes it");
+
+        // A failed removal is context; the original error stays the cause.
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let e = TmpGuard::new(file.join("x"), "compose")
+            .settle::<()>(Err(anyhow::anyhow!("file conflict")))
+            .unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("is left for the next writer to remove"),
+            "{text}"
+        );
+        assert!(text.ends_with("compose failed: file conflict"), "{text}");
+        assert_eq!(e.root_cause().to_string(), "file conflict");
+
+        // Dropped unsettled (a panic unwinding): removed.
+        std::fs::create_dir(&staged).unwrap();
+        drop(TmpGuard::new(staged.clone(), "compose"));
+        assert!(!staged.exists());
+    }
 }

@@ -14,10 +14,13 @@
 //! Errors carry no path: the caller knows which file or directory it asked
 //! about and adds it as context.
 
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::ioctl::{self, opcode, Opcode};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::num::NonZeroU64;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -68,6 +71,16 @@ pub enum SysError {
     /// ENOSPC.
     #[error("no space left on the filesystem")]
     NoSpace,
+    /// A directory on the way is on another mount: reimage never deletes
+    /// across mounts.
+    #[error(
+        "a mount point is in the way (reimage does not delete across mounts; unmount it first)"
+    )]
+    MountPoint,
+    /// A directory or subvolume was not where the filesystem's own records
+    /// (or the walk so far) put it: the tree changed while being deleted.
+    #[error("the tree changed while it was being deleted")]
+    TreeChanged,
     /// A subvolume name that btrfs cannot take.
     #[error("invalid subvolume name {0:?} (needs a final component of 1..=4039 bytes, no NUL)")]
     InvalidName(PathBuf),
@@ -78,7 +91,7 @@ pub enum SysError {
 
 impl SysError {
     /// Maps an errno from operation `op` ("reflink", "create subvolumes", ...).
-    fn from_errno(op: &'static str, e: Errno) -> SysError {
+    pub(crate) fn from_errno(op: &'static str, e: Errno) -> SysError {
         match e {
             Errno::OPNOTSUPP | Errno::NOTTY | Errno::NOSYS => SysError::NotSupported(op),
             Errno::XDEV => SysError::CrossDevice,
@@ -113,6 +126,8 @@ impl SysError {
             SysError::NotEmpty => Errno::NOTEMPTY,
             SysError::PermissionDenied => Errno::PERM,
             SysError::NoSpace => Errno::NOSPC,
+            SysError::MountPoint => Errno::BUSY,
+            SysError::TreeChanged => Errno::STALE,
             SysError::NotSubvolume => return None,
             SysError::Other(_, e) => *e,
         })
@@ -207,7 +222,7 @@ pub fn fs_info(path: &Path) -> Result<FsInfo, SysError> {
 }
 
 /// [`fs_info`] for an open file or directory.
-pub fn fs_info_fd(file: &File) -> Result<FsInfo, SysError> {
+pub fn fs_info_fd(file: &impl AsFd) -> Result<FsInfo, SysError> {
     let st = rustix::fs::fstatfs(file).map_err(|e| SysError::from_errno("statfs", e))?;
     Ok(fs_info_from(&st))
 }
@@ -740,8 +755,25 @@ const BTRFS_IOC_SUBVOL_GETFLAGS: Opcode = opcode::read::<u64>(BTRFS_IOCTL_MAGIC,
 /// `BTRFS_IOC_SUBVOL_SETFLAGS = _IOW(BTRFS_IOCTL_MAGIC, 26, __u64)`.
 const BTRFS_IOC_SUBVOL_SETFLAGS: Opcode = opcode::write::<u64>(BTRFS_IOCTL_MAGIC, 26);
 
+/// `struct btrfs_ioctl_ino_lookup_args` from `linux/btrfs.h`.
+#[repr(C)]
+struct BtrfsInoLookupArgs {
+    treeid: u64,
+    objectid: u64,
+    name: [u8; BTRFS_INO_LOOKUP_PATH_MAX],
+}
+
+/// `BTRFS_INO_LOOKUP_PATH_MAX` (linux/btrfs.h).
+const BTRFS_INO_LOOKUP_PATH_MAX: usize = 4080;
+
+const _: () = assert!(std::mem::size_of::<BtrfsInoLookupArgs>() == 4096);
+
+/// `BTRFS_IOC_INO_LOOKUP = _IOWR(BTRFS_IOCTL_MAGIC, 18, struct btrfs_ioctl_ino_lookup_args)`.
+const BTRFS_IOC_INO_LOOKUP: Opcode =
+    opcode::read_write::<BtrfsInoLookupArgs>(BTRFS_IOCTL_MAGIC, 18);
+
 /// Opens a directory for ioctls (read-only, no following of a final symlink).
-fn open_dir(path: &Path, op: &'static str) -> Result<rustix::fd::OwnedFd, SysError> {
+fn open_dir(path: &Path, op: &'static str) -> Result<OwnedFd, SysError> {
     use rustix::fs::{Mode, OFlags};
     rustix::fs::open(
         path,
@@ -754,20 +786,48 @@ fn open_dir(path: &Path, op: &'static str) -> Result<rustix::fd::OwnedFd, SysErr
     })
 }
 
+/// [`open_dir`] for the one component `name` of the directory `parent`.
+fn open_dir_at(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    op: &'static str,
+) -> Result<OwnedFd, SysError> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::NOTDIR | Errno::LOOP => SysError::NotSubvolume,
+        e => SysError::from_errno(op, e),
+    })
+}
+
+/// Copies the single path component `name` NUL-terminated into `buf` (which
+/// is zeroed), refusing what no subvolume can be named.
+fn copy_name(name: &OsStr, buf: &mut [u8]) -> Result<(), SysError> {
+    let b = name.as_bytes();
+    if b.is_empty()
+        || b.len() >= buf.len()
+        || b.contains(&0)
+        || b.contains(&b'/')
+        || b == b"."
+        || b == b".."
+    {
+        return Err(SysError::InvalidName(PathBuf::from(name)));
+    }
+    buf[..b.len()].copy_from_slice(b);
+    Ok(())
+}
+
 /// Splits `path` into its parent directory (opened) and final name, copied
 /// NUL-terminated into `buf`.
-fn parent_and_name(
-    path: &Path,
-    buf: &mut [u8],
-    op: &'static str,
-) -> Result<rustix::fd::OwnedFd, SysError> {
-    use std::os::unix::ffi::OsStrExt;
+fn parent_and_name(path: &Path, buf: &mut [u8], op: &'static str) -> Result<OwnedFd, SysError> {
     let bad = || SysError::InvalidName(path.to_path_buf());
-    let name = path.file_name().ok_or_else(bad)?.as_bytes();
-    if name.is_empty() || name.len() >= buf.len() || name.contains(&0) {
-        return Err(bad());
-    }
-    buf[..name.len()].copy_from_slice(name);
+    let name = path.file_name().ok_or_else(bad)?;
+    copy_name(name, buf).map_err(|_| bad())?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -783,17 +843,32 @@ pub fn subvolume_create(path: &Path) -> Result<(), SysError> {
         name: [0; BTRFS_PATH_NAME_MAX + 1],
     });
     let parent = parent_and_name(path, &mut args.name, OP)?;
+    subvol_create_ioctl(parent.as_fd(), args)
+}
+
+/// Creates an empty subvolume `name` in the directory `parent` (one path
+/// component, so it works at any depth).
+pub fn subvolume_create_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), SysError> {
+    let mut args = Box::new(BtrfsVolArgs {
+        fd: 0,
+        name: [0; BTRFS_PATH_NAME_MAX + 1],
+    });
+    copy_name(name, &mut args.name)?;
+    subvol_create_ioctl(parent, args)
+}
+
+fn subvol_create_ioctl(parent: BorrowedFd<'_>, args: Box<BtrfsVolArgs>) -> Result<(), SysError> {
     // SAFETY: BTRFS_IOC_SUBVOL_CREATE reads one `struct btrfs_ioctl_vol_args`
     // (mirrored by `BtrfsVolArgs`, size asserted) whose `name` is
     // NUL-terminated (the buffer was zeroed and the name is shorter than it);
     // `fd` is unused by this ioctl.
     unsafe {
         ioctl::ioctl(
-            &parent,
+            parent,
             ioctl::Setter::<BTRFS_IOC_SUBVOL_CREATE, BtrfsVolArgs>::new(*args),
         )
     }
-    .map_err(|e| SysError::from_errno(OP, e))
+    .map_err(|e| SysError::from_errno("create subvolumes", e))
 }
 
 /// Snapshots the subvolume `src` as a new subvolume `dst` (one
@@ -830,6 +905,27 @@ pub fn snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<(), SysError> 
     })
 }
 
+/// One BTRFS_IOC_SNAP_DESTROY of the subvolume `name` in `parent`: the
+/// subvolume goes with all its files, however many and however deep, in one
+/// call ([`SysError::NotEmpty`] if it holds other subvolumes).
+fn snap_destroy(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), SysError> {
+    let mut args = Box::new(BtrfsVolArgs {
+        fd: 0,
+        name: [0; BTRFS_PATH_NAME_MAX + 1],
+    });
+    copy_name(name, &mut args.name)?;
+    // SAFETY: BTRFS_IOC_SNAP_DESTROY reads one `struct btrfs_ioctl_vol_args`
+    // (mirrored by `BtrfsVolArgs`, size asserted) whose `name` is
+    // NUL-terminated (zeroed buffer, shorter name); `fd` is unused by this ioctl.
+    unsafe {
+        ioctl::ioctl(
+            parent,
+            ioctl::Setter::<BTRFS_IOC_SNAP_DESTROY, BtrfsVolArgs>::new(*args),
+        )
+    }
+    .map_err(|e| SysError::from_errno("delete subvolumes", e))
+}
+
 /// Deletes the subvolume at `path` (BTRFS_IOC_SNAP_DESTROY on its parent),
 /// read-only or not, with all its files. Limits: needs root (or the
 /// `user_subvol_rm_allowed` mount option for writable subvolumes); fails
@@ -838,82 +934,331 @@ pub fn snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<(), SysError> 
 /// parent directory is in a read-only subvolume. Deletion is quick; the
 /// space is freed in the background by the btrfs cleaner.
 pub fn subvolume_delete(path: &Path) -> Result<(), SysError> {
-    const OP: &str = "delete subvolumes";
     if !is_subvolume(path)? {
         return Err(SysError::NotSubvolume);
     }
-    let mut args = Box::new(BtrfsVolArgs {
-        fd: 0,
-        name: [0; BTRFS_PATH_NAME_MAX + 1],
-    });
-    let parent = parent_and_name(path, &mut args.name, OP)?;
-    // SAFETY: BTRFS_IOC_SNAP_DESTROY reads one `struct btrfs_ioctl_vol_args`
-    // (mirrored by `BtrfsVolArgs`, size asserted) whose `name` is
-    // NUL-terminated; `fd` is unused by this ioctl.
-    unsafe {
-        ioctl::ioctl(
-            &parent,
-            ioctl::Setter::<BTRFS_IOC_SNAP_DESTROY, BtrfsVolArgs>::new(*args),
-        )
-    }
-    .map_err(|e| SysError::from_errno(OP, e))
+    let mut name = [0; BTRFS_PATH_NAME_MAX + 1];
+    let parent = parent_and_name(path, &mut name, "delete subvolumes")?;
+    snap_destroy(parent.as_fd(), path.file_name().expect("checked"))
 }
 
 /// Deletes the subvolume at `path` and every subvolume nested in it, deepest
-/// first. A read-only subvolume that holds nested ones is made writable
-/// first (its directory entries must change). Refuses to cross into another
-/// mount (returns [`SysError::Other`] with EBUSY) rather than delete through it.
+/// first ([`subvolume_delete_at`] on its parent directory).
 pub fn subvolume_delete_recursive(path: &Path) -> Result<(), SysError> {
-    let nested = nested_subvolumes(path)?;
-    if !nested.is_empty() {
-        if is_readonly(path)? {
-            set_readonly(path, false)?;
+    if !is_subvolume(path)? {
+        return Err(SysError::NotSubvolume);
+    }
+    let mut name = [0; BTRFS_PATH_NAME_MAX + 1];
+    let parent = parent_and_name(path, &mut name, "delete subvolumes")?;
+    subvolume_delete_at(parent.as_fd(), path.file_name().expect("checked"))
+}
+
+/// Deletes the subvolume `name` in the directory `parent` with everything in
+/// it, nested subvolumes included, whatever the length or depth of the paths
+/// inside: nothing here builds a path or walks the tree.
+///
+/// One BTRFS_IOC_SNAP_DESTROY deletes a subvolume and all its files. Only
+/// when the kernel says it holds other subvolumes (ENOTEMPTY) are they
+/// looked up, by id: the root tree's `ROOT_REF` items (TREE_SEARCH_V2,
+/// needs root) give every subvolume below it, each with the inode of the
+/// directory holding it and its name; that directory is reached from its
+/// subvolume's root one component at a time, following the directory's
+/// `INODE_REF` items up to the root (holding one or two descriptors at a
+/// time, whatever the depth). They are then deleted deepest first, each
+/// with SNAP_DESTROY on the directory holding it, a read-only subvolume
+/// holding one being made writable first (its directory loses an entry).
+///
+/// Why not BTRFS_IOC_SNAP_DESTROY_V2 with BTRFS_SUBVOL_SPEC_BY_ID: to delete
+/// by id the kernel rebuilds the subvolume's path from the top of the
+/// filesystem into a PATH_MAX buffer (`btrfs_get_subvol_name_from_objectid`),
+/// so on 6.18 it fails with ENAMETOOLONG for a subvolume nested 2100
+/// directories deep: exactly the case this is for. It also needs the parent
+/// writable, which takes a descriptor of the parent subvolume anyway.
+///
+/// Never crosses into another mount: a directory on the way to a nested
+/// subvolume that is on another mount is refused ([`SysError::MountPoint`]).
+pub fn subvolume_delete_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), SysError> {
+    match snap_destroy(parent, name) {
+        Err(SysError::NotEmpty) => {}
+        other => return other,
+    }
+    let top = open_dir_at(parent, name, "delete subvolumes")?;
+    delete_nested(&top)?;
+    snap_destroy(parent, name)
+}
+
+/// A subvolume below another, from its `ROOT_REF` item.
+#[derive(Debug, Clone)]
+struct RootRef {
+    id: u64,
+    parent: u64,
+    /// The inode (in `parent`'s tree) of the directory holding it.
+    dirid: u64,
+    name: OsString,
+}
+
+/// Deletes every subvolume below the subvolume whose root is `top` (see
+/// [`subvolume_delete_at`]).
+fn delete_nested(top: &OwnedFd) -> Result<(), SysError> {
+    let mnt = mount_id_fd(top)?;
+    let top_id = subvolume_id(top)?;
+    let mut search = TreeSearch::new();
+    // Breadth first: every subvolume comes after the one holding it.
+    let mut below = root_refs(&mut search, top, top_id)?;
+    let mut i = 0;
+    while i < below.len() {
+        let more = root_refs(&mut search, top, below[i].id)?;
+        below.extend(more);
+        i += 1;
+    }
+    let by_id: std::collections::HashMap<u64, usize> =
+        below.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    for r in below.iter().rev() {
+        let holder = open_subvolume(&mut search, top, top_id, r.parent, &below, &by_id, mnt)?;
+        if subvol_flags(&holder)? & BTRFS_SUBVOL_RDONLY != 0 {
+            set_flags(&holder, false)?;
         }
-        for n in &nested {
-            subvolume_delete_recursive(n)?;
+        let dir = open_inode_dir(&mut search, &holder, r.parent, r.dirid, mnt)?;
+        match snap_destroy(dir.as_fd(), &r.name) {
+            Ok(()) | Err(SysError::NotFound) => {}
+            Err(e) => return Err(e),
         }
     }
-    subvolume_delete(path)
+    Ok(())
+}
+
+/// The subvolumes directly below subvolume `parent` (its `ROOT_REF` items in
+/// the root tree).
+fn root_refs(search: &mut TreeSearch, fd: &OwnedFd, parent: u64) -> Result<Vec<RootRef>, SysError> {
+    let mut out = Vec::new();
+    let mut bad = false;
+    search.run(
+        fd,
+        BTRFS_ROOT_TREE_OBJECTID,
+        (parent, BTRFS_ROOT_REF_KEY, 0),
+        (parent, BTRFS_ROOT_REF_KEY, u64::MAX),
+        &mut |(obj, ty, off), data| {
+            if obj != parent || ty != BTRFS_ROOT_REF_KEY {
+                return;
+            }
+            match parse_root_ref(data) {
+                Some((dirid, name)) => out.push(RootRef {
+                    id: off,
+                    parent,
+                    dirid,
+                    name: OsStr::from_bytes(name).to_os_string(),
+                }),
+                None => bad = true,
+            }
+        },
+    )?;
+    if bad {
+        return Err(SysError::Other("read a ROOT_REF item", Errno::UCLEAN));
+    }
+    Ok(out)
+}
+
+/// `struct btrfs_root_ref` (linux/btrfs_tree.h, packed, little-endian):
+/// dirid u64, sequence u64, name_len u16, then the name.
+fn parse_root_ref(item: &[u8]) -> Option<(u64, &[u8])> {
+    let dirid = u64::from_le_bytes(item.get(0..8)?.try_into().ok()?);
+    let len = u16::from_le_bytes(item.get(16..18)?.try_into().ok()?) as usize;
+    Some((dirid, item.get(18..18 + len)?))
+}
+
+/// `struct btrfs_inode_ref` (linux/btrfs_tree.h, packed, little-endian):
+/// index u64, name_len u16, then the name (the first one, for a directory
+/// the only one).
+fn parse_inode_ref(item: &[u8]) -> Option<&[u8]> {
+    let len = u16::from_le_bytes(item.get(8..10)?.try_into().ok()?) as usize;
+    item.get(10..10 + len)
+}
+
+/// The root of subvolume `id` (`top_id` itself, or one below it listed in
+/// `below`), reached from `top` one subvolume at a time.
+fn open_subvolume(
+    search: &mut TreeSearch,
+    top: &OwnedFd,
+    top_id: u64,
+    id: u64,
+    below: &[RootRef],
+    by_id: &std::collections::HashMap<u64, usize>,
+    mnt: u64,
+) -> Result<OwnedFd, SysError> {
+    const OP: &str = "open a nested subvolume";
+    // The chain of subvolumes from `id` up to (not including) `top_id`.
+    let mut chain = Vec::new();
+    let mut at = id;
+    while at != top_id {
+        let &i = by_id.get(&at).ok_or(SysError::TreeChanged)?;
+        chain.push(i);
+        at = below[i].parent;
+    }
+    let mut cur = open_dir_at(top.as_fd(), OsStr::new("."), OP)?;
+    for &i in chain.iter().rev() {
+        let r = &below[i];
+        let dir = open_inode_dir(search, &cur, r.parent, r.dirid, mnt)?;
+        let next = open_dir_at(dir.as_fd(), &r.name, OP)?;
+        let st = statx_fd(&next)?;
+        if st.stx_mnt_id != mnt {
+            return Err(SysError::MountPoint);
+        }
+        if st.stx_ino != BTRFS_FIRST_FREE_OBJECTID || subvolume_id(&next)? != r.id {
+            return Err(SysError::TreeChanged);
+        }
+        cur = next;
+    }
+    Ok(cur)
+}
+
+/// The directory with inode `dirid` in subvolume `tree`, whose root is
+/// `root`: its `INODE_REF` items give each directory's name and parent up to
+/// the root; it is then opened from the root one component at a time, each
+/// checked to be the inode expected, on the same mount.
+fn open_inode_dir(
+    search: &mut TreeSearch,
+    root: &OwnedFd,
+    tree: u64,
+    dirid: u64,
+    mnt: u64,
+) -> Result<OwnedFd, SysError> {
+    const OP: &str = "find a directory by inode (INODE_REF)";
+    // (name, inode) from `dirid` up to the root's child.
+    let mut up: Vec<(OsString, u64)> = Vec::new();
+    let mut ino = dirid;
+    while ino != BTRFS_FIRST_FREE_OBJECTID {
+        // A directory has one INODE_REF; more than a million levels is a loop.
+        if up.len() > 1 << 20 {
+            return Err(SysError::Other(OP, Errno::LOOP));
+        }
+        let mut found: Option<(u64, OsString)> = None;
+        let mut bad = false;
+        search.run(
+            root,
+            tree,
+            (ino, BTRFS_INODE_REF_KEY, 0),
+            (ino, BTRFS_INODE_REF_KEY, u64::MAX),
+            &mut |(obj, ty, off), data| {
+                if obj != ino || ty != BTRFS_INODE_REF_KEY || found.is_some() {
+                    return;
+                }
+                match parse_inode_ref(data) {
+                    Some(n) => found = Some((off, OsStr::from_bytes(n).to_os_string())),
+                    None => bad = true,
+                }
+            },
+        )?;
+        if bad {
+            return Err(SysError::Other(OP, Errno::UCLEAN));
+        }
+        let (parent, name) = found.ok_or(SysError::TreeChanged)?;
+        up.push((name, ino));
+        ino = parent;
+    }
+    let mut cur = open_dir_at(root.as_fd(), OsStr::new("."), OP)?;
+    for (name, ino) in up.iter().rev() {
+        let next = open_dir_at(cur.as_fd(), name, OP)?;
+        let st = statx_fd(&next)?;
+        if st.stx_mnt_id != mnt {
+            return Err(SysError::MountPoint);
+        }
+        if st.stx_ino != *ino {
+            return Err(SysError::TreeChanged);
+        }
+        cur = next;
+    }
+    Ok(cur)
+}
+
+/// The id of the subvolume holding `fd` (BTRFS_IOC_INO_LOOKUP of inode 256
+/// with tree id 0, as `btrfs inspect-internal rootid` does; no root needed).
+pub fn subvolume_id(fd: &impl AsFd) -> Result<u64, SysError> {
+    let mut args = Box::new(BtrfsInoLookupArgs {
+        treeid: 0,
+        objectid: BTRFS_FIRST_FREE_OBJECTID,
+        name: [0; BTRFS_INO_LOOKUP_PATH_MAX],
+    });
+    // SAFETY: BTRFS_IOC_INO_LOOKUP reads and writes back one `struct
+    // btrfs_ioctl_ino_lookup_args` (mirrored by `BtrfsInoLookupArgs`, size
+    // asserted), which lives across the call; for objectid 256 it writes
+    // the tree id and an empty name.
+    unsafe {
+        ioctl::ioctl(
+            fd,
+            ioctl::Updater::<BTRFS_IOC_INO_LOOKUP, BtrfsInoLookupArgs>::new(&mut args),
+        )
+    }
+    .map_err(|e| SysError::from_errno("look up the subvolume id (INO_LOOKUP)", e))?;
+    Ok(args.treeid)
 }
 
 /// The subvolumes directly nested in the tree at `root` (not descending into
-/// them), found by walking it.
+/// them): from the `ROOT_REF` items of the subvolume holding `root`, those
+/// whose directory is `root` or below it (by its `INODE_REF` items), so
+/// nothing is walked and no path is looked up. Needs root (TREE_SEARCH); an
+/// empty list where there are no subvolumes (not btrfs). A returned path may
+/// be longer than the kernel takes (PATH_MAX): delete such ones with
+/// [`subvolume_delete_recursive`] on an ancestor or [`subvolume_delete_at`].
 pub fn nested_subvolumes(root: &Path) -> Result<Vec<PathBuf>, SysError> {
     const OP: &str = "list nested subvolumes";
-    let mnt = mount_id(root)?;
+    let fd = open_dir(root, OP)?;
+    if fs_info_fd(&fd)?.kind != FsKind::Btrfs {
+        return Ok(Vec::new());
+    }
+    let root_ino = statx_fd(&fd)?.stx_ino;
+    let tree = subvolume_id(&fd)?;
+    let mut search = TreeSearch::new();
     let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| SysError::from_io(OP, &e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| SysError::from_io(OP, &e))?;
-            if !entry
-                .file_type()
-                .map_err(|e| SysError::from_io(OP, &e))?
-                .is_dir()
-            {
-                continue;
-            }
-            let p = entry.path();
-            if mount_id(&p)? != mnt {
-                return Err(SysError::Other(OP, Errno::BUSY));
-            }
-            let meta = std::fs::symlink_metadata(&p).map_err(|e| SysError::from_io(OP, &e))?;
-            if meta.ino() == BTRFS_FIRST_FREE_OBJECTID && fs_info(&p)?.kind == FsKind::Btrfs {
-                found.push(p);
-            } else {
-                stack.push(p);
-            }
+    for r in root_refs(&mut search, &fd, tree)? {
+        // The components from `root` down to the directory holding it.
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut ino = r.dirid;
+        let mut under = ino == root_ino;
+        while !under && ino != BTRFS_FIRST_FREE_OBJECTID {
+            let mut step = None;
+            search.run(
+                &fd,
+                tree,
+                (ino, BTRFS_INODE_REF_KEY, 0),
+                (ino, BTRFS_INODE_REF_KEY, u64::MAX),
+                &mut |(obj, ty, off), data| {
+                    if obj == ino && ty == BTRFS_INODE_REF_KEY && step.is_none() {
+                        step = parse_inode_ref(data).map(|n| (off, n.to_vec()));
+                    }
+                },
+            )?;
+            let (parent, name) = step.ok_or(SysError::TreeChanged)?;
+            names.push(name);
+            ino = parent;
+            under = ino == root_ino;
         }
+        if !under {
+            continue;
+        }
+        let mut p = root.to_path_buf();
+        for n in names.iter().rev() {
+            p.push(OsStr::from_bytes(n));
+        }
+        p.push(&r.name);
+        found.push(p);
     }
     Ok(found)
 }
 
-fn mount_id(path: &Path) -> Result<u64, SysError> {
-    use rustix::fs::{AtFlags, StatxFlags, CWD};
-    let st = rustix::fs::statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)
-        .map_err(|e| SysError::from_errno("statx", e))?;
-    Ok(st.stx_mnt_id)
+fn statx_fd(fd: &impl AsFd) -> Result<rustix::fs::Statx, SysError> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    rustix::fs::statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::TYPE | StatxFlags::INO | StatxFlags::MNT_ID,
+    )
+    .map_err(|e| SysError::from_errno("statx", e))
+}
+
+/// The id of the mount holding `fd` (statx `STATX_MNT_ID`).
+pub fn mount_id_fd(fd: &impl AsFd) -> Result<u64, SysError> {
+    Ok(statx_fd(fd)?.stx_mnt_id)
 }
 
 /// Whether `path` is the root directory of a btrfs subvolume (a directory on
@@ -926,11 +1271,35 @@ pub fn is_subvolume(path: &Path) -> Result<bool, SysError> {
     Ok(fs_info(path)?.kind == FsKind::Btrfs)
 }
 
-fn subvol_flags(dir: &rustix::fd::OwnedFd) -> Result<u64, SysError> {
+fn subvol_flags(dir: &OwnedFd) -> Result<u64, SysError> {
     // SAFETY: BTRFS_IOC_SUBVOL_GETFLAGS writes one `__u64` into the buffer
     // `Getter` provides for `u64`.
     unsafe { ioctl::ioctl(dir, ioctl::Getter::<BTRFS_IOC_SUBVOL_GETFLAGS, u64>::new()) }
         .map_err(|e| SysError::from_errno("read subvolume flags", e))
+}
+
+/// Sets or clears BTRFS_SUBVOL_RDONLY on the subvolume whose root is `dir`
+/// (BTRFS_IOC_SUBVOL_SETFLAGS; other flags are kept).
+fn set_flags(dir: &OwnedFd, readonly: bool) -> Result<(), SysError> {
+    const OP: &str = "set subvolume flags";
+    let old = subvol_flags(dir)?;
+    let new = if readonly {
+        old | BTRFS_SUBVOL_RDONLY
+    } else {
+        old & !BTRFS_SUBVOL_RDONLY
+    };
+    if new == old {
+        return Ok(());
+    }
+    // SAFETY: BTRFS_IOC_SUBVOL_SETFLAGS reads one `__u64` from the pointer
+    // `Setter` passes for `u64`.
+    unsafe {
+        ioctl::ioctl(
+            dir,
+            ioctl::Setter::<BTRFS_IOC_SUBVOL_SETFLAGS, u64>::new(new),
+        )
+    }
+    .map_err(|e| SysError::from_errno(OP, e))
 }
 
 /// Whether the subvolume at `path` is read-only (BTRFS_IOC_SUBVOL_GETFLAGS).
@@ -945,33 +1314,16 @@ pub fn is_readonly(path: &Path) -> Result<bool, SysError> {
 /// Makes the subvolume at `path` read-only or writable
 /// (BTRFS_IOC_SUBVOL_SETFLAGS; other flags are kept).
 pub fn set_readonly(path: &Path, readonly: bool) -> Result<(), SysError> {
-    const OP: &str = "set subvolume flags";
     if !is_subvolume(path)? {
         return Err(SysError::NotSubvolume);
     }
-    let dir = open_dir(path, OP)?;
-    let old = subvol_flags(&dir)?;
-    let new = if readonly {
-        old | BTRFS_SUBVOL_RDONLY
-    } else {
-        old & !BTRFS_SUBVOL_RDONLY
-    };
-    if new == old {
-        return Ok(());
-    }
-    // SAFETY: BTRFS_IOC_SUBVOL_SETFLAGS reads one `__u64` from the pointer
-    // `Setter` passes for `u64`.
-    unsafe {
-        ioctl::ioctl(
-            &dir,
-            ioctl::Setter::<BTRFS_IOC_SUBVOL_SETFLAGS, u64>::new(new),
-        )
-    }
-    .map_err(|e| SysError::from_errno(OP, e))
+    let dir = open_dir(path, "set subvolume flags")?;
+    set_flags(&dir, readonly)
 }
 
 // ---------------------------------------------------------------------------
-// btrfs tree search: the file extent items behind a file's data
+// btrfs tree search: the file extent items behind a file's data, and the
+// subvolume and directory references that find nested subvolumes by id
 
 /// `struct btrfs_ioctl_search_key` from `linux/btrfs.h`.
 #[repr(C)]
@@ -1023,9 +1375,15 @@ const _: () = assert!(std::mem::size_of::<BtrfsSearchArgsV2>() == 112);
 /// `BTRFS_IOC_TREE_SEARCH_V2 = _IOWR(BTRFS_IOCTL_MAGIC, 17, struct btrfs_ioctl_search_args_v2)`.
 const BTRFS_IOC_TREE_SEARCH_V2: Opcode =
     opcode::read_write::<BtrfsSearchArgsV2>(BTRFS_IOCTL_MAGIC, 17);
-/// `BTRFS_EXTENT_DATA_KEY`, `BTRFS_INODE_ITEM_KEY` (linux/btrfs_tree.h).
+/// `BTRFS_EXTENT_DATA_KEY`, `BTRFS_INODE_ITEM_KEY`, `BTRFS_INODE_REF_KEY`,
+/// `BTRFS_ROOT_REF_KEY` (linux/btrfs_tree.h).
 const BTRFS_EXTENT_DATA_KEY: u32 = 108;
 const BTRFS_INODE_ITEM_KEY: u32 = 1;
+const BTRFS_INODE_REF_KEY: u32 = 12;
+const BTRFS_ROOT_REF_KEY: u32 = 156;
+/// `BTRFS_ROOT_TREE_OBJECTID` (linux/btrfs_tree.h): the tree of all
+/// subvolumes (their `ROOT_ITEM`s and the `ROOT_REF`s linking them).
+const BTRFS_ROOT_TREE_OBJECTID: u64 = 1;
 /// Offset of `mode` in `struct btrfs_inode_item` (packed: generation,
 /// transid, size, nbytes, block_group u64; nlink, uid, gid, mode u32).
 const INODE_ITEM_MODE: usize = 52;
@@ -1134,97 +1492,142 @@ fn parse_file_extent(ino: u64, file_offset: u64, item: &[u8]) -> Option<FileExte
 /// and reports only the items of regular files (a symlink's target is an
 /// inline extent too).
 fn search_file_extents(
-    fd: &impl std::os::fd::AsFd,
+    fd: &impl AsFd,
     min_ino: u64,
     max_ino: u64,
     regular_only: bool,
     each: &mut dyn FnMut(FileExtent),
 ) -> Result<(), SysError> {
-    const OP: &str = "search the btrfs file tree (TREE_SEARCH_V2)";
-    let mut buf = Box::new(SearchBuf {
-        args: BtrfsSearchArgsV2::default(),
-        buf: [0; SEARCH_BUF],
-    });
     let first_type = if regular_only {
         BTRFS_INODE_ITEM_KEY
     } else {
         BTRFS_EXTENT_DATA_KEY
     };
-    let (mut objectid, mut typ, mut offset) = (min_ino, first_type, 0u64);
     // The inode whose INODE_ITEM was seen last, and whether it is a regular file.
     let mut regular = (u64::MAX, false);
-    loop {
-        buf.args = BtrfsSearchArgsV2 {
-            key: BtrfsSearchKey {
-                // 0: the subvolume of the file the ioctl is called on.
-                tree_id: 0,
-                min_objectid: objectid,
-                max_objectid: max_ino,
-                min_type: typ,
-                max_type: BTRFS_EXTENT_DATA_KEY,
-                min_offset: offset,
-                max_offset: u64::MAX,
-                min_transid: 0,
-                max_transid: u64::MAX,
-                nr_items: u32::MAX,
-                ..Default::default()
-            },
-            buf_size: SEARCH_BUF as u64,
-        };
-        // SAFETY: BTRFS_IOC_TREE_SEARCH_V2 reads a `struct
-        // btrfs_ioctl_search_args_v2` and writes at most `buf_size` bytes of
-        // results into `buf[]` right after it (and `nr_items`/`buf_size`
-        // back into the header); `SearchBuf` is that layout (repr(C), header
-        // size asserted) with `buf_size` = the length of its `buf`, and it
-        // outlives the call.
-        unsafe {
-            ioctl::ioctl(
-                fd,
-                ioctl::Updater::<BTRFS_IOC_TREE_SEARCH_V2, SearchBuf>::new(&mut buf),
-            )
-        }
-        .map_err(|e| SysError::from_errno(OP, e))?;
-        let n = buf.args.key.nr_items;
-        if n == 0 {
-            return Ok(());
-        }
-        let mut pos = 0usize;
-        let mut last = (0u64, 0u32, 0u64);
-        for _ in 0..n {
-            if pos + SEARCH_HEADER_LEN > SEARCH_BUF {
-                return Err(SysError::Other(OP, Errno::OVERFLOW));
-            }
-            let h = &buf.buf[pos..pos + SEARCH_HEADER_LEN];
-            let ne64 = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().unwrap());
-            let ne32 = |i: usize| u32::from_ne_bytes(h[i..i + 4].try_into().unwrap());
-            let (obj, off, ty, len) = (ne64(8), ne64(16), ne32(24), ne32(28) as usize);
-            let start = pos + SEARCH_HEADER_LEN;
-            if start + len > SEARCH_BUF {
-                return Err(SysError::Other(OP, Errno::OVERFLOW));
-            }
-            if ty == BTRFS_INODE_ITEM_KEY && len >= INODE_ITEM_MODE + 4 {
-                let m = &buf.buf[start + INODE_ITEM_MODE..start + INODE_ITEM_MODE + 4];
+    // Tree 0: the subvolume of the file the ioctl is called on.
+    TreeSearch::new().run(
+        fd,
+        0,
+        (min_ino, first_type, 0),
+        (max_ino, BTRFS_EXTENT_DATA_KEY, u64::MAX),
+        &mut |(obj, ty, off), item| {
+            if ty == BTRFS_INODE_ITEM_KEY && item.len() >= INODE_ITEM_MODE + 4 {
+                let m = &item[INODE_ITEM_MODE..INODE_ITEM_MODE + 4];
                 let mode = u32::from_le_bytes(m.try_into().unwrap());
                 regular = (obj, mode & 0o170000 == 0o100000);
             }
             if ty == BTRFS_EXTENT_DATA_KEY && (!regular_only || regular == (obj, true)) {
-                if let Some(fe) = parse_file_extent(obj, off, &buf.buf[start..start + len]) {
+                if let Some(fe) = parse_file_extent(obj, off, item) {
                     each(fe);
                 }
             }
-            last = (obj, ty, off);
-            pos = start + len;
+        },
+    )
+}
+
+/// A btrfs key: (objectid, type, offset), compared in that order.
+type Key = (u64, u32, u64);
+
+/// A reusable BTRFS_IOC_TREE_SEARCH_V2 buffer.
+struct TreeSearch {
+    buf: Box<SearchBuf>,
+}
+
+impl TreeSearch {
+    fn new() -> TreeSearch {
+        TreeSearch {
+            buf: Box::new(SearchBuf {
+                args: BtrfsSearchArgsV2::default(),
+                buf: [0; SEARCH_BUF],
+            }),
         }
-        // Continue right after the last key returned.
-        (objectid, typ, offset) = match last {
-            (o, t, off) if off < u64::MAX => (o, t, off + 1),
-            (o, t, _) if t < BTRFS_EXTENT_DATA_KEY => (o, t + 1, 0),
-            (o, _, _) if o < max_ino => (o + 1, 0, 0),
-            _ => return Ok(()),
-        };
-        if objectid > max_ino {
-            return Ok(());
+    }
+
+    /// Calls `each(key, item)` for every item of tree
+    /// `tree_id` (0: the subvolume holding `fd`) with a key in `min ..= max`
+    /// (compound key order, as the kernel compares them), in key order,
+    /// asking again after the last key returned until none is left. Needs
+    /// CAP_SYS_ADMIN.
+    fn run(
+        &mut self,
+        fd: &impl AsFd,
+        tree_id: u64,
+        min: Key,
+        max: Key,
+        each: &mut dyn FnMut(Key, &[u8]),
+    ) -> Result<(), SysError> {
+        const OP: &str = "search a btrfs tree (TREE_SEARCH_V2)";
+        let buf = &mut self.buf;
+        let mut from = min;
+        loop {
+            buf.args = BtrfsSearchArgsV2 {
+                key: BtrfsSearchKey {
+                    tree_id,
+                    min_objectid: from.0,
+                    max_objectid: max.0,
+                    min_type: from.1,
+                    max_type: max.1,
+                    min_offset: from.2,
+                    max_offset: max.2,
+                    min_transid: 0,
+                    max_transid: u64::MAX,
+                    nr_items: u32::MAX,
+                    ..Default::default()
+                },
+                buf_size: SEARCH_BUF as u64,
+            };
+            // SAFETY: BTRFS_IOC_TREE_SEARCH_V2 reads a `struct
+            // btrfs_ioctl_search_args_v2` and writes at most `buf_size` bytes
+            // of results into `buf[]` right after it (and `nr_items`/`buf_size`
+            // back into the header); `SearchBuf` is that layout (repr(C),
+            // header size asserted) with `buf_size` = the length of its `buf`,
+            // and it outlives the call.
+            unsafe {
+                ioctl::ioctl(
+                    fd,
+                    ioctl::Updater::<BTRFS_IOC_TREE_SEARCH_V2, SearchBuf>::new(buf),
+                )
+            }
+            .map_err(|e| SysError::from_errno(OP, e))?;
+            let n = buf.args.key.nr_items;
+            if n == 0 {
+                return Ok(());
+            }
+            let mut pos = 0usize;
+            let mut last = from;
+            for _ in 0..n {
+                if pos + SEARCH_HEADER_LEN > SEARCH_BUF {
+                    return Err(SysError::Other(OP, Errno::OVERFLOW));
+                }
+                let h = &buf.buf[pos..pos + SEARCH_HEADER_LEN];
+                let ne64 = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().unwrap());
+                let ne32 = |i: usize| u32::from_ne_bytes(h[i..i + 4].try_into().unwrap());
+                let (obj, off, ty, len) = (ne64(8), ne64(16), ne32(24), ne32(28) as usize);
+                let start = pos + SEARCH_HEADER_LEN;
+                if start + len > SEARCH_BUF {
+                    return Err(SysError::Other(OP, Errno::OVERFLOW));
+                }
+                each((obj, ty, off), &buf.buf[start..start + len]);
+                last = (obj, ty, off);
+                pos = start + len;
+            }
+            // Continue right after the last key returned.
+            match next_key(last) {
+                Some(k) if k <= max => from = k,
+                _ => return Ok(()),
+            }
         }
+    }
+}
+
+/// The smallest btrfs key after `k` (types are 8 bits on disk).
+fn next_key(k: Key) -> Option<Key> {
+    match k {
+        (o, t, off) if off < u64::MAX => Some((o, t, off + 1)),
+        (o, t, _) if t < u32::from(u8::MAX) => Some((o, t + 1, 0)),
+        (o, _, _) if o < u64::MAX => Some((o + 1, 0, 0)),
+        _ => None,
     }
 }
 
@@ -1292,7 +1695,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn opcodes_match_the_kernel_headers() {
-        let ops: [(Opcode, u32); 8] = [
+        let ops: [(Opcode, u32); 9] = [
             (FIDEDUPERANGE, 0xc018_9436),
             (FS_IOC_FIEMAP, 0xc020_660b),
             (BTRFS_IOC_SUBVOL_CREATE, 0x5000_940e),
@@ -1301,6 +1704,7 @@ mod tests {
             (BTRFS_IOC_SUBVOL_GETFLAGS, 0x8008_9419),
             (BTRFS_IOC_SUBVOL_SETFLAGS, 0x4008_941a),
             (BTRFS_IOC_TREE_SEARCH_V2, 0xc070_9411),
+            (BTRFS_IOC_INO_LOOKUP, 0xd000_9412),
         ];
         for (i, (got, want)) in ops.into_iter().enumerate() {
             #[allow(clippy::unnecessary_cast)]
@@ -1364,6 +1768,34 @@ mod tests {
         assert!(parse_file_extent(1, 0, &item[..30]).is_none());
         item[20] = 9;
         assert!(parse_file_extent(1, 0, &item).is_none());
+    }
+
+    /// The references that find nested subvolumes by id, as btrfs stores
+    /// them (packed, little-endian), and the search's key order.
+    #[test]
+    fn root_and_inode_refs() {
+        let mut root_ref = Vec::new();
+        root_ref.extend_from_slice(&300u64.to_le_bytes()); // dirid
+        root_ref.extend_from_slice(&9u64.to_le_bytes()); // sequence
+        root_ref.extend_from_slice(&5u16.to_le_bytes());
+        root_ref.extend_from_slice(b"inner");
+        assert_eq!(parse_root_ref(&root_ref), Some((300, &b"inner"[..])));
+        assert_eq!(parse_root_ref(&root_ref[..20]), None, "name cut short");
+        let mut inode_ref = Vec::new();
+        inode_ref.extend_from_slice(&2u64.to_le_bytes()); // index
+        inode_ref.extend_from_slice(&3u16.to_le_bytes());
+        inode_ref.extend_from_slice(b"usr");
+        // A second ref (another hardlink) may follow; the first is taken.
+        inode_ref.extend_from_slice(&3u64.to_le_bytes());
+        inode_ref.extend_from_slice(&1u16.to_le_bytes());
+        inode_ref.push(b'x');
+        assert_eq!(parse_inode_ref(&inode_ref), Some(&b"usr"[..]));
+        assert_eq!(parse_inode_ref(&inode_ref[..9]), None);
+
+        assert_eq!(next_key((5, 156, 7)), Some((5, 156, 8)));
+        assert_eq!(next_key((5, 156, u64::MAX)), Some((5, 157, 0)));
+        assert_eq!(next_key((5, 255, u64::MAX)), Some((6, 0, 0)));
+        assert_eq!(next_key((u64::MAX, 255, u64::MAX)), None);
     }
 
     #[test]

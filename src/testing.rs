@@ -387,7 +387,6 @@ pub fn shared_fs(fs: FsType) -> Arc<ScratchFs> {
 #[derive(Debug)]
 pub struct TestDir {
     path: PathBuf,
-    subvolume: bool,
     fs: Arc<ScratchFs>,
 }
 
@@ -406,14 +405,9 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        let res = if self.subvolume {
-            // Delete nested subvolumes (even read-only ones) first, then
-            // whatever plain directories are left of them.
-            crate::sys::subvolume_delete_recursive(&self.path).map_err(anyhow::Error::from)
-        } else {
-            std::fs::remove_dir_all(&self.path).map_err(anyhow::Error::from)
-        };
-        if let Err(e) = res {
+        // The subvolume with nested (even read-only) ones, or the plain
+        // directory, whatever depth a test left in it.
+        if let Err(e) = crate::pool::remove_any(&self.path) {
             eprintln!(
                 "warning: cannot remove test dir {}: {e:#}",
                 self.path.display()
@@ -426,19 +420,14 @@ impl Drop for TestDir {
 pub fn fs_dir(fs: FsType, name: &str) -> TestDir {
     let shared = shared_fs(fs);
     let path = shared.path().join(format!("{name}-{}", unique()));
-    let subvolume = fs == FsType::Btrfs;
-    if subvolume {
+    if fs == FsType::Btrfs {
         crate::sys::subvolume_create(&path)
             .unwrap_or_else(|e| panic!("cannot create subvolume {}: {e}", path.display()));
     } else {
         std::fs::create_dir(&path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
     }
-    TestDir {
-        path,
-        subvolume,
-        fs: shared,
-    }
+    TestDir { path, fs: shared }
 }
 
 /// A fresh subvolume for one test on this process's shared btrfs.
