@@ -3,7 +3,7 @@
 //! `cargo bench --bench compare -- [--quick] [--reps N]`
 //!
 //! Everything runs on one loop-mounted btrfs made for the run
-//! ([`reimage::testing::ScratchFs`], unmounted and detached on drop), with the
+//! ([`reimage_testkit::ScratchFs`], unmounted and detached on drop), with the
 //! release `reimage` binary, on the realistic test packages
 //! (`cargo xtask testdata --realistic`). Every contender of a figure runs in
 //! the same process, interleaved rep by rep (rep 1 of all, then rep 2 of all,
@@ -21,7 +21,7 @@
 //! writing the report, if any figure could not be measured; exits non-zero at
 //! once if a tool is missing.
 use anyhow::{anyhow, bail, Context, Result};
-use reimage::testing::{FsType, ScratchFs};
+use reimage_testkit::{FsType, ScratchFs};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};

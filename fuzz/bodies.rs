@@ -55,9 +55,9 @@ fn index_read_raw(data: &[u8]) {
 /// payload's decompressor as the header's words allow it, and the cpio
 /// reader over it.
 pub fn rpm_stream(data: &[u8]) {
-    use reimage::rpmfile;
+    use reimage::stream;
     let mut r = data;
-    let Ok(prefix) = rpmfile::read_prefix(&mut r, std::path::Path::new("fuzz")) else {
+    let Ok(prefix) = stream::read_prefix(&mut r, std::path::Path::new("fuzz")) else {
         return;
     };
     let _ = reimage::trust::identity(&prefix.main);
@@ -70,7 +70,7 @@ pub fn rpm_stream(data: &[u8]) {
     let Ok(compression) = trusted.payload.compression(&r[..r.len().min(16)], no_data) else {
         return;
     };
-    let Ok(dec) = rpmfile::decompressor(r, compression) else {
+    let Ok(dec) = stream::decompressor(r, compression) else {
         return;
     };
     cpio_walk(dec.take(PAYLOAD_LIMIT), sizes);
@@ -88,7 +88,7 @@ pub fn cpio(data: &[u8]) {
 }
 
 fn cpio_walk(r: impl Read, sizes: Vec<u64>) {
-    let mut cpio = reimage::rpmfile::CpioReader::new(r, sizes);
+    let mut cpio = reimage::stream::CpioReader::new(r, sizes);
     let mut buf = vec![0u8; 64 * 1024];
     for _ in 0..100_000 {
         match cpio.next_entry() {

@@ -1,35 +1,37 @@
 //! reimage: image-like, atomic OS updates for RPM systems, built from packages.
 //!
-//! See `docs/ARCHITECTURE.md` for the bird's-eye view and the code map.
-//! Invariant: only [`sys`] contains unsafe code.
+//! See `docs/ARCHITECTURE.md` for the bird's-eye view and the code map. The
+//! folders are the architecture, lowest layer first:
+//!
+//! - [`sys`] (the `reimage-sys` crate): the only unsafe code, the ioctls;
+//! - `util`: the runner, failpoints, the [`Reporter`] trait;
+//! - `rpm`: reading RPMs (headers through `sysimage`, payload streams, cpio,
+//!   file lists, the trust rules);
+//! - `store`: the pool, the extent format, import;
+//! - `views`: compose and the view catalogue;
+//! - `maint`: usage, dedupe, gc, fsck;
+//! - `dist`: manifests, publish, deltas, transports, sync;
+//! - `cli`: clap and printing, on top of everything else.
+//!
+//! A layer uses only layers above it in this list; the library never uses
+//! `cli`. This crate forbids unsafe code (`Cargo.toml` lints).
 
-pub mod caps;
+pub use reimage_sys as sys;
+
 pub mod cli;
-pub mod clone;
-pub mod compose;
-pub mod delta;
-pub mod extent;
-pub mod extent_writer;
-pub mod failpoint;
-pub mod fsck;
-pub mod fsck_cli;
-pub mod import;
-pub mod init;
-pub mod packages;
-pub mod pkg;
-pub mod pool;
-pub mod progress;
-pub mod publish;
-pub mod query_cli;
-pub mod report;
-pub mod rmtree;
-pub mod rpmfile;
-pub mod runner;
-pub mod storage;
-pub mod storage_cli;
-pub mod sync;
-pub mod sync_cli;
-#[allow(unsafe_code)]
-pub mod sys;
-pub mod testing;
-pub mod trust;
+mod dist;
+mod maint;
+mod rpm;
+mod store;
+mod util;
+mod views;
+
+// The public API: the operations, their options and reports, and the
+// formats, by the area they belong to. Everything else is private.
+pub use dist::{delta, publish, sync};
+pub use maint::{fsck, storage};
+pub use rpm::{caps, files, stream, trust};
+pub use store::{extent, import, init, packages, pool};
+pub use util::failpoint;
+pub use util::report::{self, Reporter, Silent};
+pub use views::compose;

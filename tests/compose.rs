@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use reimage::require_root;
+use reimage_testkit::require_root;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -592,7 +592,7 @@ fn killed_compose_leaves_no_partial_view() {
 fn xfs_views_are_plain_directories_and_ext4_copies_when_allowed() {
     require_root!();
     let pkg = realworld().join("rpm-sign-4.15.1-1.fc31.x86_64.rpm");
-    let x = reimage::testing::xfs_dir("compose-xfs");
+    let x = reimage_testkit::xfs_dir("compose-xfs");
     let pool = x.join("pool");
     ok(&pool, &["init"]);
     import_all(&pool, std::slice::from_ref(&pkg));
@@ -600,7 +600,7 @@ fn xfs_views_are_plain_directories_and_ext4_copies_when_allowed() {
     assert_eq!(r["readonly"], false);
     assert_eq!(r["copied"], false);
     check_view(&pool.join("views/v"), std::slice::from_ref(&pkg));
-    let e = reimage::testing::ext4_dir("compose-ext4");
+    let e = reimage_testkit::ext4_dir("compose-ext4");
     let pool = e.join("pool");
     ok(&pool, &["init", "--allow-copy"]);
     import_all(&pool, std::slice::from_ref(&pkg));

@@ -16,7 +16,7 @@
 mod common;
 
 use common::*;
-use reimage::require_root;
+use reimage_testkit::require_root;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -501,7 +501,7 @@ fn pick(hits: u64, quick: bool, max: Option<u64>) -> Vec<u64> {
 }
 
 fn kill_suite(quick: bool, max_per_name: Option<u64>, random_kills: usize) -> Summary {
-    let dir = reimage::testing::btrfs_dir(if quick { "faults-quick" } else { "faults" });
+    let dir = reimage_testkit::btrfs_dir(if quick { "faults-quick" } else { "faults" });
     let mut sum = Summary::default();
     let seed: u64 = std::env::var("REIMAGE_FAULTS_SEED")
         .ok()
@@ -680,7 +680,7 @@ fn kill_points_full() {
 fn fsck_finds_damage_and_repairs_only_garbage() {
     require_root!();
     use reimage::fsck::{fsck, FsckOptions};
-    let dir = reimage::testing::btrfs_dir("fsck");
+    let dir = reimage_testkit::btrfs_dir("fsck");
     let pool = dir.join("pool");
     must(&pool, &s(&["init"]));
     setup_v1(&pool);
@@ -829,7 +829,7 @@ fn fill_metadata(dir: &Path) -> usize {
 #[test]
 fn enospc_during_import_and_compose() {
     require_root!();
-    use reimage::testing::{FsType, ScratchFs};
+    use reimage_testkit::{FsType, ScratchFs};
     let fs = ScratchFs::new(FsType::Btrfs, 256 << 20).unwrap();
     let pool = fs.path().join("pool");
     must(&pool, &s(&["init"]));
@@ -918,7 +918,7 @@ fn spawn(pool: &Path, args: &[String]) -> std::process::Child {
 #[test]
 fn two_writers_at_once() {
     require_root!();
-    let dir = reimage::testing::btrfs_dir("two-writers");
+    let dir = reimage_testkit::btrfs_dir("two-writers");
     // The view an uninterrupted compose makes.
     let refpool = dir.join("ref");
     must(&refpool, &s(&["init"]));

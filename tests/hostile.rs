@@ -19,7 +19,7 @@ mod corpus;
 
 use common::*;
 use corpus::Stage;
-use reimage::require_root;
+use reimage_testkit::require_root;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -180,7 +180,7 @@ fn corpus_is_large_and_varied() {
 #[test]
 fn hostile_corpus_is_refused() {
     require_root!();
-    let dir = reimage::testing::btrfs_dir("hostile-corpus");
+    let dir = reimage_testkit::btrfs_dir("hostile-corpus");
     let pool = dir.join("pool");
     ok(&pool, &["init"]);
     // Something in the pool to keep unchanged: a package and a view of it.

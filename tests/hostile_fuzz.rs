@@ -213,7 +213,7 @@ fn fuzz_cpio() {
     let mut seeds = Vec::new();
     for c in corpus::generate().iter().take(400) {
         let mut r = &c.bytes[..];
-        if reimage::rpmfile::read_prefix(&mut r, std::path::Path::new(&c.name)).is_ok() {
+        if reimage::stream::read_prefix(&mut r, std::path::Path::new(&c.name)).is_ok() {
             if let Ok(raw) = zstd::decode_all(r) {
                 if raw.len() < 1 << 20 {
                     seeds.push(raw);

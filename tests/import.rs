@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use reimage::extent::{align_up, Index, FLAG_HARDLINK_ALIAS};
-use reimage::require_root;
+use reimage_testkit::require_root;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -483,7 +483,7 @@ fn a_second_writer_waits_or_fails_clearly_and_stale_tmp_is_cleaned() {
 #[test]
 fn not_a_pool_and_bad_paths_are_clear_errors() {
     require_root!();
-    let dir = reimage::testing::btrfs_dir("notapool");
+    let dir = reimage_testkit::btrfs_dir("notapool");
     let err = fails(&dir.join("nothing"), &["import", "/nonexistent.rpm"]);
     assert!(
         err.contains("there is no pool at") && err.contains("does not exist"),

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use reimage::require_root;
+use reimage_testkit::require_root;
 use std::path::Path;
 use std::process::Command;
 
@@ -59,7 +59,7 @@ fn build_big(path: &Path) {
 fn a_1gib_package_imports_in_bounded_memory() {
     require_root!();
     // Its own 4 GiB filesystem: the shared scratch btrfs is small.
-    let fs = reimage::testing::ScratchFs::new(reimage::testing::FsType::Btrfs, 4 << 30).unwrap();
+    let fs = reimage_testkit::ScratchFs::new(reimage_testkit::FsType::Btrfs, 4 << 30).unwrap();
     let pool = fs.path().join("pool");
     ok(&pool, &["init"]);
     let rpm = fs.path().join("bigpkg-1.0-1.x86_64.rpm");

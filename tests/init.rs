@@ -3,8 +3,8 @@ mod common;
 
 use common::reimage;
 use reimage::pool::{Config, Pool};
-use reimage::require_root;
-use reimage::testing::{self, btrfs_dir, ext4_dir, xfs_dir, UnmountOnDrop};
+use reimage_testkit::require_root;
+use reimage_testkit::{btrfs_dir, ext4_dir, xfs_dir, UnmountOnDrop};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -40,8 +40,8 @@ struct ImagePool {
 
 impl ImagePool {
     fn new(name: &str) -> ImagePool {
-        let base = testing::process_dir();
-        let n = testing::unique();
+        let base = reimage_testkit::process_dir();
+        let n = reimage_testkit::unique();
         let pool = base.join(format!("{name}-pool-{n}"));
         ImagePool {
             image: base.join(format!("{name}-{n}.img")),
@@ -57,8 +57,8 @@ impl ImagePool {
 impl Drop for ImagePool {
     fn drop(&mut self) {
         // Field drop order would unmount after this: unmount first.
-        while testing::mounted_at(&self.pool).is_some() {
-            if testing::unmount(&self.pool).is_err() {
+        while reimage_testkit::mounted_at(&self.pool).is_some() {
+            if reimage_testkit::unmount(&self.pool).is_err() {
                 return;
             }
         }
@@ -90,7 +90,7 @@ fn image_pool_lifecycle() {
     assert_eq!(r["block_size"], 4096);
     assert_eq!(r["reflink"], true);
     assert_eq!(r["image"], ip.image_arg());
-    let src = testing::mounted_at(pool).expect("the pool is mounted");
+    let src = reimage_testkit::mounted_at(pool).expect("the pool is mounted");
     let backing = reimage::sys::loop_backing_file(Path::new(&src)).unwrap();
     assert_eq!(backing, std::fs::canonicalize(&ip.image).unwrap());
     assert_eq!(std::fs::metadata(&ip.image).unwrap().len(), 1 << 30);
@@ -121,7 +121,7 @@ fn image_pool_lifecycle() {
 
     // "Reboot": the image is no longer mounted, and the directory is not
     // mistaken for an empty pool.
-    testing::unmount(pool).unwrap();
+    reimage_testkit::unmount(pool).unwrap();
     assert!(
         loop_devices_of(&ip.image).is_empty(),
         "autoclear frees the loop device"
@@ -152,7 +152,7 @@ fn image_pool_lifecycle() {
         "{err}"
     );
     assert!(!typo.image.exists(), "no image made");
-    assert!(testing::mounted_at(pool).is_none());
+    assert!(reimage_testkit::mounted_at(pool).is_none());
     assert_eq!(
         reimage::init::unmounted_image(pool).as_deref(),
         Some(ip.image.as_path()),
@@ -201,7 +201,7 @@ fn image_mode_refusals() {
         "{err}"
     );
     assert!(!ip.image.exists(), "no image made");
-    assert!(testing::mounted_at(&ip.pool).is_none());
+    assert!(reimage_testkit::mounted_at(&ip.pool).is_none());
     std::fs::remove_file(ip.pool.join("precious")).unwrap();
     // --size without --image.
     let err = init_err(&ip.pool, &["--size", "1G"]);

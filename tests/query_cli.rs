@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use reimage::require_root;
+use reimage_testkit::require_root;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;

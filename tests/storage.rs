@@ -9,8 +9,8 @@ mod common;
 use common::*;
 use reimage::pool::Pool;
 use reimage::report::Silent;
-use reimage::require_root;
 use reimage::storage::{self, DedupeOptions, GcOptions};
+use reimage_testkit::require_root;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -322,7 +322,7 @@ fn metadata_used(mount: &Path) -> u64 {
 fn ten_views_cost_little_more_than_one() {
     require_root!();
     // Its own filesystem, so the metadata figures are this test's alone.
-    let fs = reimage::testing::ScratchFs::new(reimage::testing::FsType::Btrfs, 2 << 30).unwrap();
+    let fs = reimage_testkit::ScratchFs::new(reimage_testkit::FsType::Btrfs, 2 << 30).unwrap();
     let pool = fs.path().join("pool");
     ok(&pool, &["init"]);
     let v1 = realistic("v1");

@@ -8,8 +8,8 @@ use common::*;
 use reimage::pool::Pool;
 use reimage::publish::{self, Manifest, PublishOptions, PublishReport};
 use reimage::report::Silent;
-use reimage::require_root;
 use reimage::sync::{self, SyncOptions, SyncReport};
+use reimage_testkit::require_root;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -307,7 +307,7 @@ fn sync_compose(
 fn local_path_update_with_and_without_deltas() {
     require_root!();
     let _g = heavy();
-    let dir = reimage::testing::btrfs_dir("sync-local");
+    let dir = reimage_testkit::btrfs_dir("sync-local");
     let repo = realistic_repo(dir.path());
     let m2 = manifest(&repo, "2");
     assert!(m2.packages.iter().any(|p| !p.deltas.is_empty()));
@@ -325,7 +325,7 @@ fn local_path_update_with_and_without_deltas() {
 fn rsync_daemon_update_and_compose() {
     require_root!();
     let _g = heavy();
-    let dir = reimage::testing::btrfs_dir("sync-rsyncd");
+    let dir = reimage_testkit::btrfs_dir("sync-rsyncd");
     let repo = realistic_repo(dir.path());
     let (_server, url) = rsync_daemon(dir.path(), &repo);
     let (with, without) = update_both_ways(dir.path(), &repo, &url, "rsyncd");
@@ -390,7 +390,7 @@ fn rsync_daemon_update_and_compose() {
 fn http_mirror_update() {
     require_root!();
     let _g = heavy();
-    let dir = reimage::testing::btrfs_dir("sync-http");
+    let dir = reimage_testkit::btrfs_dir("sync-http");
     let repo = realistic_repo(dir.path());
     let (_server, url) = http_server(&repo);
     let (with, without) = update_both_ways(dir.path(), &repo, &url, "http");
@@ -458,7 +458,7 @@ fn flip_byte(path: &Path, at_from_end: u64) {
 #[test]
 fn hostile_server_is_refused() {
     require_root!();
-    let dir = reimage::testing::btrfs_dir("sync-hostile");
+    let dir = reimage_testkit::btrfs_dir("sync-hostile");
     let repo = edge_repo(dir.path());
     let src = repo.display().to_string();
     let m1 = manifest(&repo, "1");
@@ -604,7 +604,7 @@ fn gpg_key_with_passphrase(dir: &Path, name: &str, passphrase: &str) -> (PathBuf
 #[test]
 fn signed_manifests_and_keyrings() {
     require_root!();
-    let dir = reimage::testing::btrfs_dir("sync-signed");
+    let dir = reimage_testkit::btrfs_dir("sync-signed");
     let repo = edge_repo(dir.path());
     let (sec, public) = gpg_key(dir.path(), "good");
     let (_, other) = gpg_key(dir.path(), "other");
@@ -718,7 +718,7 @@ fn signed_manifests_and_keyrings() {
 #[test]
 fn newest_version_by_rpm_order() {
     require_root!();
-    let dir = reimage::testing::btrfs_dir("sync-newest");
+    let dir = reimage_testkit::btrfs_dir("sync-newest");
     let repo = dir.join("repo");
     let e = testdata("edge");
     publish_paths(&repo, "9", &[e.join("edge-update-1.0-1.x86_64.rpm")], &[]);
@@ -782,7 +782,7 @@ fn processes_with(needle: &str) -> Vec<String> {
 fn kill_9_mid_sync_resumes() {
     require_root!();
     let _g = heavy();
-    let dir = reimage::testing::btrfs_dir("sync-kill");
+    let dir = reimage_testkit::btrfs_dir("sync-kill");
     let repo = dir.join("repo");
     do_publish(&repo, "1", &testdata("realistic/v1"), &[]);
     kill_and_resume(
@@ -868,7 +868,7 @@ fn kill_and_resume(pool: &Path, repo: &Path, src: &str) {
 fn publish_and_sync_through_the_binary() {
     require_root!();
     let _g = heavy();
-    let dir = reimage::testing::btrfs_dir("sync-cli");
+    let dir = reimage_testkit::btrfs_dir("sync-cli");
     let repo = dir.join("repo");
     let edge = testdata("edge");
     let base: Vec<String> = ["edge-sizes-1.0-1.x86_64.rpm", "edge-links-1.0-1.x86_64.rpm"]
@@ -949,7 +949,7 @@ fn ssh_update() {
         "{} is needed (apt-get install openssh-server; cargo xtask test installs it)",
         sshd.display()
     );
-    let dir = reimage::testing::btrfs_dir("sync-ssh");
+    let dir = reimage_testkit::btrfs_dir("sync-ssh");
     let repo = edge_repo(dir.path());
     // Keys off the scratch filesystem (nothing may keep it busy).
     let keys = tempfile::Builder::new()

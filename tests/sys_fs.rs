@@ -1,8 +1,8 @@
 //! `reimage::sys` on real filesystems: btrfs, XFS (reflink=1) and ext4, each a
-//! loop image shared by the tests of this binary (see `reimage::testing`).
-use reimage::require_root;
+//! loop image shared by the tests of this binary (see `reimage_testkit`).
 use reimage::sys::{self, DedupeOutcome, FsKind, SysError};
-use reimage::testing::{btrfs_dir, ext4_dir, xfs_dir, FsType, TestDir};
+use reimage_testkit::require_root;
+use reimage_testkit::{btrfs_dir, ext4_dir, xfs_dir, FsType, TestDir};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;

@@ -12,8 +12,8 @@
 mod common;
 
 use common::*;
-use reimage::require_root;
 use reimage::sys;
+use reimage_testkit::require_root;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags, CWD};
 use std::ffi::OsStr;
@@ -233,7 +233,7 @@ fn btrfs_leftovers_of_any_depth_are_removed_by_every_writer() {
 #[test]
 fn xfs_leftovers_of_any_depth_are_removed_by_every_writer() {
     require_root!();
-    let d = reimage::testing::xfs_dir("tmp-cleanup-xfs");
+    let d = reimage_testkit::xfs_dir("tmp-cleanup-xfs");
     let pool = d.join("pool");
     ok(&pool, &["init"]);
     every_writer_cleans(&pool, false);
@@ -246,7 +246,7 @@ fn xfs_leftovers_of_any_depth_are_removed_by_every_writer() {
 #[test]
 fn nested_subvolumes_are_listed_and_deleted_at_any_depth() {
     require_root!();
-    let d = reimage::testing::btrfs_dir("tmp-cleanup-nested");
+    let d = reimage_testkit::btrfs_dir("tmp-cleanup-nested");
     let top = d.join("top");
     sys::subvolume_create(&top).unwrap();
     fill(&open_dir(CWD, top.as_os_str()), true);
@@ -281,7 +281,7 @@ fn nested_subvolumes_are_listed_and_deleted_at_any_depth() {
     assert!(!top.exists());
     // The test dir's drop: the same, in a plain directory of it. (Another
     // test dir keeps the scratch filesystem mounted to look afterwards.)
-    let _keep = reimage::testing::btrfs_dir("tmp-cleanup-keep");
+    let _keep = reimage_testkit::btrfs_dir("tmp-cleanup-keep");
     fill(
         &mkdir_in(&open_dir(CWD, d.path().as_os_str()), "left"),
         true,
@@ -446,7 +446,7 @@ fn btrfs_refused_compose_leaves_tmp_empty() {
 #[test]
 fn xfs_refused_compose_leaves_tmp_empty() {
     require_root!();
-    let d = reimage::testing::xfs_dir("tmp-cleanup-refused-xfs");
+    let d = reimage_testkit::xfs_dir("tmp-cleanup-refused-xfs");
     let pool = d.join("pool");
     ok(&pool, &["init"]);
     refused_composes_leave_nothing(d.path(), &pool, false);
@@ -471,7 +471,7 @@ fn a_mount_in_tmp_is_never_crossed() {
             .unwrap();
         assert!(status.success(), "cannot mount a tmpfs at {}", m.display());
         std::fs::write(m.join("keep"), b"another filesystem").unwrap();
-        reimage::testing::UnmountOnDrop(m.to_path_buf())
+        reimage_testkit::UnmountOnDrop(m.to_path_buf())
     };
     for (top, mnt) in [
         ("compose-plain", "compose-plain/a/b/m"),
@@ -497,9 +497,11 @@ fn a_mount_in_tmp_is_never_crossed() {
     // The walk itself, without the mount table: stops at the mount.
     let m = tmp.join("plain/a/m");
     let unmount = tmpfs(&m);
-    let err =
-        reimage::rmtree::remove_at(open_dir(CWD, tmp.as_os_str()).as_fd(), OsStr::new("plain"))
-            .unwrap_err();
+    let err = reimage::sys::rmtree::remove_at(
+        open_dir(CWD, tmp.as_os_str()).as_fd(),
+        OsStr::new("plain"),
+    )
+    .unwrap_err();
     assert!(
         format!("{err:#}").contains("does not delete across mounts"),
         "{err:#}"

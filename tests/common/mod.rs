@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use reimage::testing::TestDir;
+use reimage_testkit::TestDir;
 
 /// Runs `reimage --pool POOL ARGS...`, logging the command and its output.
 pub fn reimage(pool: &Path, args: &[&str]) -> Output {
@@ -102,7 +102,7 @@ pub fn rpms(dir: &Path) -> Vec<PathBuf> {
 
 /// A fresh pool in its own btrfs subvolume.
 pub fn btrfs_pool(name: &str) -> (TestDir, PathBuf) {
-    let dir = reimage::testing::btrfs_dir(name);
+    let dir = reimage_testkit::btrfs_dir(name);
     let pool = dir.join("pool");
     ok(&pool, &["init"]);
     (dir, pool)

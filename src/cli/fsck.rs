@@ -1,0 +1,102 @@
+//! CLI for `reimage fsck` (wired into `cli.rs` by the lead): flags to
+//! [`FsckOptions`], the report to stdout (text, or JSON with `--json`),
+//! exit status 1 when problems remain.
+use anyhow::Result;
+use clap::Args;
+
+use crate::cli::{Global, Out};
+use crate::maint::fsck::{self, FsckOptions};
+
+#[derive(Args, Debug)]
+pub struct FsckArgs {
+    /// Remove what is provably garbage: tmp/ content and temporary files left
+    /// by interrupted writes. Never packages or views.
+    #[arg(long)]
+    pub repair: bool,
+    /// Also check every file against its header's file digest (slower).
+    #[arg(long)]
+    pub full: bool,
+    /// With --repair: fail at once if another writer holds the pool.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// `reimage fsck`.
+pub fn run_fsck(global: &Global, args: FsckArgs) -> Result<i32> {
+    let pool = crate::store::pool::Pool::open(&global.pool)?;
+    let r = fsck::fsck(
+        &pool,
+        &FsckOptions {
+            repair: args.repair,
+            full: args.full,
+            wait: !args.no_wait,
+        },
+    )?;
+    let mut out = Out::new();
+    if global.json {
+        out.json(&r)?;
+    } else {
+        for p in &r.problems {
+            out.line(format!("{}: {}: {}", p.kind, p.path.display(), p.message))?;
+        }
+        if r.problems.iter().any(|p| p.kind == "package") {
+            eprintln!(
+                "hint: import the damaged package's RPM again with `reimage import --replace FILE.rpm` \
+                 (views keep their own data; nothing else changes)"
+            );
+        }
+        let repaired: std::collections::BTreeSet<_> = r.repaired.iter().collect();
+        let tmp_garbage = r
+            .garbage
+            .iter()
+            .filter(|g| !repaired.contains(g) && g.starts_with(pool.tmp_dir()))
+            .count();
+        if tmp_garbage > 0 && !global.verbose && !global.quiet {
+            out.line(format!(
+                "{tmp_garbage} entries in {} (garbage of an interrupted run, removed by the next writer; -v lists them)",
+                pool.tmp_dir().display()
+            ))?;
+        }
+        for g in &r.garbage {
+            if repaired.contains(g) {
+                out.line(format!("removed {}", g.display()))?;
+            } else if global.verbose && g.starts_with(pool.tmp_dir()) {
+                out.line(format!(
+                    "garbage {} (removed by the next writer)",
+                    g.display()
+                ))?;
+            }
+        }
+        if !global.quiet {
+            out.line(format!(
+                "{} packages ({} files, {} checked{}), {} views: {}{}{} in {:.2}s",
+                r.packages,
+                r.files,
+                indicatif::HumanBytes(r.bytes),
+                if r.full {
+                    " against header digests"
+                } else {
+                    ""
+                },
+                r.views,
+                if r.ok() {
+                    "ok".to_string()
+                } else {
+                    format!("{} problem(s)", r.problems.len())
+                },
+                if r.repaired.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} garbage entries removed", r.repaired.len())
+                },
+                if r.tmp_checked {
+                    ""
+                } else {
+                    " (a writer holds the pool: tmp/ not examined)"
+                },
+                r.seconds
+            ))?;
+        }
+    }
+    Ok(if r.ok() { 0 } else { 1 })
+}

@@ -1,0 +1,587 @@
+//! Static deltas: a new extent package encoded against the content of an
+//! older image, computed once by `publish --deltas-from` and applied by any
+//! client that holds the old packages (docs/serving.md has the format).
+//!
+//! ```text
+//! "RIMGDLTA"  u32 version (1)  u32 0
+//! u32 n, n bytes JSON: {"format":1,"target":{file,sha256,size,header_sha256},"needs":[{file,header_sha256}]}
+//! header op (kind 1 or 3), then one op per stored file in offset order:
+//!   0 COPY    blake3[32]                  content the old image has, unchanged
+//!   1 ZSTD    u64 n, zstd frame            content sent whole
+//!   2 PATCH   blake3[32], u64 n, frame     zstd with that old content as reference prefix
+//!   3 HPATCH  u32 k, u64 n, frame          header part, zstd with needs[k]'s header part as prefix
+//! "RIMGDEND"
+//! ```
+//! All integers little-endian. The basis of a changed file is the old file
+//! with the same path, else the old file with the same name and the closest
+//! size (kernel modules move directory with every kernel), anywhere in the
+//! old image. Because the extent format is deterministic, the client rebuilds
+//! the new package byte for byte and checks it like any other.
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::dist::publish::{DeltaRef, DeltaSummary, Manifest, ManifestPackage, Need};
+use crate::store::clone::Cloner;
+use crate::store::extent::{self, Index};
+use crate::store::pool::Pool;
+use crate::store::writer::{Built, ContentStore, Expect, Layout, RangeReader, Writer};
+use crate::util::report::Reporter;
+
+pub const MAGIC: &[u8; 8] = b"RIMGDLTA";
+pub const END: &[u8; 8] = b"RIMGDEND";
+pub const DELTA_FORMAT: u32 = 1;
+const COPY: u8 = 0;
+const ZSTD: u8 = 1;
+const PATCH: u8 = 2;
+const HPATCH: u8 = 3;
+/// Basis + new content above this go whole (the zstd window is at most 2 GiB,
+/// and both are held in memory while encoding and decoding).
+pub const MAX_PATCH_WINDOW: u64 = 1 << 30;
+/// Largest single op a client accepts into memory.
+const MAX_OP: u64 = 2 << 30;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeltaHead {
+    pub format: u32,
+    pub target: Target,
+    pub needs: Vec<Need>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Target {
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+    pub header_sha256: String,
+}
+
+/// One old package of the basis image.
+struct OldPkg {
+    file: String,
+    header_sha256: [u8; 32],
+    path: PathBuf,
+    header_len: u64,
+}
+
+/// The old image: where each content, path and base name is.
+struct OldImage {
+    pkgs: Vec<OldPkg>,
+    /// BLAKE3 -> (package, offset, length).
+    content: HashMap<[u8; 32], (usize, u64, u64)>,
+    by_path: HashMap<String, [u8; 32]>,
+    by_base: HashMap<String, Vec<(u64, [u8; 32])>>,
+    by_name: HashMap<String, usize>,
+}
+
+impl OldImage {
+    fn load(pool: &Pool, m: &Manifest) -> Result<OldImage> {
+        let mut img = OldImage {
+            pkgs: Vec::new(),
+            content: HashMap::new(),
+            by_path: HashMap::new(),
+            by_base: HashMap::new(),
+            by_name: HashMap::new(),
+        };
+        for p in &m.packages {
+            let path = pool.packages_dir().join(&p.file);
+            let f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            let (index, _) = Index::read(&f).with_context(|| path.display().to_string())?;
+            let mut r = std::io::BufReader::new(RangeReader::new(&f, 0, index.header_len));
+            let prefix = crate::rpm::stream::read_prefix(&mut r, &path)?;
+            let (files, _) = crate::rpm::files::files(&prefix.main)?;
+            let k = img.pkgs.len();
+            for e in &index.entries {
+                if e.length == 0 {
+                    continue;
+                }
+                let fp = &files[e.file_index as usize].path;
+                img.by_path.insert(fp.clone(), e.blake3);
+                if e.flags & extent::FLAG_HARDLINK_ALIAS == 0 {
+                    img.content
+                        .entry(e.blake3)
+                        .or_insert((k, e.offset, e.length));
+                    let base = fp.rsplit('/').next().unwrap_or(fp).to_string();
+                    img.by_base
+                        .entry(base)
+                        .or_default()
+                        .push((e.length, e.blake3));
+                }
+            }
+            img.by_name.insert(p.name().to_string(), k);
+            img.pkgs.push(OldPkg {
+                file: p.file.clone(),
+                header_sha256: index.header_sha256,
+                path,
+                header_len: index.header_len,
+            });
+        }
+        Ok(img)
+    }
+
+    fn read(&self, k: usize, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let f = File::open(&self.pkgs[k].path)?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// The basis for a new file: same path, else same base name and closest size.
+    fn basis(&self, path: &str, len: u64) -> Option<[u8; 32]> {
+        if let Some(b) = self.by_path.get(path) {
+            return Some(*b);
+        }
+        let base = path.rsplit('/').next().unwrap_or(path);
+        self.by_base
+            .get(base)?
+            .iter()
+            .min_by_key(|(l, b)| (l.abs_diff(len), *b))
+            .map(|(_, b)| *b)
+    }
+}
+
+fn window_log(total: u64) -> u32 {
+    (64 - (total.max(1024) - 1).leading_zeros()).clamp(10, 31)
+}
+
+/// zstd-compresses `data`, with `prefix` as reference when given.
+fn compress(data: &[u8], prefix: Option<&[u8]>, level: i32) -> Result<Vec<u8>> {
+    use zstd::zstd_safe::{CCtx, CParameter};
+    let total = data.len() as u64 + prefix.map_or(0, |p| p.len() as u64);
+    let mut cctx = CCtx::create();
+    let err = |c: usize| anyhow!("zstd: {}", zstd::zstd_safe::get_error_name(c));
+    cctx.set_parameter(CParameter::CompressionLevel(level))
+        .map_err(err)?;
+    cctx.set_parameter(CParameter::WindowLog(window_log(total)))
+        .map_err(err)?;
+    cctx.set_parameter(CParameter::EnableLongDistanceMatching(true))
+        .map_err(err)?;
+    cctx.set_parameter(CParameter::ContentSizeFlag(true))
+        .map_err(err)?;
+    if let Some(p) = prefix {
+        cctx.ref_prefix(p).map_err(err)?;
+    }
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
+    cctx.compress2(&mut out, data).map_err(err)?;
+    Ok(out)
+}
+
+/// Decompresses one frame of exactly `len` bytes.
+fn decompress(frame: &[u8], prefix: Option<&[u8]>, len: u64) -> Result<Vec<u8>> {
+    use zstd::zstd_safe::{DCtx, DParameter};
+    if len > MAX_OP {
+        bail!("a file of {len} bytes is too large for a delta");
+    }
+    let err = |c: usize| anyhow!("zstd: {}", zstd::zstd_safe::get_error_name(c));
+    let mut dctx = DCtx::create();
+    dctx.set_parameter(DParameter::WindowLogMax(31))
+        .map_err(err)?;
+    if let Some(p) = prefix {
+        dctx.ref_prefix(p).map_err(err)?;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(len as usize);
+    dctx.decompress(&mut out, frame).map_err(err)?;
+    if out.len() as u64 != len {
+        bail!("a delta frame decodes to {} bytes, not {len}", out.len());
+    }
+    Ok(out)
+}
+
+/// Computes the delta of the new package at `new_path` against `old`.
+fn encode(
+    old: &OldImage,
+    new_path: &Path,
+    target: &ManifestPackage,
+    level: i32,
+) -> Result<(Vec<u8>, Vec<Need>)> {
+    let f = File::open(new_path).with_context(|| format!("cannot open {}", new_path.display()))?;
+    let (index, _) = Index::read(&f).with_context(|| new_path.display().to_string())?;
+    let mut header = vec![0u8; index.header_len as usize];
+    f.read_exact_at(&mut header, 0)?;
+    let layout = Layout::from_header_bytes(&header)?;
+    let mut used: BTreeSet<usize> = BTreeSet::new();
+    let mut body: Vec<u8> = Vec::new();
+    // The header part, against the old package of the same name.
+    match old.by_name.get(target.name()) {
+        Some(&k) => {
+            let oldh = old.read(k, 0, old.pkgs[k].header_len)?;
+            used.insert(k);
+            body.push(HPATCH);
+            body.extend_from_slice(&(k as u32).to_le_bytes()); // renumbered below
+            let z = compress(&header, Some(&oldh), level)?;
+            body.extend_from_slice(&(z.len() as u64).to_le_bytes());
+            body.extend_from_slice(&z);
+        }
+        None => {
+            body.push(ZSTD);
+            let z = compress(&header, None, level)?;
+            body.extend_from_slice(&(z.len() as u64).to_le_bytes());
+            body.extend_from_slice(&z);
+        }
+    }
+    for slot in &layout.slots {
+        let e = index.entry(slot.file_index).ok_or_else(|| {
+            anyhow!(
+                "{}: index lacks file {}",
+                new_path.display(),
+                slot.file_index
+            )
+        })?;
+        if let Some(&(k, _, _)) = old.content.get(&e.blake3) {
+            used.insert(k);
+            body.push(COPY);
+            body.extend_from_slice(&e.blake3);
+            continue;
+        }
+        let mut data = vec![0u8; slot.length as usize];
+        f.read_exact_at(&mut data, slot.offset)?;
+        let basis = old
+            .basis(layout.path_of(slot), slot.length)
+            .and_then(|b| old.content.get(&b).map(|c| (b, *c)))
+            .filter(|(_, (_, _, blen))| blen + slot.length <= MAX_PATCH_WINDOW);
+        match basis {
+            Some((b, (k, off, blen))) => {
+                let prefix = old.read(k, off, blen)?;
+                let z = compress(&data, Some(&prefix), level)?;
+                used.insert(k);
+                body.push(PATCH);
+                body.extend_from_slice(&b);
+                body.extend_from_slice(&(z.len() as u64).to_le_bytes());
+                body.extend_from_slice(&z);
+            }
+            None => {
+                let z = compress(&data, None, level)?;
+                body.push(ZSTD);
+                body.extend_from_slice(&(z.len() as u64).to_le_bytes());
+                body.extend_from_slice(&z);
+            }
+        }
+    }
+    body.extend_from_slice(END);
+    // needs: the used packages, in index order; HPATCH's k is its position.
+    let used: Vec<usize> = used.into_iter().collect();
+    if body[0] == HPATCH {
+        let k = u32::from_le_bytes(body[1..5].try_into().unwrap()) as usize;
+        let pos = used.iter().position(|&u| u == k).unwrap() as u32;
+        body[1..5].copy_from_slice(&pos.to_le_bytes());
+    }
+    let needs: Vec<Need> = used
+        .iter()
+        .map(|&k| Need {
+            file: old.pkgs[k].file.clone(),
+            header_sha256: hex::encode(old.pkgs[k].header_sha256),
+        })
+        .collect();
+    let head = DeltaHead {
+        format: DELTA_FORMAT,
+        target: Target {
+            file: target.file.clone(),
+            sha256: target.sha256.clone(),
+            size: target.size,
+            header_sha256: target.header_sha256.clone(),
+        },
+        needs: needs.clone(),
+    };
+    let json = serde_json::to_vec(&head)?;
+    let mut out = Vec::with_capacity(body.len() + json.len() + 24);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&DELTA_FORMAT.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&body);
+    Ok((out, needs))
+}
+
+/// Writes deltas from `old` for every package of `new` that `old` lacks, and
+/// records them in `new`.
+pub fn publish_deltas(
+    pool: &Pool,
+    old: &Manifest,
+    new: &mut Manifest,
+    level: i32,
+    reporter: &dyn Reporter,
+) -> Result<DeltaSummary> {
+    let img = OldImage::load(pool, old)
+        .with_context(|| format!("version {} of {}", old.version, old.image))?;
+    let have: BTreeSet<(&str, &str)> = old
+        .packages
+        .iter()
+        .map(|p| (p.file.as_str(), p.sha256.as_str()))
+        .collect();
+    let changed: Vec<usize> = new
+        .packages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !have.contains(&(p.file.as_str(), p.sha256.as_str())))
+        .map(|(i, _)| i)
+        .collect();
+    let mut summary = DeltaSummary {
+        from: old.version.clone(),
+        changed: changed.len(),
+        ..Default::default()
+    };
+    reporter.start("computing deltas", changed.len() as u64);
+    type Encoded = (usize, Vec<u8>, Vec<Need>);
+    let results: Vec<Result<Encoded>> = {
+        use rayon::prelude::*;
+        changed
+            .par_iter()
+            .map(|&i| {
+                let p = &new.packages[i];
+                let r = encode(&img, &pool.packages_dir().join(&p.file), p, level)
+                    .map(|(d, n)| (i, d, n))
+                    .with_context(|| format!("delta of {}", p.file));
+                reporter.advance(1);
+                r
+            })
+            .collect()
+    };
+    reporter.finish();
+    for r in results {
+        let (i, bytes, needs) = r?;
+        let p = &mut new.packages[i];
+        let key = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for n in &needs {
+                h.update(n.file.as_bytes());
+                h.update(n.header_sha256.as_bytes());
+            }
+            hex::encode(&h.finalize()[..8])
+        };
+        let rel = format!("deltas/{}/{key}.rdelta", p.file);
+        let path = pool.root.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        crate::store::pool::write_atomic(&path, &bytes)?;
+        crate::dist::publish::world_readable(&path)?;
+        let sha = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        summary.package_bytes += p.size;
+        summary.rpm_bytes += p.rpm_size;
+        summary.delta_bytes += bytes.len() as u64;
+        p.deltas.retain(|d| d.path != rel);
+        p.deltas.push(DeltaRef {
+            from: old.version.clone(),
+            path: rel,
+            sha256: sha,
+            size: bytes.len() as u64,
+            needs,
+        });
+    }
+    Ok(summary)
+}
+
+// ---------------------------------------------------------------------------
+// Applying
+
+/// A parsed delta file.
+pub struct Delta {
+    pub head: DeltaHead,
+    bytes: Vec<u8>,
+    body: usize,
+}
+
+impl Delta {
+    pub fn read(path: &Path) -> Result<Delta> {
+        let mut bytes = Vec::new();
+        File::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .read_to_end(&mut bytes)?;
+        if bytes.len() < 20 || &bytes[..8] != MAGIC {
+            bail!("not a reimage delta");
+        }
+        let v = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if v != DELTA_FORMAT {
+            bail!("delta format {v} is not supported (this reimage reads {DELTA_FORMAT})");
+        }
+        let n = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+        let json = bytes
+            .get(20..20 + n)
+            .ok_or_else(|| anyhow!("the delta is truncated"))?;
+        let head: DeltaHead = serde_json::from_slice(json).context("delta header")?;
+        Ok(Delta {
+            head,
+            body: 20 + n,
+            bytes,
+        })
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let s = self
+            .b
+            .get(
+                self.at
+                    ..self
+                        .at
+                        .checked_add(n)
+                        .ok_or_else(|| anyhow!("delta too long"))?,
+            )
+            .ok_or_else(|| anyhow!("the delta is truncated"))?;
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn frame(&mut self) -> Result<&'a [u8]> {
+        let n = u64::from_le_bytes(self.take(8)?.try_into().unwrap());
+        self.take(usize::try_from(n).map_err(|_| anyhow!("delta op too long"))?)
+    }
+    fn b3(&mut self) -> Result<[u8; 32]> {
+        Ok(self.take(32)?.try_into().unwrap())
+    }
+}
+
+/// Rebuilds the target package of `delta` into `dest` from the pool's
+/// content, checking it against `expect` (the manifest, not the delta).
+pub fn apply(
+    delta: &Delta,
+    pool: &Pool,
+    store: &ContentStore,
+    expect: &Expect,
+    cloner: &Cloner,
+    dest: &Path,
+) -> Result<(Index, Built)> {
+    let mut c = Cursor {
+        b: &delta.bytes,
+        at: delta.body,
+    };
+    let header = match c.u8()? {
+        ZSTD => decode_unsized(c.frame()?, None),
+        HPATCH => {
+            let k = c.u32()? as usize;
+            let need = delta
+                .head
+                .needs
+                .get(k)
+                .ok_or_else(|| anyhow!("the delta names basis {k}, which it does not list"))?;
+            crate::dist::publish::check_file_name(&need.file)?;
+            let path = pool.packages_dir().join(&need.file);
+            let f = File::open(&path)
+                .with_context(|| format!("the basis {} is not in the pool", need.file))?;
+            let (index, _) = Index::read(&f).with_context(|| path.display().to_string())?;
+            let mut oldh = vec![0u8; index.header_len as usize];
+            f.read_exact_at(&mut oldh, 0)?;
+            let frame = c.frame()?;
+            decode_unsized(frame, Some(&oldh))
+        }
+        k => bail!("the delta starts with op {k}, not a header"),
+    }?;
+    let layout = Layout::from_header_bytes(&header)?;
+    let mut w = Writer::new(&layout, &pool.tmp_dir(), cloner)?;
+    while let Some(slot) = w.next_slot() {
+        let path = layout.path_of(slot).to_string();
+        let op = c.u8()?;
+        match op {
+            COPY => {
+                let b = c.b3()?;
+                if !w.put_from_pool(store, &b)? {
+                    bail!("{path}: the pool lacks the content the delta copies");
+                }
+            }
+            ZSTD => {
+                let data =
+                    decompress(c.frame()?, None, slot.length).with_context(|| path.clone())?;
+                // New to the delta, but maybe not to the pool (another
+                // package of this sync brought it): share it then.
+                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
+                    w.put_bytes(&data)?;
+                }
+            }
+            PATCH => {
+                let b = c.b3()?;
+                let basis = store
+                    .read(&b)?
+                    .ok_or_else(|| anyhow!("{path}: the pool lacks the delta's basis"))?;
+                let data = decompress(c.frame()?, Some(&basis), slot.length)
+                    .with_context(|| path.clone())?;
+                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
+                    w.put_bytes(&data)?;
+                }
+            }
+            k => bail!("{path}: unknown delta op {k}"),
+        }
+    }
+    if c.take(8)? != END {
+        bail!("the delta has more ops than the header has files");
+    }
+    w.finish(expect, dest)
+}
+
+/// Decodes a frame whose size the frame header states (at most 256 MiB).
+fn decode_unsized(frame: &[u8], prefix: Option<&[u8]>) -> Result<Vec<u8>> {
+    let len = zstd::zstd_safe::get_frame_content_size(frame)
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("the delta's header frame has no size"))?;
+    if len > 256 << 20 {
+        bail!("the delta's header part is too large");
+    }
+    decompress(frame, prefix, len)
+}
+
+/// Whether the pool holds every package a delta needs (same main header).
+pub fn applicable(pool: &Pool, needs: &[Need]) -> bool {
+    needs.iter().all(|n| {
+        crate::dist::publish::check_file_name(&n.file).is_ok()
+            && File::open(pool.packages_dir().join(&n.file))
+                .ok()
+                .and_then(|f| Index::read(&f).ok())
+                .is_some_and(|(i, _)| hex::encode(i.header_sha256) == n.header_sha256)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_roundtrip_and_size() {
+        let basis: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i * 7).to_le_bytes())
+            .collect();
+        let mut new = basis.clone();
+        new[1000] ^= 0xff;
+        new.extend_from_slice(b"appended");
+        let z = compress(&new, Some(&basis), 19).unwrap();
+        assert!(
+            z.len() < 200,
+            "delta of a 1-byte change is {} bytes",
+            z.len()
+        );
+        assert_eq!(decompress(&z, Some(&basis), new.len() as u64).unwrap(), new);
+        // The wrong basis does not silently decode to the right size.
+        let other = vec![0u8; basis.len()];
+        assert!(decompress(&z, Some(&other), new.len() as u64)
+            .map(|d| d != new)
+            .unwrap_or(true));
+        let w = compress(&new, None, 3).unwrap();
+        assert_eq!(decode_unsized(&w, None).unwrap(), new);
+    }
+
+    #[test]
+    fn window_logs() {
+        assert_eq!(window_log(0), 10);
+        assert_eq!(window_log(1 << 20), 20);
+        assert_eq!(window_log((1 << 20) + 1), 21);
+        assert_eq!(window_log(3 << 30), 31);
+    }
+}

@@ -1,0 +1,733 @@
+//! `reimage publish`: a repository of images that any rsync daemon, ssh
+//! account or static HTTP server can serve (docs/serving.md).
+//!
+//! ```text
+//! REPO/                     a pool directory (reimage.toml, lock, tmp/ as any pool)
+//!   packages/NAME-V-R.A     extent packages (docs/FORMAT.md), written by import
+//!   images/IMAGE/
+//!     index.json            {"format": 1, "image": IMAGE, "versions": [...]}
+//!     VERSION.json          the manifest of one version (format below)
+//!     VERSION.json.sig      detached OpenPGP signature of it (with --sign)
+//!   deltas/NAME-V-R.A/KEY.rdelta   static deltas (docs/serving.md, src/delta.rs)
+//! ```
+//!
+//! Manifests, `index.json` and deltas are written atomically (temp, fsync,
+//! rename); a published version's package set never changes.
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::store::extent::Index;
+use crate::store::pool::{write_atomic, Pool};
+use crate::util::report::Reporter;
+
+/// The manifest format this build writes and reads.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// `images/IMAGE/VERSION.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    pub image: String,
+    pub version: String,
+    /// Sorted by file name.
+    pub packages: Vec<ManifestPackage>,
+}
+
+/// One package of a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestPackage {
+    pub nevra: String,
+    /// File name in `packages/` (`NAME-VERSION-RELEASE.ARCH`).
+    pub file: String,
+    /// SHA256 of the main header (hex): with the NEVRA, the identity.
+    pub header_sha256: String,
+    /// SHA256 of the whole extent package (hex), and its size.
+    pub sha256: String,
+    pub size: u64,
+    /// Size of the original `.rpm` (what dnf would download).
+    pub rpm_size: u64,
+    /// Static deltas that rebuild this package from older versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<DeltaRef>,
+}
+
+/// A static delta of a manifest package.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeltaRef {
+    /// The version it was computed from.
+    pub from: String,
+    /// Path in the repository (`deltas/FILE/KEY.rdelta`).
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The old packages whose content it uses (all must be in the pool).
+    pub needs: Vec<Need>,
+}
+
+/// An old package a delta uses.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Need {
+    pub file: String,
+    pub header_sha256: String,
+}
+
+/// `images/IMAGE/index.json`: the versions published (for clients that
+/// cannot list directories, e.g. over HTTP).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageIndex {
+    pub format: u32,
+    pub image: String,
+    pub versions: Vec<String>,
+}
+
+/// An image name or version: one plain path component of safe characters.
+pub fn check_name(what: &str, s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 200
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+~^-".contains(c));
+    if !ok {
+        bail!("{what} {s:?} is not valid (letters, digits and ._+~^- only, not starting with '.')");
+    }
+    Ok(())
+}
+
+/// A package file name from a manifest: one component, no leading dot.
+pub fn check_file_name(s: &str) -> Result<()> {
+    if s.is_empty() || s.len() > 400 || s.starts_with('.') || s.contains(['/', '\0', '\n', '\r']) {
+        bail!("package file name {s:?} is not valid");
+    }
+    Ok(())
+}
+
+fn check_hex32(what: &str, s: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).map_err(|_| anyhow!("{what} {s:?} is not 64 hex digits"))?;
+    Ok(out)
+}
+
+impl ManifestPackage {
+    pub fn sha256_bytes(&self) -> Result<[u8; 32]> {
+        check_hex32("sha256", &self.sha256)
+    }
+    pub fn header_sha256_bytes(&self) -> Result<[u8; 32]> {
+        check_hex32("header_sha256", &self.header_sha256)
+    }
+    /// The rpm name (NEVRA without version, release, arch).
+    pub fn name(&self) -> &str {
+        let mut s = self.nevra.as_str();
+        for _ in 0..2 {
+            if let Some(i) = s.rfind('-') {
+                s = &s[..i];
+            }
+        }
+        s
+    }
+}
+
+impl Manifest {
+    /// Parses and checks a manifest (untrusted input).
+    pub fn parse(bytes: &[u8]) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(bytes).context("the manifest is not valid")?;
+        if m.format != MANIFEST_FORMAT {
+            bail!(
+                "manifest format {} is not supported (this reimage reads {MANIFEST_FORMAT})",
+                m.format
+            );
+        }
+        check_name("image", &m.image)?;
+        check_name("version", &m.version)?;
+        let mut seen = BTreeSet::new();
+        for p in &m.packages {
+            check_file_name(&p.file)?;
+            p.sha256_bytes()?;
+            p.header_sha256_bytes()?;
+            if !seen.insert(&p.file) {
+                bail!("the manifest names {} twice", p.file);
+            }
+            for d in &p.deltas {
+                check_delta_path(&d.path)?;
+                check_hex32("delta sha256", &d.sha256)?;
+                for n in &d.needs {
+                    check_file_name(&n.file)?;
+                    check_hex32("header_sha256", &n.header_sha256)?;
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("serializable");
+        s.push('\n');
+        s
+    }
+}
+
+/// A delta path: `deltas/` then plain components.
+pub fn check_delta_path(p: &str) -> Result<()> {
+    let mut comps = p.split('/');
+    let ok = comps.next() == Some("deltas")
+        && p.split('/').count() == 3
+        && comps.all(|c| check_file_name(c).is_ok());
+    if !ok {
+        bail!("delta path {p:?} is not valid");
+    }
+    Ok(())
+}
+
+/// Where a manifest lives in a repository or pool.
+pub fn manifest_path(root: &Path, image: &str, version: &str) -> PathBuf {
+    root.join("images")
+        .join(image)
+        .join(format!("{version}.json"))
+}
+
+/// Options of `reimage publish`.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    pub repo: PathBuf,
+    /// Image and version to publish; `None` with `prune` alone.
+    pub target: Option<(String, String)>,
+    /// `.rpm` files or directories.
+    pub paths: Vec<PathBuf>,
+    /// A list file of `.rpm` paths (relative to the list's directory).
+    pub list: Option<PathBuf>,
+    pub deltas_from: Vec<String>,
+    pub prune: bool,
+    /// Armored OpenPGP secret key to sign the manifest with.
+    pub sign: Option<PathBuf>,
+    /// zstd level for deltas.
+    pub delta_level: i32,
+    pub jobs: Option<usize>,
+}
+
+/// What publish did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PublishReport {
+    pub repo: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub packages: usize,
+    pub imported: u64,
+    pub present: u64,
+    pub package_bytes: u64,
+    pub rpm_bytes: u64,
+    pub deltas: Vec<DeltaSummary>,
+    pub signed: bool,
+    pub pruned_files: u64,
+    pub pruned_bytes: u64,
+    pub seconds: f64,
+}
+
+/// Deltas written from one old version.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DeltaSummary {
+    pub from: String,
+    /// Packages new or changed since `from`.
+    pub changed: usize,
+    /// Their extent packages' size, and their `.rpm` size.
+    pub package_bytes: u64,
+    pub rpm_bytes: u64,
+    /// Bytes of all deltas.
+    pub delta_bytes: u64,
+}
+
+/// The `.rpm` files named by `--list` (relative to the list's directory) and PATHs.
+fn inputs(opts: &PublishOptions) -> Result<Vec<PathBuf>> {
+    let mut paths = opts.paths.clone();
+    if let Some(list) = &opts.list {
+        let base = list.parent().unwrap_or(Path::new("."));
+        for l in crate::views::compose::read_list(list)? {
+            paths.push(base.join(l));
+        }
+    }
+    if paths.is_empty() {
+        bail!("name the .rpm files to publish, or give --list FILE");
+    }
+    crate::store::import::expand_paths(&paths)
+}
+
+/// Opens REPO as a pool, creating it (copies allowed: a repository may live
+/// on any filesystem) when it is new.
+pub fn open_repo(repo: &Path) -> Result<Pool> {
+    if !repo.join(crate::store::pool::Config::FILE).exists() {
+        crate::store::init::init(&crate::store::init::InitOptions {
+            pool: repo.to_path_buf(),
+            image: None,
+            size: None,
+            allow_copy: true,
+        })
+        .with_context(|| format!("cannot create the repository {}", repo.display()))?;
+    }
+    Pool::open(repo)
+}
+
+/// SHA256 of a whole file.
+pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+/// Published files are world-readable: the rsync daemon or web server that
+/// serves them runs as another user (`uid = nobody`).
+pub(crate) fn world_readable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot chmod {}", path.display()))
+}
+
+/// Describes one extent package of the repository for a manifest.
+fn describe(pool: &Pool, rpm: &Path) -> Result<ManifestPackage> {
+    let mut r = crate::rpm::stream::open_buffered(rpm)?;
+    let prefix = crate::rpm::stream::read_prefix(&mut r, rpm)?;
+    let (nevra, file) = crate::rpm::trust::identity(&prefix.main)?;
+    let path = pool.packages_dir().join(&file);
+    let f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (index, _) = Index::read(&f).with_context(|| path.display().to_string())?;
+    let header_sha256: [u8; 32] = {
+        use sha2::Digest;
+        sha2::Sha256::digest(prefix.main_bytes()).into()
+    };
+    if index.header_sha256 != header_sha256 {
+        bail!(
+            "{} holds another package than {} (another main header)",
+            path.display(),
+            rpm.display()
+        );
+    }
+    world_readable(&path)?;
+    Ok(ManifestPackage {
+        nevra,
+        file,
+        header_sha256: hex::encode(header_sha256),
+        sha256: hex::encode(sha256_file(&path)?),
+        size: f.metadata()?.len(),
+        rpm_size: std::fs::metadata(rpm)?.len(),
+        deltas: Vec::new(),
+    })
+}
+
+/// Publishes an image version (and/or prunes) in a repository.
+pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<PublishReport> {
+    let started = std::time::Instant::now();
+    let mut report = PublishReport {
+        repo: opts.repo.clone(),
+        ..Default::default()
+    };
+    if opts.target.is_none() && !opts.prune {
+        bail!("name IMAGE and VERSION to publish, or give --prune");
+    }
+    let pool = open_repo(&opts.repo)?;
+    if let Some((image, version)) = &opts.target {
+        check_name("image", image)?;
+        check_name("version", version)?;
+        for old in &opts.deltas_from {
+            check_name("version", old)?;
+            if old == version {
+                bail!("--deltas-from {old} is the version being published");
+            }
+        }
+        let signer = opts
+            .sign
+            .as_deref()
+            .map(|p| {
+                rpm::signature::pgp::Signer::from_asc_file(p)
+                    .map_err(|e| anyhow!("cannot read the signing key {}: {e}", p.display()))
+            })
+            .transpose()?;
+        if let (Some(signer), Some(p)) = (&signer, &opts.sign) {
+            // Before anything is imported or written: a key that cannot sign.
+            use rpm::signature::Signing;
+            signer
+                .sign(
+                    &b"reimage: checking the signing key"[..],
+                    rpm::Timestamp::now(),
+                )
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot sign with {}: {e} (a passphrase-protected key cannot be used: \
+                         export it without a passphrase, e.g. for a key kept only for this)",
+                        p.display()
+                    )
+                })?;
+        }
+        let rpms = inputs(opts)?;
+        // One writer lock from import to manifest: a failed publish removes
+        // what it added before any other writer can take it as present.
+        let lock = pool.lock(true)?;
+        let imported = crate::store::import::import_locked(
+            &pool,
+            &crate::store::import::ImportOptions {
+                paths: rpms.clone(),
+                jobs: opts.jobs,
+                keyring: None,
+                wait: true,
+                replace: false,
+            },
+            reporter,
+            &lock,
+        )?;
+        // Packages this run added: removed again if nothing gets published
+        // (no manifest can name them yet).
+        let added: Vec<String> = imported
+            .packages
+            .iter()
+            .filter(|p| p.status == "imported")
+            .filter_map(|p| p.file.clone())
+            .collect();
+        let mut publish_version = || -> Result<Manifest> {
+            if imported.refused > 0 {
+                let errs: Vec<String> = imported
+                    .packages
+                    .iter()
+                    .filter_map(|p| p.error.clone())
+                    .collect();
+                bail!(
+                    "{} package(s) refused, nothing published:\n  {}",
+                    imported.refused,
+                    errs.join("\n  ")
+                );
+            }
+            publish_manifest(&pool, opts, &rpms, signer.as_ref(), &mut report, reporter)
+        };
+        let manifest = match publish_version() {
+            Ok(m) => m,
+            Err(e) => {
+                // (A manifest that cannot be read: keep everything.)
+                if let Ok((referenced, _)) = referenced(&pool.root) {
+                    for f in added.iter().filter(|f| !referenced.contains(*f)) {
+                        let _ = std::fs::remove_file(pool.packages_dir().join(f));
+                    }
+                }
+                return Err(e);
+            }
+        };
+        report.imported = imported.imported;
+        report.present = imported.present;
+        report.image = Some(image.clone());
+        report.version = Some(version.clone());
+        report.packages = manifest.packages.len();
+        report.package_bytes = manifest.packages.iter().map(|p| p.size).sum();
+        report.rpm_bytes = manifest.packages.iter().map(|p| p.rpm_size).sum();
+    }
+    if opts.prune {
+        let _lock = pool.lock(true)?;
+        let (n, bytes) = prune(&pool.root)?;
+        report.pruned_files = n;
+        report.pruned_bytes = bytes;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Writes the manifest of `image` `version` (and its deltas, its signature)
+/// for packages already in the repository.
+fn publish_manifest(
+    pool: &Pool,
+    opts: &PublishOptions,
+    rpms: &[PathBuf],
+    signer: Option<&rpm::signature::pgp::Signer>,
+    report: &mut PublishReport,
+    reporter: &dyn Reporter,
+) -> Result<Manifest> {
+    let Some((image, version)) = &opts.target else {
+        bail!("no image and version to publish");
+    };
+    {
+        let mut by_file: BTreeMap<String, ManifestPackage> = BTreeMap::new();
+        for rpm in rpms {
+            let p = describe(pool, rpm).with_context(|| rpm.display().to_string())?;
+            by_file.insert(p.file.clone(), p);
+        }
+        let mut manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            image: image.to_string(),
+            version: version.to_string(),
+            packages: by_file.into_values().collect(),
+        };
+        let path = manifest_path(&pool.root, image, version);
+        if let Ok(bytes) = std::fs::read(&path) {
+            let old = Manifest::parse(&bytes).with_context(|| path.display().to_string())?;
+            let key = |m: &Manifest| -> Vec<(String, String)> {
+                m.packages
+                    .iter()
+                    .map(|p| (p.file.clone(), p.sha256.clone()))
+                    .collect()
+            };
+            if key(&old) != key(&manifest) {
+                bail!(
+                    "{image} {version} is already published with other packages ({}): publish a new version",
+                    path.display()
+                );
+            }
+            // Same packages: keep the deltas already there.
+            for (p, o) in manifest.packages.iter_mut().zip(old.packages) {
+                p.deltas = o.deltas;
+            }
+        }
+        for old_version in &opts.deltas_from {
+            let old_path = manifest_path(&pool.root, image, old_version);
+            let old = Manifest::parse(&std::fs::read(&old_path).with_context(|| {
+                format!(
+                    "--deltas-from {old_version}: cannot read {}",
+                    old_path.display()
+                )
+            })?)
+            .with_context(|| old_path.display().to_string())?;
+            let summary = crate::dist::delta::publish_deltas(
+                pool,
+                &old,
+                &mut manifest,
+                opts.delta_level,
+                reporter,
+            )?;
+            report.deltas.push(summary);
+        }
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        let json = manifest.to_json();
+        let sig_path = sig_path(&path);
+        // Signed before anything is written: a failed signature publishes nothing.
+        let sig = signer
+            .map(|signer| {
+                use rpm::signature::Signing;
+                signer
+                    .sign(json.as_bytes(), rpm::Timestamp::now())
+                    .map_err(|e| anyhow!("cannot sign the manifest: {e}"))
+            })
+            .transpose()?;
+        let unchanged = std::fs::read(&path).is_ok_and(|old| old == json.as_bytes());
+        write_atomic(&path, json.as_bytes())?;
+        world_readable(&path)?;
+        match sig {
+            Some(sig) => {
+                write_atomic(&sig_path, sig.as_ref())?;
+                world_readable(&sig_path)?;
+                report.signed = true;
+            }
+            // The same bytes: their signature still holds.
+            None if unchanged && sig_path.exists() => report.signed = true,
+            None if sig_path.exists() => {
+                // A signature of other bytes would only confuse clients.
+                std::fs::remove_file(&sig_path)?;
+                crate::util::runner::log::warn(&format!(
+                    "{} changed: its old signature {} was removed (publish with --sign to sign it)",
+                    path.display(),
+                    sig_path.display()
+                ));
+            }
+            None => {}
+        }
+        write_image_index(&pool.root, image)?;
+        Ok(manifest)
+    }
+}
+
+/// The packages the repository's manifests name (and how many manifests).
+fn referenced(root: &Path) -> Result<(BTreeSet<String>, usize)> {
+    let mut keep = BTreeSet::new();
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(root.join("images")) {
+        for img in rd {
+            let img = img?.file_name().to_string_lossy().into_owned();
+            if check_name("image", &img).is_err() {
+                continue;
+            }
+            for v in versions(root, &img)? {
+                let path = manifest_path(root, &img, &v);
+                let m = Manifest::parse(&std::fs::read(&path)?)
+                    .with_context(|| path.display().to_string())?;
+                keep.extend(m.packages.into_iter().map(|p| p.file));
+                n += 1;
+            }
+        }
+    }
+    Ok((keep, n))
+}
+
+/// `VERSION.json.sig` beside `VERSION.json`.
+pub fn sig_path(manifest: &Path) -> PathBuf {
+    let mut s = manifest.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+/// The versions of an image that have a manifest under `root/images/IMAGE`.
+pub fn versions(root: &Path, image: &str) -> Result<Vec<String>> {
+    let dir = root.join("images").join(image);
+    let mut v = Vec::new();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(v),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for e in rd {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        if let Some(ver) = name.strip_suffix(".json") {
+            if ver != "index" && check_name("version", ver).is_ok() {
+                v.push(ver.to_string());
+            }
+        }
+    }
+    sort_versions(&mut v);
+    Ok(v)
+}
+
+/// Sorts versions oldest first by rpm's version comparison (10 after 9).
+pub fn sort_versions(v: &mut [String]) {
+    v.sort_by(|a, b| sysimage::vercmp::rpmvercmp(a, b).then_with(|| a.cmp(b)));
+}
+
+fn write_image_index(root: &Path, image: &str) -> Result<()> {
+    let idx = ImageIndex {
+        format: MANIFEST_FORMAT,
+        image: image.to_string(),
+        versions: versions(root, image)?,
+    };
+    let mut s = serde_json::to_string_pretty(&idx)?;
+    s.push('\n');
+    let path = root.join("images").join(image).join("index.json");
+    write_atomic(&path, s.as_bytes())?;
+    world_readable(&path)
+}
+
+/// Removes packages and deltas no manifest uses. Returns (files, bytes).
+fn prune(root: &Path) -> Result<(u64, u64)> {
+    let mut keep_pkgs = BTreeSet::new();
+    let mut keep_deltas = BTreeSet::new();
+    let images = root.join("images");
+    if let Ok(rd) = std::fs::read_dir(&images) {
+        for img in rd {
+            let img = img?.file_name().to_string_lossy().into_owned();
+            if check_name("image", &img).is_err() {
+                continue;
+            }
+            write_image_index(root, &img)?;
+            for v in versions(root, &img)? {
+                let path = manifest_path(root, &img, &v);
+                let m = Manifest::parse(&std::fs::read(&path)?).with_context(|| {
+                    format!("{} (fix or remove it before pruning)", path.display())
+                })?;
+                for p in m.packages {
+                    keep_pkgs.insert(p.file);
+                    for d in p.deltas {
+                        keep_deltas.insert(d.path);
+                    }
+                }
+            }
+        }
+    }
+    let mut n = 0;
+    let mut bytes = 0;
+    // Signatures of manifests that were removed.
+    if let Ok(rd) = std::fs::read_dir(&images) {
+        for img in rd.flatten() {
+            let Ok(files) = std::fs::read_dir(img.path()) else {
+                continue;
+            };
+            for e in files.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(json) = name.strip_suffix(".sig") {
+                    if json.ends_with(".json") && !img.path().join(json).exists() {
+                        bytes += e.metadata()?.len();
+                        std::fs::remove_file(e.path())?;
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(root.join("packages")) {
+        for e in rd {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep_pkgs.contains(&name) {
+                bytes += e.metadata()?.len();
+                std::fs::remove_file(e.path())?;
+                n += 1;
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(root.join("deltas")) {
+        for dir in rd {
+            let dir = dir?;
+            let dname = dir.file_name().to_string_lossy().into_owned();
+            for e in std::fs::read_dir(dir.path())? {
+                let e = e?;
+                let rel = format!("deltas/{dname}/{}", e.file_name().to_string_lossy());
+                if !keep_deltas.contains(&rel) {
+                    bytes += e.metadata()?.len();
+                    std::fs::remove_file(e.path())?;
+                    n += 1;
+                }
+            }
+            let _ = std::fs::remove_dir(dir.path()); // only when empty
+        }
+    }
+    Ok((n, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("v", "10").is_ok());
+        assert!(check_name("v", "2024.05-1+b2~rc1").is_ok());
+        for bad in ["", ".x", "a/b", "a b", "..", "x\n"] {
+            assert!(check_name("v", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_delta_path("deltas/bash-1-1.x86_64/0123.rdelta").is_ok());
+        for bad in [
+            "deltas/../x/y",
+            "packages/a/b",
+            "deltas/a",
+            "deltas/a/b/c",
+            "deltas/.a/b",
+        ] {
+            assert!(check_delta_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn newest_by_rpm_order() {
+        let mut v: Vec<String> = ["9", "10", "1.0", "9.1", "10~rc1"]
+            .map(String::from)
+            .to_vec();
+        sort_versions(&mut v);
+        assert_eq!(v, ["1.0", "9", "9.1", "10~rc1", "10"]);
+    }
+
+    #[test]
+    fn package_name_from_nevra() {
+        let p = ManifestPackage {
+            nevra: "lib-foo-1:2.3-4.el9.x86_64".into(),
+            file: "x".into(),
+            header_sha256: String::new(),
+            sha256: String::new(),
+            size: 0,
+            rpm_size: 0,
+            deltas: vec![],
+        };
+        assert_eq!(p.name(), "lib-foo");
+    }
+}

@@ -1,0 +1,917 @@
+//! `reimage sync`: bring a pool to an image version published by
+//! `reimage publish` (docs/sync.md).
+//!
+//! ```text
+//! manifest  images/IMAGE/VERSION.json (+ .sig with a keyring) -> POOL/tmp/sync/
+//! plan      per missing package: a static delta whose basis the pool holds,
+//!           else (rsync sources) live rsync with a basis seeded by reflink
+//!           from the closest older package of the same name, else whole
+//! fetch     one `rsync --files-from` per batch (or HTTP GETs) into POOL/tmp/sync/
+//! rebuild   through extent_writer: pool content cloned, new bytes written per
+//!           file, every digest checked, SHA256 against the manifest, rename
+//! record    POOL/images/IMAGE/VERSION.json once every package is in
+//! compose   optionally, incrementally from the newest view of the image
+//! ```
+//!
+//! Packages enter `packages/` one by one, each complete and verified, so an
+//! interrupted sync resumes where it stopped; `tmp/` is garbage after a crash.
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+
+use crate::dist::delta;
+use crate::dist::publish::{self, ImageIndex, Manifest, ManifestPackage};
+use crate::store::clone::Cloner;
+use crate::store::pool::Pool;
+use crate::store::writer::{ContentStore, Expect};
+use crate::util::report::Reporter;
+
+/// Options of `reimage sync`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// `rsync://host[:port]/module[/path]`, `host:path`, a local path, or `http(s)://...`.
+    pub source: String,
+    pub image: String,
+    /// Default: the newest published, by rpm's version comparison.
+    pub version: Option<String>,
+    /// Compose this view once synced.
+    pub compose: Option<String>,
+    /// Require the manifest to be signed by a key in this file.
+    pub keyring: Option<PathBuf>,
+    /// Use static deltas where the pool holds their basis.
+    pub deltas: bool,
+    pub wait: bool,
+}
+
+/// How a package got into the pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageSync {
+    pub file: String,
+    /// "delta", "rsync" (seeded from `basis`), "whole".
+    pub how: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
+    pub written_bytes: u64,
+    pub cloned_bytes: u64,
+}
+
+/// What sync did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SyncReport {
+    pub source: String,
+    pub transport: &'static str,
+    pub image: String,
+    pub version: String,
+    /// The newest version of the image the pool had before, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    pub packages: usize,
+    pub present: usize,
+    pub fetched: Vec<PackageSync>,
+    pub by_delta: usize,
+    pub by_rsync: usize,
+    pub whole: usize,
+    /// Against `previous`, by package name.
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Everything that crossed the wire (rsync's sent + received, or HTTP bodies).
+    pub wire_bytes: u64,
+    pub manifest_bytes: u64,
+    pub delta_bytes: u64,
+    pub package_wire_bytes: u64,
+    /// The `.rpm` size of the packages fetched: what dnf would have downloaded.
+    pub rpm_bytes: u64,
+    /// Size of the extent packages fetched.
+    pub package_bytes: u64,
+    pub written_bytes: u64,
+    pub cloned_bytes: u64,
+    /// Deltas that could not be used (then the package came another way).
+    pub refused_deltas: Vec<String>,
+    pub signature_checked: bool,
+    /// Packages that could not be synced, with the reason (then the sync
+    /// fails with [`Incomplete`], whose report this is).
+    pub failures: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<crate::views::compose::ComposeReport>,
+    pub seconds: f64,
+}
+
+/// A sync that got some packages but not all: the error carries the report
+/// (the others are in the pool; the next sync resumes).
+#[derive(Debug)]
+pub struct Incomplete(pub SyncReport);
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.0;
+        write!(
+            f,
+            "{} of {} package(s) could not be synced (the others are in the pool; run sync again to resume):\n  {}",
+            r.failures.len(),
+            r.packages - r.present,
+            r.failures.join("\n  ")
+        )
+    }
+}
+
+impl std::error::Error for Incomplete {}
+
+// ---------------------------------------------------------------------------
+// Transports
+
+/// Where packages come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Anything rsync reaches: `rsync://...`, `host:path`, a local path.
+    /// Always ends with '/'.
+    Rsync(String),
+    /// A static mirror; no trailing '/'.
+    Http(String),
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Result<Source> {
+        if s.is_empty() {
+            bail!("the source is empty");
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return Ok(Source::Http(s.trim_end_matches('/').to_string()));
+        }
+        if s.starts_with('-') {
+            bail!("source {s:?} looks like an option");
+        }
+        let mut r = s.to_string();
+        if !r.starts_with("rsync://") && !is_ssh(&r) {
+            // A local repository: say so plainly rather than through rsync.
+            let p = Path::new(s);
+            if !p.is_dir() {
+                bail!("source {s} is not a directory (a repository made by reimage publish, an rsync:// URL, host:path, or an http(s):// mirror)");
+            }
+        }
+        if !r.ends_with('/') {
+            r.push('/');
+        }
+        Ok(Source::Rsync(r))
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Source::Rsync(s) if s.starts_with("rsync://") => "rsync",
+            Source::Rsync(s) if is_ssh(s) => "rsync-ssh",
+            Source::Rsync(_) => "rsync-local",
+            Source::Http(_) => "http",
+        }
+    }
+
+    fn live(&self) -> bool {
+        matches!(self, Source::Rsync(_))
+    }
+}
+
+/// `host:path` (rsync over ssh): a colon before any slash.
+fn is_ssh(s: &str) -> bool {
+    match (s.find(':'), s.find('/')) {
+        (Some(c), Some(sl)) => c < sl && !s.starts_with("rsync://"),
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// Fetches `rels` (paths relative to the source root) into `dest` (keeping
+/// the relative paths). A file already at its place in `dest` is the basis
+/// rsync transfers against. Returns the bytes on the wire and the files that
+/// did not arrive.
+fn fetch(
+    src: &Source,
+    rels: &[String],
+    dest: &Path,
+    limits: &HashMap<String, u64>,
+) -> Result<(u64, Vec<String>)> {
+    if rels.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    for r in rels {
+        if r.starts_with('/') || r.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            bail!("refusing to fetch {r:?}");
+        }
+    }
+    std::fs::create_dir_all(dest)?;
+    let wire = match src {
+        Source::Rsync(base) => rsync(base, rels, dest)?,
+        Source::Http(base) => {
+            let mut n = 0;
+            let mut failed: Vec<anyhow::Error> = Vec::new();
+            for r in rels {
+                let limit = limits.get(r).copied().unwrap_or(64 << 20);
+                match http_get(&format!("{base}/{r}"), &dest.join(r), limit) {
+                    Ok(Some(b)) => n += b,
+                    Ok(None) => {
+                        crate::util::runner::log::debug(&format!("GET {base}/{r}: not found"))
+                    }
+                    // One file that fails is a missing file (a delta then
+                    // falls back, a package is reported); every file failing
+                    // is a mirror that is not there.
+                    Err(e) => {
+                        crate::util::runner::log::warn(&format!("{e:#}"));
+                        failed.push(e);
+                    }
+                }
+            }
+            if failed.len() == rels.len() {
+                return Err(failed.remove(0));
+            }
+            n
+        }
+    };
+    let missing = rels
+        .iter()
+        .filter(|r| !std::fs::symlink_metadata(dest.join(r)).is_ok_and(|m| m.file_type().is_file()))
+        .cloned()
+        .collect();
+    Ok((wire, missing))
+}
+
+/// What rsync's exit codes mean (rsync(1), EXIT VALUES).
+fn rsync_exit_meaning(code: i32) -> &'static str {
+    match code {
+        1 => "syntax or usage error",
+        2 => "protocol incompatibility",
+        3 => "errors selecting input/output files",
+        5 => "error starting the client-server protocol (module missing or refused?)",
+        10 => "error in socket I/O (connection refused or lost?)",
+        11 => "error in file I/O",
+        12 => "error in the rsync protocol data stream",
+        20 => "interrupted",
+        23 => "partial transfer (files missing on the server?)",
+        24 => "some files vanished on the server",
+        30 => "timeout",
+        35 => "timeout waiting for the daemon",
+        255 => "the remote shell (ssh) failed",
+        _ => "rsync failed",
+    }
+}
+
+/// Runs the real rsync: explicit file names, no recursion, no symlinks, no
+/// quick check (seeded basis files must never pass as up to date), zstd on
+/// the wire; in a wrapper that kills it when reimage dies.
+fn rsync(base: &str, rels: &[String], dest: &Path) -> Result<u64> {
+    let list = tempfile::NamedTempFile::new_in(dest)?;
+    std::fs::write(list.path(), rels.join("\n") + "\n")?;
+    // When reimage dies (even by SIGKILL) the kernel sends rsync SIGTERM
+    // (parent-death signal), on which rsync stops the receiver it forked
+    // and exits. SIGKILL there left that receiver downloading from a daemon.
+    // rsync stays in reimage's process group: ssh and daemon password
+    // prompts reach the terminal, Ctrl-C reaches rsync.
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", "TERM", "--", "rsync"]);
+    cmd.arg(format!("--files-from={}", list.path().display()));
+    cmd.args([
+        "--no-recursive",
+        "--no-links",
+        "--no-perms",
+        "--no-owner",
+        "--no-group",
+        "--no-devices",
+        "--no-specials",
+        "--ignore-times",
+        "--no-whole-file",
+        "--compress",
+        "--compress-choice=zstd",
+        "--stats",
+        "--no-motd",
+        "--timeout=600",
+    ]);
+    cmd.arg(base).arg(dest);
+    if let Ok(extra) = std::env::var("REIMAGE_RSYNC_ARGS") {
+        // For tests and debugging only (e.g. --bwlimit).
+        cmd.args(extra.split_whitespace());
+    }
+    let out = match crate::util::runner::run(&mut cmd) {
+        Ok(out) => out,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let code = msg
+                .split("exit status: ")
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|s| s.parse::<i32>().ok());
+            match code {
+                // Missing files are found and reported by the caller.
+                Some(23) | Some(24) => {
+                    crate::util::runner::log::debug(&msg);
+                    return Ok(0);
+                }
+                Some(c) => {
+                    return Err(e.context(format!(
+                        "rsync from {base}: {} (exit {c})",
+                        rsync_exit_meaning(c)
+                    )))
+                }
+                None => return Err(e.context(format!("rsync from {base}"))),
+            }
+        }
+    };
+    Ok(parse_stats(&out))
+}
+
+/// Bytes sent + received from rsync's `--stats`.
+fn parse_stats(out: &str) -> u64 {
+    let num = |key: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| {
+                v.split_whitespace()
+                    .next()
+                    .unwrap_or("0")
+                    .replace([',', '.'], "")
+                    .parse()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    num("Total bytes sent:") + num("Total bytes received:")
+}
+
+/// GETs `url` into `dest` (at most `limit` bytes); returns the body size,
+/// or None when the server says the file is not there (404, 410). Anything
+/// else (no connection, a name that does not resolve, a server error) is an
+/// error: a dead mirror must not read as a missing file.
+fn http_get(url: &str, dest: &Path, limit: u64) -> Result<Option<u64>> {
+    use std::io::{Read, Write};
+    let resp = match ureq::get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::StatusCode(404 | 410)) => return Ok(None),
+        Err(e) => bail!("GET {url}: {e}"),
+    };
+    let mut body = resp.into_body();
+    let mut r = body.as_reader().take(limit + 1);
+    std::fs::create_dir_all(dest.parent().unwrap())?;
+    let mut f = std::fs::File::create(dest)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    let got = (|| -> Result<()> {
+        loop {
+            let k = r.read(&mut buf).with_context(|| format!("GET {url}"))?;
+            if k == 0 {
+                break;
+            }
+            f.write_all(&buf[..k])?;
+            n += k as u64;
+        }
+        if n > limit {
+            bail!("GET {url}: more than the {limit} bytes expected");
+        }
+        Ok(())
+    })();
+    if let Err(e) = got {
+        // Nothing half-downloaded stays to be taken for the file.
+        let _ = std::fs::remove_file(dest);
+        return Err(e);
+    }
+    Ok(Some(n))
+}
+
+// ---------------------------------------------------------------------------
+// Manifest
+
+/// Verifies a detached signature of `data` with the keys in `keyring`.
+fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
+    use rpm::signature::Verifying;
+    let text = std::fs::read_to_string(keyring)
+        .with_context(|| format!("cannot read keyring {}", keyring.display()))?;
+    let begin = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+    let mut last = None;
+    let mut keys = 0;
+    for part in text.split(begin).skip(1) {
+        let v = rpm::signature::pgp::Verifier::from_asc(&format!("{begin}{part}"))
+            .map_err(|e| anyhow!("keyring {}: {e}", keyring.display()))?;
+        keys += 1;
+        match v.verify(data, sig) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    if keys == 0 {
+        bail!(
+            "keyring {} holds no armored OpenPGP public key",
+            keyring.display()
+        );
+    }
+    // The OpenPGP library's own words (e.g. a failed internal assertion on
+    // the hash prefix) help a developer, not a user: -v shows them.
+    crate::util::runner::log::debug(&format!("signature check: {}", last.unwrap_or_default()));
+    bail!(
+        "the manifest's signature does not verify with a key in {}: the manifest was changed \
+         after it was signed, or it was signed by another key",
+        keyring.display()
+    )
+}
+
+/// The versions of `image` at the source, newest last.
+fn remote_versions(src: &Source, image: &str, dir: &Path) -> Result<(Vec<String>, u64)> {
+    let rel = format!("images/{image}/index.json");
+    let limits = HashMap::from([(rel.clone(), 16u64 << 20)]);
+    let (wire, missing) = fetch(src, std::slice::from_ref(&rel), dir, &limits)?;
+    if !missing.is_empty() {
+        bail!("the source has no image {image} (no {rel})");
+    }
+    let idx: ImageIndex = serde_json::from_slice(&std::fs::read(dir.join(&rel))?)
+        .with_context(|| format!("{rel} is not valid"))?;
+    if idx.image != image {
+        bail!(
+            "{rel} is the index of image {:?}, not of {image}",
+            idx.image
+        );
+    }
+    let mut v: Vec<String> = idx
+        .versions
+        .into_iter()
+        .filter(|v| publish::check_name("version", v).is_ok())
+        .collect();
+    publish::sort_versions(&mut v);
+    Ok((v, wire))
+}
+
+// ---------------------------------------------------------------------------
+// Sync
+
+fn expect_of(p: &ManifestPackage) -> Result<Expect> {
+    Ok(Expect {
+        sha256: p.sha256_bytes()?,
+        size: p.size,
+        header_sha256: p.header_sha256_bytes()?,
+    })
+}
+
+/// The closest older package of the same name the pool holds (rsync's
+/// basis), else the oldest newer one.
+fn seed_for(
+    pool: &Pool,
+    p: &ManifestPackage,
+    pool_pkgs: &[(String, String, String)],
+) -> Option<String> {
+    use sysimage::vercmp::rpmvercmp;
+    let name = p.name();
+    let want = p.nevra.get(name.len() + 1..).unwrap_or("");
+    let cands: Vec<&(String, String, String)> = pool_pkgs
+        .iter()
+        .filter(|(file, n, _)| n == name && file != &p.file)
+        .filter(|(file, _, _)| pool.packages_dir().join(file).is_file())
+        .collect();
+    let older = cands
+        .iter()
+        .filter(|c| rpmvercmp(&c.2, want).is_lt())
+        .max_by(|a, b| rpmvercmp(&a.2, &b.2));
+    let newer = || cands.iter().min_by(|a, b| rpmvercmp(&a.2, &b.2));
+    older.or_else(newer).map(|c| c.0.clone())
+}
+
+/// Splits packages into batches of about `limit` bytes (at least one each).
+fn batches<'m>(pkgs: &[&'m ManifestPackage], limit: u64) -> Vec<Vec<&'m ManifestPackage>> {
+    let mut out: Vec<Vec<&ManifestPackage>> = Vec::new();
+    let mut size = 0;
+    for p in pkgs {
+        if out.is_empty() || (size + p.size > limit && !out.last().unwrap().is_empty()) {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += p.size;
+        out.last_mut().unwrap().push(p);
+    }
+    out
+}
+
+/// (file, name, evr) of every package in the pool (from their headers).
+fn pool_packages(pool: &Pool) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(pool.packages_dir()) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(f) = std::fs::File::open(e.path()) else {
+            continue;
+        };
+        let mut r = std::io::BufReader::new(f);
+        let Ok(prefix) = crate::rpm::stream::read_prefix(&mut r, &e.path()) else {
+            continue;
+        };
+        let Ok((nevra, _)) = crate::rpm::trust::identity(&prefix.main) else {
+            continue;
+        };
+        let name = prefix
+            .main
+            .utf8_string(sysimage::header::tag::NAME)
+            .ok()
+            .flatten()
+            .unwrap_or("")
+            .to_string();
+        let evr = nevra.get(name.len() + 1..).unwrap_or("").to_string();
+        out.push((e.file_name().to_string_lossy().into_owned(), name, evr));
+    }
+    out
+}
+
+/// Syncs an image version into the pool.
+pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<SyncReport> {
+    let started = std::time::Instant::now();
+    publish::check_name("image", &opts.image)?;
+    if let Some(v) = &opts.version {
+        publish::check_name("version", v)?;
+    }
+    let src = Source::parse(&opts.source)?;
+    let mut report = SyncReport {
+        source: opts.source.clone(),
+        transport: src.name(),
+        image: opts.image.clone(),
+        ..Default::default()
+    };
+    if let Some(name) = &opts.compose {
+        crate::views::compose::check_view_name(name)?;
+    }
+    let lock = pool.lock(opts.wait)?;
+    if let Some(name) = &opts.compose {
+        // Before anything is fetched: the view could not be composed.
+        let dest = pool.views_dir().join(name);
+        if dest.symlink_metadata().is_ok() {
+            bail!(
+                "view {name} already exists at {} (choose another --compose name, or remove it with reimage rm-view {name})",
+                dest.display()
+            );
+        }
+    }
+    pool.clean_tmp()?;
+    std::fs::create_dir_all(pool.packages_dir())?;
+    let work = pool.tmp_dir().join("sync");
+    std::fs::create_dir_all(&work)?;
+
+    // 1. The manifest.
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => {
+            let (v, wire) = remote_versions(&src, &opts.image, &work)?;
+            report.wire_bytes += wire;
+            report.manifest_bytes += wire;
+            v.last()
+                .cloned()
+                .ok_or_else(|| anyhow!("the source publishes no version of {}", opts.image))?
+        }
+    };
+    report.version = version.clone();
+    let rel = format!("images/{}/{version}.json", opts.image);
+    let mut rels = vec![rel.clone()];
+    if opts.keyring.is_some() {
+        rels.push(format!("{rel}.sig"));
+    }
+    let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
+    let (wire, missing) = fetch(&src, &rels, &work, &limits)?;
+    report.wire_bytes += wire;
+    report.manifest_bytes += wire;
+    if missing.contains(&rel) {
+        bail!(
+            "the source has no version {version} of {} (no {rel})",
+            opts.image
+        );
+    }
+    let manifest_bytes = std::fs::read(work.join(&rel))?;
+    if let Some(k) = &opts.keyring {
+        if !missing.is_empty() {
+            bail!("the manifest {rel} is not signed (no {rel}.sig) and --keyring requires a signature");
+        }
+        let sig = std::fs::read(work.join(format!("{rel}.sig")))?;
+        check_signature(k, &manifest_bytes, &sig).with_context(|| rel.clone())?;
+        report.signature_checked = true;
+    }
+    let manifest = Manifest::parse(&manifest_bytes).with_context(|| rel.clone())?;
+    if manifest.image != opts.image || manifest.version != version {
+        bail!(
+            "{rel} is the manifest of {} {}, not of {} {version}",
+            manifest.image,
+            manifest.version,
+            opts.image
+        );
+    }
+    report.packages = manifest.packages.len();
+    crate::util::failpoint::hit("sync.manifest");
+
+    // The previous version the pool synced, for the report and compose.
+    let previous = publish::versions(&pool.root, &opts.image)?
+        .into_iter()
+        .filter(|v| v != &version)
+        .filter_map(|v| {
+            let m = std::fs::read(publish::manifest_path(&pool.root, &opts.image, &v)).ok()?;
+            Some((v, Manifest::parse(&m).ok()?))
+        })
+        .next_back();
+    if let Some((pv, pm)) = &previous {
+        report.previous = Some(pv.clone());
+        let old: BTreeMap<&str, &str> = pm
+            .packages
+            .iter()
+            .map(|p| (p.name(), p.file.as_str()))
+            .collect();
+        let new: BTreeMap<&str, &str> = manifest
+            .packages
+            .iter()
+            .map(|p| (p.name(), p.file.as_str()))
+            .collect();
+        for (n, f) in &new {
+            match old.get(n) {
+                None => report.added.push(f.to_string()),
+                Some(o) if o != f => report.changed.push(f.to_string()),
+                _ => {}
+            }
+        }
+        for (n, f) in &old {
+            if !new.contains_key(n) {
+                report.removed.push(f.to_string());
+            }
+        }
+    }
+
+    // 2. What is missing.
+    let mut missing_pkgs: Vec<&ManifestPackage> = Vec::new();
+    for p in &manifest.packages {
+        let path = pool.packages_dir().join(&p.file);
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                let (index, _) = crate::store::extent::Index::read(&f)
+                    .with_context(|| format!("{} is damaged", path.display()))?;
+                if hex::encode(index.header_sha256) != p.header_sha256 {
+                    bail!(
+                        "the pool holds a different {} (another main header) than {rel} names",
+                        p.file
+                    );
+                }
+                report.present += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing_pkgs.push(p),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+        }
+    }
+    let mut store = ContentStore::load(&pool.packages_dir())?;
+    let cloner = Cloner::new(pool.config.allow_copy);
+    let mut failures: Vec<String> = Vec::new();
+    reporter.start("syncing", missing_pkgs.len() as u64);
+
+    // 3. Deltas.
+    let mut rest: Vec<&ManifestPackage> = Vec::new();
+    let mut by_delta: Vec<(&ManifestPackage, &publish::DeltaRef)> = Vec::new();
+    for p in missing_pkgs {
+        let d = if opts.deltas {
+            p.deltas.iter().find(|d| delta::applicable(pool, &d.needs))
+        } else {
+            None
+        };
+        match d {
+            Some(d) => by_delta.push((p, d)),
+            None => rest.push(p),
+        }
+    }
+    if !by_delta.is_empty() {
+        let rels: Vec<String> = by_delta.iter().map(|(_, d)| d.path.clone()).collect();
+        let limits = by_delta
+            .iter()
+            .map(|(_, d)| (d.path.clone(), d.size))
+            .collect();
+        let (wire, _) = fetch(&src, &rels, &work, &limits)?;
+        crate::util::failpoint::hit("sync.fetched");
+        report.wire_bytes += wire;
+        report.delta_bytes += wire;
+        for (p, d) in by_delta {
+            let dpath = work.join(&d.path);
+            let res = (|| -> Result<_> {
+                let size = std::fs::metadata(&dpath)
+                    .with_context(|| format!("the source did not send {}", d.path))?
+                    .len();
+                let sha = publish::sha256_file(&dpath)?;
+                if size != d.size || hex::encode(sha) != d.sha256 {
+                    bail!("{} does not match the manifest (SHA256 or size)", d.path);
+                }
+                let delta = delta::Delta::read(&dpath)?;
+                let dest = pool.packages_dir().join(&p.file);
+                delta::apply(&delta, pool, &store, &expect_of(p)?, &cloner, &dest)
+            })();
+            let _ = std::fs::remove_file(&dpath);
+            match res {
+                Ok((index, built)) => {
+                    store.add(&pool.packages_dir().join(&p.file), &index);
+                    report.by_delta += 1;
+                    report.rpm_bytes += p.rpm_size;
+                    report.package_bytes += p.size;
+                    report.written_bytes += built.written;
+                    report.cloned_bytes += built.cloned;
+                    report.fetched.push(PackageSync {
+                        file: p.file.clone(),
+                        how: "delta",
+                        basis: None,
+                        written_bytes: built.written,
+                        cloned_bytes: built.cloned,
+                    });
+                    reporter.advance(1);
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let msg = if msg.contains(&d.path) {
+                        msg
+                    } else {
+                        format!("{}: {msg}", d.path)
+                    };
+                    crate::util::runner::log::warn(&format!(
+                        "delta refused, fetching the package instead: {msg}"
+                    ));
+                    report.refused_deltas.push(msg);
+                    rest.push(p);
+                }
+            }
+        }
+    }
+
+    // 4. Packages: live rsync against a seeded basis, or whole.
+    if !rest.is_empty() {
+        let pool_pkgs = if src.live() {
+            pool_packages(pool)
+        } else {
+            Vec::new()
+        };
+        let dl = work.join("dl");
+        // Batches of about 64 MiB: what arrived and was verified stays when
+        // a sync is interrupted.
+        for batch in batches(&rest, 64 << 20) {
+            let mut seeds: HashMap<String, String> = HashMap::new();
+            for p in &batch {
+                let rel = format!("packages/{}", p.file);
+                let at = dl.join(&rel);
+                std::fs::create_dir_all(at.parent().unwrap())?;
+                if let Some(seed) = src.live().then(|| seed_for(pool, p, &pool_pkgs)).flatten() {
+                    let from = std::fs::File::open(pool.packages_dir().join(&seed))?;
+                    let to = std::fs::File::create(&at)?;
+                    if crate::sys::clone_file(&from, &to).is_err() {
+                        drop(to);
+                        std::fs::copy(pool.packages_dir().join(&seed), &at)?;
+                    }
+                    seeds.insert(p.file.clone(), seed);
+                }
+            }
+            let rels: Vec<String> = batch
+                .iter()
+                .map(|p| format!("packages/{}", p.file))
+                .collect();
+            let limits = batch
+                .iter()
+                .map(|p| (format!("packages/{}", p.file), p.size))
+                .collect();
+            let (wire, missing) = fetch(&src, &rels, &dl, &limits)?;
+            crate::util::failpoint::hit("sync.fetched");
+            report.wire_bytes += wire;
+            report.package_wire_bytes += wire;
+            for p in batch.iter().copied() {
+                let rel = format!("packages/{}", p.file);
+                if missing.contains(&rel) {
+                    failures.push(format!(
+                        "{}: the source did not send it (is it missing on the server?)",
+                        p.file
+                    ));
+                    continue;
+                }
+                let at = dl.join(&rel);
+                let dest = pool.packages_dir().join(&p.file);
+                let res = expect_of(p).and_then(|e| {
+                    crate::store::writer::rebuild_from_package(
+                        &at,
+                        &e,
+                        &store,
+                        &pool.tmp_dir(),
+                        &cloner,
+                        &dest,
+                    )
+                });
+                let _ = std::fs::remove_file(&at);
+                match res {
+                    Ok((index, built)) => {
+                        store.add(&dest, &index);
+                        let how = if src.live() { "rsync" } else { "whole" };
+                        if src.live() {
+                            report.by_rsync += 1;
+                        } else {
+                            report.whole += 1;
+                        }
+                        report.rpm_bytes += p.rpm_size;
+                        report.package_bytes += p.size;
+                        report.written_bytes += built.written;
+                        report.cloned_bytes += built.cloned;
+                        report.fetched.push(PackageSync {
+                            file: p.file.clone(),
+                            how,
+                            basis: seeds.get(&p.file).cloned(),
+                            written_bytes: built.written,
+                            cloned_bytes: built.cloned,
+                        });
+                        reporter.advance(1);
+                    }
+                    Err(e) => failures.push(format!("{}: refused: {e:#}", p.file)),
+                }
+            }
+        }
+    }
+    reporter.finish();
+    let root = std::fs::File::open(&pool.root)?;
+    crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
+    if !failures.is_empty() {
+        report.failures = failures;
+        report.seconds = started.elapsed().as_secs_f64();
+        return Err(anyhow::Error::new(Incomplete(report)));
+    }
+
+    // 5. Record the manifest (and its signature) once everything is in.
+    let mpath = publish::manifest_path(&pool.root, &opts.image, &version);
+    std::fs::create_dir_all(mpath.parent().unwrap())?;
+    crate::store::pool::write_atomic(&mpath, &manifest_bytes)?;
+    let sig = work.join(format!("{rel}.sig"));
+    if sig.is_file() {
+        crate::store::pool::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    crate::util::failpoint::hit("sync.recorded");
+
+    // 6. Compose, still holding the writer lock (no window for gc).
+    if let Some(name) = &opts.compose {
+        let from = newest_view_of(pool, &opts.image, name);
+        let r = crate::views::compose::compose_locked(
+            pool,
+            &crate::views::compose::ComposeOptions {
+                name: name.clone(),
+                specs: manifest.packages.iter().map(|p| p.file.clone()).collect(),
+                from,
+                wait: opts.wait,
+                image: Some((opts.image.clone(), version.clone())),
+                ..Default::default()
+            },
+            reporter,
+            &lock,
+        )?;
+        report.compose = Some(r);
+    }
+    drop(lock);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The view composed from the newest version of `image`, if any.
+fn newest_view_of(pool: &Pool, image: &str, except: &str) -> Option<String> {
+    let mut best: Option<(String, String)> = None;
+    for e in std::fs::read_dir(pool.views_dir()).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == except {
+            continue;
+        }
+        let Ok(Some(meta)) = sysimage::meta::ViewMeta::read(&e.path()) else {
+            continue;
+        };
+        if meta.image.as_deref() != Some(image) {
+            continue;
+        }
+        let v = meta.version.unwrap_or_default();
+        if best
+            .as_ref()
+            .is_none_or(|(bv, _)| sysimage::vercmp::rpmvercmp(&v, bv).is_gt())
+        {
+            best = Some((v, name));
+        }
+    }
+    best.map(|(_, n)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources() {
+        assert!(
+            matches!(Source::parse("http://x/repo/").unwrap(), Source::Http(s) if s == "http://x/repo")
+        );
+        assert_eq!(Source::parse("rsync://h:873/m").unwrap().name(), "rsync");
+        assert_eq!(Source::parse("host:/srv/repo").unwrap().name(), "rsync-ssh");
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("a:b");
+        std::fs::create_dir(&local).unwrap();
+        assert_eq!(
+            Source::parse(local.to_str().unwrap()).unwrap().name(),
+            "rsync-local"
+        );
+        // A local path that does not exist is said plainly, not by rsync.
+        let err = Source::parse("/nonexistent/repo").unwrap_err().to_string();
+        assert!(err.contains("is not a directory"), "{err}");
+        assert!(Source::parse("--rsh=evil").is_err());
+    }
+
+    #[test]
+    fn stats() {
+        let out = "Number of files: 1\nTotal bytes sent: 1,234\nTotal bytes received: 56\n";
+        assert_eq!(parse_stats(out), 1290);
+    }
+}

@@ -1,0 +1,658 @@
+//! Building an extent package (docs/FORMAT.md) from its header part and its
+//! files' contents, delivered in index order from anywhere: content the pool
+//! already has (cloned), a reader (staged, then cloned into place so each file
+//! is its own extent), or bytes in memory (a decoded delta).
+//!
+//! Every file's content is checked against the header's digest as it passes,
+//! the whole package's SHA256 is computed in the same pass (everything is
+//! written in offset order), and nothing is renamed into `packages/` before
+//! the caller's expectation (the manifest's SHA256 and size) has matched:
+//!
+//! ```text
+//! Layout::new(trusted)     headers checked (crate::rpm::trust), offsets planned (as import)
+//! Writer::new(...)         tmp/rebuild-NAME.XXXX: header part written
+//! writer.put_*(...)        one call per stored file, in offset order
+//! writer.finish(expect)    index + trailer, SHA256/size check, fsync,
+//!                          rename NOREPLACE into packages/NAME
+//! ```
+//!
+//! The format is deterministic, so a package rebuilt here is byte for byte the
+//! one `reimage import` writes from the same RPM.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use sha2::Digest;
+
+use crate::rpm::files::PkgFile;
+use crate::rpm::stream::{DigestAlgo, RpmPrefix};
+use crate::rpm::trust::{PayloadWords, Trusted};
+use crate::store::clone::Cloner;
+use crate::store::extent::{self, align_up, Entry, Index};
+
+/// Where a piece of content lives in the pool.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub package: Arc<PathBuf>,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// BLAKE3 -> a place in the pool holding that content: the union of the
+/// extent packages' own indexes, read when a writer starts (import, sync), so
+/// it is never stale and needs no repair.
+#[derive(Debug, Default)]
+pub struct ContentStore {
+    map: HashMap<[u8; 32], Location>,
+}
+
+impl ContentStore {
+    /// Loads the indexes of every extent package in `dir` (damaged ones are
+    /// skipped: they cannot be clone sources).
+    pub fn load(dir: &Path) -> Result<ContentStore> {
+        let mut s = ContentStore::default();
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(s),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        };
+        let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let Ok(f) = File::open(&path) else { continue };
+            if let Ok((index, _)) = Index::read(&f) {
+                s.add(&path, &index);
+            }
+        }
+        Ok(s)
+    }
+
+    /// Adds the content of one package.
+    pub fn add(&mut self, package: &Path, index: &Index) {
+        let package = Arc::new(package.to_path_buf());
+        for e in &index.entries {
+            if e.length > 0 && e.flags & extent::FLAG_HARDLINK_ALIAS == 0 {
+                self.map.entry(e.blake3).or_insert_with(|| Location {
+                    package: package.clone(),
+                    offset: e.offset,
+                    length: e.length,
+                });
+            }
+        }
+    }
+
+    pub fn get(&self, blake3: &[u8; 32]) -> Option<&Location> {
+        self.map.get(blake3)
+    }
+
+    pub fn contains(&self, blake3: &[u8; 32]) -> bool {
+        self.map.contains_key(blake3)
+    }
+
+    /// Reads the whole content of `blake3` (for a delta basis).
+    pub fn read(&self, blake3: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        let Some(loc) = self.get(blake3) else {
+            return Ok(None);
+        };
+        let f = File::open(&*loc.package)
+            .with_context(|| format!("cannot open {}", loc.package.display()))?;
+        let mut buf = vec![0u8; loc.length as usize];
+        f.read_exact_at(&mut buf, loc.offset)
+            .with_context(|| format!("cannot read {}", loc.package.display()))?;
+        Ok(Some(buf))
+    }
+}
+
+/// One stored file's data in the package: a hardlink set's first member or a
+/// file of its own, with content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub file_index: u32,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// Where everything goes in the extent package of one header part: the one
+/// layout rule of the format (docs/FORMAT.md), used by import, sync and
+/// fsck alike. The data of each stored file (a regular file with content,
+/// or a hardlink set's first member) follows the header part, each at the
+/// next block boundary, in header order; the index follows the last one.
+pub struct Layout {
+    pub prefix: RpmPrefix,
+    pub files: Vec<PkgFile>,
+    pub algo: DigestAlgo,
+    pub payload: PayloadWords,
+    /// Stored files in offset order.
+    pub slots: Vec<Slot>,
+    /// Slot number by file index (stored files only).
+    slot_of: HashMap<u32, usize>,
+    /// File index by header path (for payload entries named by path).
+    by_path: HashMap<String, u32>,
+    pub index_offset: u64,
+    pub header_sha256: [u8; 32],
+    /// `NAME-VERSION-RELEASE.ARCH`.
+    pub file_name: String,
+    pub nevra: String,
+}
+
+impl Layout {
+    /// Plans the package of headers that passed [`crate::rpm::trust::check`].
+    pub fn new(t: Trusted) -> Result<Layout> {
+        let mut slots = Vec::new();
+        let mut slot_of = HashMap::new();
+        let mut cursor = align_up(t.headers.bytes.len() as u64);
+        for (i, f) in t.files.iter().enumerate() {
+            if f.has_data() && f.link_leader == i as u32 && f.size > 0 {
+                if f.digest.is_empty() {
+                    bail!(
+                        "{}: the header has no digest for it, so it cannot be verified",
+                        f.path
+                    );
+                }
+                slot_of.insert(i as u32, slots.len());
+                slots.push(Slot {
+                    file_index: i as u32,
+                    offset: cursor,
+                    length: f.size,
+                });
+                cursor = cursor
+                    .checked_add(align_up(f.size))
+                    .ok_or_else(|| anyhow!("file sizes in the header overflow"))?;
+            }
+        }
+        let by_path = t
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.clone(), i as u32))
+            .collect();
+        Ok(Layout {
+            prefix: t.headers,
+            files: t.files,
+            algo: t.algo,
+            payload: t.payload,
+            slots,
+            slot_of,
+            by_path,
+            index_offset: cursor,
+            header_sha256: t.header_sha256,
+            file_name: t.file_name,
+            nevra: t.nevra,
+        })
+    }
+
+    /// Parses and checks a header part held in memory.
+    pub fn from_header_bytes(bytes: &[u8]) -> Result<Layout> {
+        let mut r = bytes;
+        let headers = crate::rpm::stream::read_prefix(&mut r, Path::new("header part"))?;
+        if !r.is_empty() {
+            bail!("{} bytes follow the header part", r.len());
+        }
+        Layout::new(crate::rpm::trust::check(headers)?)
+    }
+
+    /// The header path of a slot's file.
+    pub fn path_of(&self, slot: &Slot) -> &str {
+        &self.files[slot.file_index as usize].path
+    }
+
+    /// Where the data of stored file `leader` goes.
+    pub fn offset_of(&self, leader: u32) -> Option<u64> {
+        self.slot_of.get(&leader).map(|&s| self.slots[s].offset)
+    }
+
+    /// The header file a payload entry stands for.
+    pub fn entry_index(&self, e: &crate::rpm::stream::CpioEntry) -> Result<u32> {
+        if let Some(i) = e.file_index {
+            return Ok(i);
+        }
+        let name = e.name.strip_prefix('.').unwrap_or(&e.name);
+        self.by_path
+            .get(name)
+            .copied()
+            .ok_or_else(|| anyhow!("payload holds {:?}, which the header does not list", e.name))
+    }
+
+    /// The index entries, given each slot's BLAKE3.
+    fn entries(&self, blakes: &[[u8; 32]]) -> Vec<Entry> {
+        let by_leader: HashMap<u32, [u8; 32]> = self
+            .slots
+            .iter()
+            .zip(blakes)
+            .map(|(s, b)| (s.file_index, *b))
+            .collect();
+        let empty = *blake3::hash(b"").as_bytes();
+        self.entries_by(|leader| by_leader.get(&leader).copied().unwrap_or(empty))
+    }
+
+    /// The index entries, with `blake(leader)` giving each stored file's
+    /// BLAKE3 (empty files: the BLAKE3 of nothing).
+    pub fn entries_by(&self, blake: impl Fn(u32) -> [u8; 32]) -> Vec<Entry> {
+        let empty = *blake3::hash(b"").as_bytes();
+        let mut out = Vec::new();
+        for (i, f) in self.files.iter().enumerate() {
+            if !f.has_data() {
+                continue;
+            }
+            let leader = f.link_leader;
+            let (offset, b) = if f.size == 0 {
+                (0, empty)
+            } else {
+                (self.offset_of(leader).expect("planned"), blake(leader))
+            };
+            out.push(Entry {
+                file_index: i as u32,
+                flags: if leader != i as u32 {
+                    extent::FLAG_HARDLINK_ALIAS
+                } else {
+                    0
+                },
+                offset,
+                length: f.size,
+                blake3: b,
+            });
+        }
+        out
+    }
+}
+
+/// What the finished package must be (from the manifest).
+#[derive(Debug, Clone)]
+pub struct Expect {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub header_sha256: [u8; 32],
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Built {
+    /// Content bytes written anew.
+    pub written: u64,
+    /// Content bytes cloned from the pool.
+    pub cloned: u64,
+    pub size: u64,
+}
+
+/// Writes one extent package; see the module doc.
+pub struct Writer<'a> {
+    layout: &'a Layout,
+    cloner: &'a Cloner,
+    tmp: tempfile::NamedTempFile,
+    staging: File,
+    sha: sha2::Sha256,
+    hashed: u64,
+    blakes: Vec<[u8; 32]>,
+    /// Content written into this package so far (BLAKE3 -> offset, length):
+    /// a file repeated inside the package is cloned from its first copy.
+    local: HashMap<[u8; 32], (u64, u64)>,
+    buf: Vec<u8>,
+    pub built: Built,
+}
+
+const ZEROS: [u8; 4096] = [0; 4096];
+
+impl<'a> Writer<'a> {
+    pub fn new(layout: &'a Layout, tmp_dir: &Path, cloner: &'a Cloner) -> Result<Writer<'a>> {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("rebuild-{}.", layout.file_name))
+            .tempfile_in(tmp_dir)
+            .with_context(|| format!("cannot create a file in {}", tmp_dir.display()))?;
+        let staging = tempfile::tempfile_in(tmp_dir)?;
+        tmp.as_file().write_all_at(&layout.prefix.bytes, 0)?;
+        let mut sha = sha2::Sha256::new();
+        sha.update(&layout.prefix.bytes);
+        Ok(Writer {
+            layout,
+            cloner,
+            tmp,
+            staging,
+            sha,
+            hashed: layout.prefix.bytes.len() as u64,
+            blakes: Vec::with_capacity(layout.slots.len()),
+            local: HashMap::new(),
+            buf: vec![0u8; 1 << 20],
+            built: Built::default(),
+        })
+    }
+
+    /// The slot the next `put_*` call fills, if any is left.
+    pub fn next_slot(&self) -> Option<&'a Slot> {
+        self.layout.slots.get(self.blakes.len())
+    }
+
+    fn slot(&self) -> Result<(&'a Slot, &'a PkgFile)> {
+        let s = self
+            .next_slot()
+            .ok_or_else(|| anyhow!("more file data than the header lists"))?;
+        Ok((s, &self.layout.files[s.file_index as usize]))
+    }
+
+    fn pad_sha(sha: &mut sha2::Sha256, hashed: &mut u64, to: u64) {
+        while *hashed < to {
+            let n = (to - *hashed).min(ZEROS.len() as u64);
+            sha.update(&ZEROS[..n as usize]);
+            *hashed += n;
+        }
+    }
+
+    /// Streams `src` through the digests; returns (file digest hex, BLAKE3, bytes).
+    fn hash_stream(
+        &mut self,
+        mut src: impl Read,
+        algo: DigestAlgo,
+        sha: &mut sha2::Sha256,
+        mut sink: impl FnMut(&[u8], u64) -> io::Result<()>,
+        limit: u64,
+    ) -> Result<(String, [u8; 32], u64)> {
+        let mut fd = algo.hasher();
+        let mut b3 = blake3::Hasher::new();
+        let mut at = 0u64;
+        loop {
+            let want = ((limit + 1).saturating_sub(at)).min(self.buf.len() as u64) as usize;
+            if want == 0 {
+                break;
+            }
+            let n = src.read(&mut self.buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &self.buf[..n];
+            fd.update(chunk);
+            b3.update(chunk);
+            sha.update(chunk);
+            sink(chunk, at)?;
+            at += n as u64;
+        }
+        Ok((fd.hex(), *b3.finalize().as_bytes(), at))
+    }
+
+    /// Fills the next slot by cloning content the pool holds under `blake3`,
+    /// after checking it (digest against the header). Returns false (nothing
+    /// done) when the pool lacks it or it does not fit.
+    pub fn put_from_pool(&mut self, store: &ContentStore, blake3: &[u8; 32]) -> Result<bool> {
+        let (slot, f) = self.slot()?;
+        let Some(loc) = store.get(blake3).filter(|l| l.length == slot.length) else {
+            return Ok(false);
+        };
+        let Ok(src) = File::open(&*loc.package) else {
+            return Ok(false);
+        };
+        let mut sha = self.sha.clone();
+        let mut hashed = self.hashed;
+        Self::pad_sha(&mut sha, &mut hashed, slot.offset);
+        let reader = RangeReader::new(&src, loc.offset, loc.length);
+        let (digest, b3, n) = self.hash_stream(
+            reader,
+            self.layout.algo,
+            &mut sha,
+            |_, _| Ok(()),
+            slot.length,
+        )?;
+        if n != slot.length || &b3 != blake3 || digest != f.digest {
+            return Ok(false);
+        }
+        self.cloner
+            .place(
+                &src,
+                loc.offset,
+                align_up(slot.length),
+                self.tmp.as_file(),
+                slot.offset,
+            )
+            .map_err(|e| anyhow!("{}: {e}", f.path))?;
+        self.sha = sha;
+        self.hashed = hashed + n;
+        self.blakes.push(b3);
+        self.built.cloned += n;
+        crate::util::failpoint::hit("sync.placed");
+        Ok(true)
+    }
+
+    /// Fills the next slot with the content read from `src` (exactly the
+    /// slot's length), checked against the header's digest, written to a
+    /// staging file and cloned into place (its own extent).
+    pub fn put_reader(&mut self, src: impl Read) -> Result<()> {
+        let (slot, f) = self.slot()?;
+        self.staging.set_len(0)?;
+        let staging = self.staging.try_clone()?;
+        let mut sha = self.sha.clone();
+        let mut hashed = self.hashed;
+        Self::pad_sha(&mut sha, &mut hashed, slot.offset);
+        let (digest, b3, n) = self.hash_stream(
+            src,
+            self.layout.algo,
+            &mut sha,
+            |chunk, at| staging.write_all_at(chunk, at),
+            slot.length,
+        )?;
+        if n != slot.length {
+            bail!(
+                "{}: the header says {} bytes but {n}{} came",
+                f.path,
+                slot.length,
+                if n > slot.length { " or more" } else { "" }
+            );
+        }
+        if digest != f.digest {
+            bail!(
+                "{}: content does not match the header's {} digest (expected {}, got {digest})",
+                f.path,
+                self.layout.algo.name(),
+                f.digest
+            );
+        }
+        let alen = align_up(n);
+        match self.local.get(&b3) {
+            // The same content earlier in this package: share its extent.
+            Some(&(off, len)) if len == n => {
+                let pkg = self.tmp.as_file();
+                self.cloner
+                    .place(pkg, off, alen, pkg, slot.offset)
+                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
+                self.built.cloned += n;
+            }
+            _ => {
+                if alen > n {
+                    self.staging
+                        .write_all_at(&vec![0u8; (alen - n) as usize], n)?;
+                }
+                self.cloner
+                    .place(&self.staging, 0, alen, self.tmp.as_file(), slot.offset)
+                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
+                self.built.written += n;
+                if n > 0 {
+                    self.local.insert(b3, (slot.offset, n));
+                }
+            }
+        }
+        self.sha = sha;
+        self.hashed = hashed + n;
+        self.blakes.push(b3);
+        crate::util::failpoint::hit("sync.placed");
+        Ok(())
+    }
+
+    /// Fills the next slot from memory.
+    pub fn put_bytes(&mut self, data: &[u8]) -> Result<()> {
+        self.put_reader(data)
+    }
+
+    /// Writes the index, checks the whole package against `expect`, fsyncs
+    /// and renames it to `dest` (never replacing anything). Returns the
+    /// package's index.
+    pub fn finish(mut self, expect: &Expect, dest: &Path) -> Result<(Index, Built)> {
+        if self.blakes.len() != self.layout.slots.len() {
+            bail!(
+                "data for {} of {} files is missing",
+                self.layout.slots.len() - self.blakes.len(),
+                self.layout.slots.len()
+            );
+        }
+        // Empty files: their digest is the digest of nothing.
+        for f in self
+            .layout
+            .files
+            .iter()
+            .filter(|f| f.has_data() && f.size == 0)
+        {
+            if !f.digest.is_empty()
+                && f.digest != crate::rpm::stream::digest_hex(self.layout.algo, b"")
+            {
+                bail!(
+                    "{}: empty, but the header's digest is not that of nothing",
+                    f.path
+                );
+            }
+        }
+        if self.layout.header_sha256 != expect.header_sha256 {
+            bail!(
+                "its main header's SHA256 is {}, the manifest says {}",
+                hex::encode(self.layout.header_sha256),
+                hex::encode(expect.header_sha256)
+            );
+        }
+        let index = Index {
+            header_len: self.layout.prefix.bytes.len() as u64,
+            header_sha256: self.layout.header_sha256,
+            entries: self.layout.entries(&self.blakes),
+        };
+        let tail = index.encode(self.layout.index_offset);
+        Self::pad_sha(&mut self.sha, &mut self.hashed, self.layout.index_offset);
+        self.sha.update(&tail);
+        let size = self.layout.index_offset + tail.len() as u64;
+        let sha: [u8; 32] = self.sha.finalize().into();
+        if size != expect.size || sha != expect.sha256 {
+            bail!(
+                "the rebuilt package does not match the manifest: SHA256 {} size {}, expected SHA256 {} size {}",
+                hex::encode(sha),
+                size,
+                hex::encode(expect.sha256),
+                expect.size
+            );
+        }
+        let file = self.tmp.as_file();
+        file.write_all_at(&tail, self.layout.index_offset)?;
+        file.set_len(size)?;
+        file.sync_all()?;
+        crate::util::failpoint::hit("sync.synced");
+        let tmp_path = self.tmp.into_temp_path();
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &*tmp_path,
+            rustix::fs::CWD,
+            dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => {
+                let _ = tmp_path.keep();
+                crate::util::failpoint::hit("sync.renamed");
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot rename into {}", dest.display()))
+            }
+        }
+        let mut built = self.built;
+        built.size = size;
+        Ok((index, built))
+    }
+}
+
+/// Reads `len` bytes of `file` from `offset`.
+pub struct RangeReader<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'f> RangeReader<'f> {
+    pub fn new(file: &'f File, offset: u64, len: u64) -> Self {
+        RangeReader {
+            file,
+            pos: offset,
+            end: offset + len,
+        }
+    }
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Rebuilds a downloaded extent package (`src`, untrusted) into `dest`:
+/// content the pool already has is cloned from there, the rest is copied out
+/// of `src` into file-sized extents; every file is checked against the
+/// header's digest and the result against `expect`.
+pub fn rebuild_from_package(
+    src: &Path,
+    expect: &Expect,
+    store: &ContentStore,
+    tmp_dir: &Path,
+    cloner: &Cloner,
+    dest: &Path,
+) -> Result<(Index, Built)> {
+    let f = File::open(src).with_context(|| format!("cannot open {}", src.display()))?;
+    let size = f.metadata()?.len();
+    if size != expect.size {
+        bail!("it is {size} bytes, the manifest says {}", expect.size);
+    }
+    let (index, index_offset) = Index::read(&f).map_err(|e| anyhow!(e))?;
+    let mut r = io::BufReader::new(RangeReader::new(&f, 0, index.header_len));
+    let prefix = crate::rpm::stream::read_prefix(&mut r, src)?;
+    if prefix.bytes.len() as u64 != index.header_len {
+        bail!(
+            "its index says the header part is {} bytes, it is {}",
+            index.header_len,
+            prefix.bytes.len()
+        );
+    }
+    let layout = Layout::new(crate::rpm::trust::check(prefix)?)?;
+    if layout.index_offset != index_offset {
+        bail!("its index is not where the header's file sizes put it");
+    }
+    let mut w = Writer::new(&layout, tmp_dir, cloner)?;
+    for slot in &layout.slots {
+        let e = index
+            .entry(slot.file_index)
+            .filter(|e| e.offset == slot.offset && e.length == slot.length && e.flags == 0)
+            .ok_or_else(|| {
+                anyhow!(
+                    "its index does not match the header for {}",
+                    layout.path_of(slot)
+                )
+            })?;
+        if !w.put_from_pool(store, &e.blake3)? {
+            w.put_reader(RangeReader::new(&f, slot.offset, slot.length))?;
+        }
+    }
+    w.finish(expect, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_reader_stops_at_the_end() {
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, b"0123456789").unwrap();
+        let mut s = String::new();
+        RangeReader::new(&f, 2, 5).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "23456");
+        let mut s = String::new();
+        RangeReader::new(&f, 8, 5).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "89");
+    }
+}

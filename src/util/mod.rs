@@ -1,0 +1,6 @@
+//! Small utilities every layer uses: the one runner of external programs,
+//! failpoints for the fault suite, and the [`Reporter`](report::Reporter)
+//! trait the library reports progress and notes through.
+pub mod failpoint;
+pub mod report;
+pub mod runner;

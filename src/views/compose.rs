@@ -1,0 +1,1737 @@
+//! `reimage compose`: a package list becomes a read-only view, a `/usr` tree
+//! whose file contents are reflinks into the extent packages.
+//!
+//! Two halves:
+//! - [`plan`] reads only headers and extent-package indexes and decides every
+//!   path of the view: placement (the relocation policy), type, mode, owner,
+//!   mtime, where its data comes from; it refuses conflicts, unplaceable paths
+//!   and anything that would put a path under a non-directory.
+//! - materialisation builds the planned tree in a writable subvolume under
+//!   `POOL/tmp/`, creating every entry relative to a directory opened with
+//!   `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` and `O_EXCL | O_NOFOLLOW`,
+//!   so nothing is ever written through a symlink or outside the tree. After
+//!   one `syncfs`, a read-only snapshot of it is created at `views/NAME` (one
+//!   ioctl, fails if NAME exists) and the tmp subvolume is deleted.
+//!
+//! `--from OLD` plans both package sets, snapshots OLD and applies only the
+//! difference; the result equals a full compose of the new list.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use serde::Serialize;
+use sysimage::meta::{Relocation, Rule, ViewMeta, VIEW_META};
+use sysimage::relocate::{self, Kind, PlacedEntry, Placement, Policy};
+
+use crate::rpm::files::PkgFile;
+use crate::store::clone::Cloner;
+use crate::store::extent::{align_up, Index};
+use crate::store::pool::Pool;
+use crate::sys;
+use crate::util::report::Reporter;
+
+/// Where the header files live in a view.
+pub const HEADER_DIR: &str = "lib/sysimage/packages";
+
+/// Options of `reimage compose`.
+#[derive(Debug, Clone, Default)]
+pub struct ComposeOptions {
+    pub name: String,
+    /// Package specs: NEVRA, `.rpm` file name, or bare name (newest).
+    pub specs: Vec<String>,
+    /// A list file of specs (one per line, `#` comments).
+    pub list: Option<PathBuf>,
+    /// Base view for an incremental compose.
+    pub from: Option<String>,
+    pub passwd: Option<PathBuf>,
+    pub group: Option<PathBuf>,
+    /// `--relocate FROM=TO` rules.
+    pub relocate: Vec<String>,
+    pub wait: bool,
+    /// Image and version recorded as the view's origin (sync).
+    pub image: Option<(String, String)>,
+}
+
+/// What compose did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ComposeReport {
+    pub view: String,
+    pub path: PathBuf,
+    pub packages: usize,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Bytes of file content placed (reflinked or copied).
+    pub bytes: u64,
+    /// Data was copied (filesystem without reflinks, pool allows copies).
+    pub copied: bool,
+    /// The view is a read-only subvolume (false on filesystems without subvolumes).
+    pub readonly: bool,
+    pub relocations: Vec<Relocation>,
+    /// Owner names no table knew: mapped to root.
+    pub unknown_owners: Vec<String>,
+    /// For `--from`: the base view, and the package changes applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// `--from` was given but most entries changed, so the view was composed whole.
+    pub whole: bool,
+    /// Entries created and removed (incremental: only the difference).
+    pub created_entries: u64,
+    pub removed_entries: u64,
+    pub seconds: f64,
+}
+
+/// A package loaded for composing.
+pub struct LoadedPkg {
+    /// Path of the extent package.
+    pub path: PathBuf,
+    /// `NAME-VERSION-RELEASE.ARCH` (the file name in packages/).
+    pub fname: String,
+    pub nevra: String,
+    pub header_len: u64,
+    pub header_sha256: [u8; 32],
+    pub build_time: u32,
+    pub index: Index,
+    pub files: Vec<PkgFile>,
+}
+
+/// Reads an extent package for composing.
+pub fn load_package(path: &Path) -> Result<LoadedPkg> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (index, _) = Index::read(&f).with_context(|| format!("{}", path.display()))?;
+    let mut r = std::io::BufReader::new(&f);
+    let prefix = crate::rpm::stream::read_prefix(&mut r, path)?;
+    let (files, _) =
+        crate::rpm::files::files(&prefix.main).with_context(|| format!("{}", path.display()))?;
+    let (nevra, _) = crate::rpm::trust::identity(&prefix.main)?;
+    Ok(LoadedPkg {
+        path: path.to_path_buf(),
+        fname: path.file_name().unwrap().to_string_lossy().into_owned(),
+        nevra,
+        header_len: index.header_len,
+        header_sha256: index.header_sha256,
+        build_time: prefix
+            .main
+            .int(sysimage::header::tag::BUILDTIME)?
+            .unwrap_or(0) as u32,
+        index,
+        files,
+    })
+}
+
+/// Loads packages by file name in parallel, reusing any already in `have`.
+fn load_all(
+    pool: &Pool,
+    fnames: &[String],
+    have: &[Arc<LoadedPkg>],
+) -> Result<Vec<Arc<LoadedPkg>>> {
+    use rayon::prelude::*;
+    fnames
+        .par_iter()
+        .map(|f| match have.iter().find(|p| &p.fname == f) {
+            Some(p) => Ok(p.clone()),
+            None => load_package(&pool.packages_dir().join(f)).map(Arc::new),
+        })
+        .collect()
+}
+
+/// The data of a planned entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    Dir,
+    /// A regular file cloned from package `pkg` at `offset`.
+    File {
+        pkg: usize,
+        offset: u64,
+        size: u64,
+        blake3: [u8; 32],
+        /// Hardlink set identity (package header, leader file index), when
+        /// the set has more than one member.
+        link: Option<([u8; 32], u32)>,
+    },
+    Symlink(String),
+    /// The header file of package `pkg`.
+    Header(usize),
+    /// Generated by compose (tmpfiles.d snippets, view.json).
+    Generated(Arc<Vec<u8>>),
+}
+
+/// One planned entry of the view.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub data: Data,
+    /// Permission bits (with setuid/setgid/sticky).
+    pub perm: u32,
+    pub user: String,
+    pub group: String,
+    pub mtime: u32,
+    pub caps: String,
+    /// `user` and `group` resolved (set by `resolve_owners`, 0 until then).
+    pub uid: u32,
+    pub gid: u32,
+    /// The package that ships it (None: implicit parent or generated).
+    pub pkg: Option<usize>,
+    /// The path as the header names it.
+    pub header_path: String,
+}
+
+impl Node {
+    fn implicit_dir() -> Node {
+        Node {
+            data: Data::Dir,
+            perm: 0o755,
+            user: "root".into(),
+            group: "root".into(),
+            mtime: 0,
+            caps: String::new(),
+            uid: 0,
+            gid: 0,
+            pkg: None,
+            header_path: String::new(),
+        }
+    }
+    fn is_dir(&self) -> bool {
+        self.data == Data::Dir
+    }
+    /// Same content and metadata, as far as the tree is concerned (ids
+    /// resolved through the given owner tables).
+    fn same_as(&self, a: &Plan, other: &Node, b: &Plan) -> bool {
+        if self.mtime != other.mtime || self.perm != other.perm {
+            return false;
+        }
+        let data_eq = match (&self.data, &other.data) {
+            (
+                Data::File {
+                    size: s1,
+                    blake3: h1,
+                    link: l1,
+                    ..
+                },
+                Data::File {
+                    size: s2,
+                    blake3: h2,
+                    link: l2,
+                    ..
+                },
+            ) => s1 == s2 && h1 == h2 && l1 == l2,
+            (Data::Header(p), Data::Header(q)) => {
+                a.pkgs[*p].header_sha256 == b.pkgs[*q].header_sha256
+            }
+            (x, y) => x == y,
+        };
+        data_eq
+            && self.perm == other.perm
+            && self.uid == other.uid
+            && self.gid == other.gid
+            && self.mtime == other.mtime
+            && self.caps == other.caps
+    }
+}
+
+/// A planned view.
+pub struct Plan {
+    pub pkgs: Vec<Arc<LoadedPkg>>,
+    /// Relative path in the view -> entry; "" is the view root.
+    pub nodes: BTreeMap<String, Node>,
+    pub relocations: Vec<Relocation>,
+    pub policy: Policy,
+    pub users: BTreeMap<String, u32>,
+    pub groups: BTreeMap<String, u32>,
+    pub unknown_owners: Vec<String>,
+}
+
+fn parent_of(path: &str) -> &str {
+    path.rfind('/').map(|i| &path[..i]).unwrap_or("")
+}
+
+fn describe(plan_pkgs: &[Arc<LoadedPkg>], n: &Node) -> String {
+    match n.pkg {
+        Some(p) => format!("{} (from {})", n.header_path, plan_pkgs[p].nevra),
+        None => "a directory reimage creates".to_string(),
+    }
+}
+
+/// Plans the view of `pkgs`. Reads only headers and indexes.
+pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) -> Result<Plan> {
+    // Place each package's files in parallel; merge in list order, so
+    // conflicts and the first-wins rules do not depend on timing.
+    let placed_pkgs: Vec<PkgPlacement> = {
+        use rayon::prelude::*;
+        pkgs.par_iter()
+            .enumerate()
+            .map(|(pi, p)| place_package(pi, p, &policy))
+            .collect::<Result<_>>()?
+    };
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut relocations = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
+    let mut placed: Vec<PlacedEntry> = Vec::new();
+    for pp in placed_pkgs {
+        relocations.extend(pp.relocations);
+        refused.extend(pp.refused);
+        placed.extend(pp.placed);
+        for (rel, node) in pp.nodes {
+            insert(&pkgs, &mut nodes, rel, node)?;
+        }
+    }
+    if !refused.is_empty() {
+        let shown: Vec<&str> = refused.iter().take(20).map(String::as_str).collect();
+        bail!(
+            "{} path(s) outside /usr have no place in a view (map them with --relocate FROM=TO, see docs/compose.md):\n  {}{}",
+            refused.len(),
+            shown.join("\n  "),
+            if refused.len() > 20 { "\n  ..." } else { "" }
+        );
+    }
+    // Header files, generated files.
+    for (pi, p) in pkgs.iter().enumerate() {
+        let rel = format!("{HEADER_DIR}/{}.rpm", p.fname);
+        let node = Node {
+            data: Data::Header(pi),
+            perm: 0o644,
+            user: "root".into(),
+            group: "root".into(),
+            mtime: p.build_time,
+            caps: String::new(),
+            uid: 0,
+            gid: 0,
+            pkg: None,
+            header_path: format!("/usr/{rel}"),
+        };
+        insert(&pkgs, &mut nodes, rel, node)?;
+    }
+    let tf = relocate::tmpfiles(&placed);
+    for (rel, text) in [(relocate::ROOT_CONF, tf.root), (relocate::VAR_CONF, tf.var)] {
+        if !text.is_empty() {
+            insert(
+                &pkgs,
+                &mut nodes,
+                rel.to_string(),
+                generated(rel, text.into_bytes()),
+            )?;
+        }
+    }
+    // Where compose records the view's metadata (view.json, added by compose).
+    if !nodes.contains_key("lib/reimage") {
+        insert(
+            &pkgs,
+            &mut nodes,
+            "lib/reimage".to_string(),
+            Node::implicit_dir(),
+        )?;
+    }
+    // Implicit parents, and no path under a non-directory. Walking up stops
+    // at the first directory in the plan: its own ancestors get their turn.
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    // Siblings are neighbours in the sorted map: their parent is checked once.
+    let mut checked: &str = "\0";
+    for (path, node) in &nodes {
+        let mut parent = parent_of(path);
+        if parent == checked {
+            continue;
+        }
+        checked = parent;
+        loop {
+            if missing.contains(parent) {
+                break;
+            }
+            match nodes.get(parent) {
+                Some(n) if n.is_dir() => break,
+                Some(n) => bail!(
+                    "{} cannot be placed: its parent {} is not a directory but {}",
+                    describe(&pkgs, node),
+                    if parent.is_empty() { "/usr" } else { parent },
+                    describe(&pkgs, n)
+                ),
+                None => {
+                    missing.insert(parent.to_string());
+                }
+            }
+            if parent.is_empty() {
+                break;
+            }
+            parent = parent_of(parent);
+        }
+    }
+    for m in missing {
+        nodes.insert(m, Node::implicit_dir());
+    }
+    let mut plan = Plan {
+        pkgs,
+        nodes,
+        relocations,
+        policy,
+        users: BTreeMap::new(),
+        groups: BTreeMap::new(),
+        unknown_owners: Vec::new(),
+    };
+    resolve_owners(&mut plan, owners)?;
+    Ok(plan)
+}
+
+/// One package's files placed in the view (see [`plan`]).
+struct PkgPlacement {
+    nodes: Vec<(String, Node)>,
+    relocations: Vec<Relocation>,
+    refused: Vec<String>,
+    /// Only what the tmpfiles.d snippets need: skeleton and /var entries.
+    placed: Vec<PlacedEntry>,
+}
+
+fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlacement> {
+    let mut out = PkgPlacement {
+        nodes: Vec::with_capacity(p.files.len()),
+        relocations: Vec::new(),
+        refused: Vec::new(),
+        placed: Vec::new(),
+    };
+    // Sizes of hardlink sets, to tell singletons from sets.
+    let mut set_size: HashMap<u32, u32> = HashMap::new();
+    for f in &p.files {
+        *set_size.entry(f.link_leader).or_default() += 1;
+    }
+    for f in &p.files {
+        if f.is_ghost() {
+            continue;
+        }
+        let kind = Kind::from_mode(f.mode);
+        if kind == Kind::Other {
+            bail!(
+                "{}: {} is a device, fifo or socket (mode {:o}); reimage does not create those in a view",
+                p.nevra,
+                f.path,
+                f.mode
+            );
+        }
+        let placement = policy
+            .place(&f.path, kind)
+            .map_err(|e| anyhow!("{}: {e}", p.nevra))?;
+        let for_tmpfiles = match &placement {
+            Placement::Skeleton(_) => true,
+            Placement::View(rel) => rel.starts_with("share/factory/var"),
+            Placement::Refused => false,
+        };
+        if for_tmpfiles {
+            out.placed.push(PlacedEntry {
+                path: f.path.clone(),
+                kind,
+                mode: f.mode,
+                user: f.user.clone(),
+                group: f.group.clone(),
+                link_target: f.linkto.clone(),
+                placement: placement.clone(),
+            });
+        }
+        let rel = match placement {
+            Placement::View(rel) => rel.to_string_lossy().into_owned(),
+            Placement::Skeleton(_) => continue,
+            Placement::Refused => {
+                out.refused.push(format!("{} ({})", f.path, p.nevra));
+                continue;
+            }
+        };
+        let identity = f
+            .path
+            .strip_prefix("/usr")
+            .map(|r| r.trim_start_matches('/'))
+            .filter(|_| f.path == "/usr" || f.path.starts_with("/usr/"));
+        if identity != Some(rel.as_str()) {
+            out.relocations.push(Relocation {
+                from: f.path.clone(),
+                to: rel.clone(),
+            });
+        }
+        let data = if f.is_dir() {
+            Data::Dir
+        } else if f.is_symlink() {
+            Data::Symlink(f.linkto.clone())
+        } else {
+            let leader = f.link_leader;
+            let entry = p.index.entry(leader).ok_or_else(|| {
+                anyhow!("{}: the extent package has no data for {}", p.fname, f.path)
+            })?;
+            Data::File {
+                pkg: pi,
+                offset: entry.offset,
+                size: entry.length,
+                blake3: entry.blake3,
+                link: (set_size[&leader] > 1).then_some((p.header_sha256, leader)),
+            }
+        };
+        out.nodes.push((
+            rel,
+            Node {
+                data,
+                perm: f.mode & 0o7777,
+                user: f.user.clone(),
+                group: f.group.clone(),
+                mtime: f.mtime,
+                caps: f.caps.clone(),
+                uid: 0,
+                gid: 0,
+                pkg: Some(pi),
+                header_path: f.path.clone(),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+fn generated(rel: &str, bytes: Vec<u8>) -> Node {
+    Node {
+        data: Data::Generated(Arc::new(bytes)),
+        perm: 0o644,
+        user: "root".into(),
+        group: "root".into(),
+        mtime: 0,
+        caps: String::new(),
+        uid: 0,
+        gid: 0,
+        pkg: None,
+        header_path: format!("/usr/{rel}"),
+    }
+}
+
+fn insert(
+    pkgs: &[Arc<LoadedPkg>],
+    nodes: &mut BTreeMap<String, Node>,
+    rel: String,
+    node: Node,
+) -> Result<()> {
+    match nodes.entry(rel) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(node);
+        }
+        std::collections::btree_map::Entry::Occupied(o) => {
+            let rel = o.key();
+            let old = o.get();
+            let same = match (&old.data, &node.data) {
+                (Data::Dir, Data::Dir) => true,
+                (
+                    Data::File {
+                        size: a, blake3: x, ..
+                    },
+                    Data::File {
+                        size: b, blake3: y, ..
+                    },
+                ) => {
+                    a == b
+                        && x == y
+                        && old.perm == node.perm
+                        && old.user == node.user
+                        && old.group == node.group
+                }
+                (Data::Symlink(a), Data::Symlink(b)) => a == b,
+                _ => false,
+            };
+            if !same {
+                bail!(
+                    "file conflict: {} and {} both claim /usr/{rel} with different content or type",
+                    describe(pkgs, old),
+                    describe(pkgs, &node)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where owner names come from, besides the view's own files.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerSources {
+    pub passwd: Option<PathBuf>,
+    pub group: Option<PathBuf>,
+    /// Fixed tables (an incremental compose's base view), used instead of
+    /// any lookup.
+    pub fixed: Option<(BTreeMap<String, u32>, BTreeMap<String, u32>)>,
+}
+
+/// Reads `name:x:id:...` lines (passwd, group) into `into` (first wins);
+/// returns the numbers (from 1) of the lines that are not such entries.
+fn parse_db(text: &str, into: &mut BTreeMap<String, u32>) -> Vec<usize> {
+    let mut bad = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        // Comments, blank lines, and NIS compat entries (`+::::::`, `+@group`,
+        // `-name`), which name no local id.
+        if l.starts_with('#') || l.trim().is_empty() || l.starts_with(['+', '-']) {
+            continue;
+        }
+        let mut f = l.split(':');
+        let (Some(name), Some(_), Some(id)) = (f.next(), f.next(), f.next()) else {
+            bad.push(i + 1);
+            continue;
+        };
+        match id.parse() {
+            Ok(id) if !name.is_empty() => {
+                into.entry(name.to_string()).or_insert(id);
+            }
+            _ => bad.push(i + 1),
+        }
+    }
+    bad
+}
+
+fn parse_sysusers(
+    text: &str,
+    users: &mut BTreeMap<String, u32>,
+    groups: &mut BTreeMap<String, u32>,
+) {
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 3 {
+            continue;
+        }
+        let name = f[1].to_string();
+        let (uid, gid) = match f[2].split_once(':') {
+            Some((u, g)) => (u.parse().ok(), g.parse().ok()),
+            None => (f[2].parse().ok(), f[2].parse().ok()),
+        };
+        match f[0] {
+            "u" | "u!" => {
+                if let Some(u) = uid {
+                    users.entry(name.clone()).or_insert(u);
+                    if let Some(g) = gid {
+                        groups.entry(name).or_insert(g);
+                    }
+                }
+            }
+            "g" => {
+                if let Some(g) = uid {
+                    groups.entry(name).or_insert(g);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads a planned regular file's content from its extent package.
+fn read_planned(plan: &Plan, rel: &str) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let n = plan.nodes.get(rel)?;
+    let Data::File {
+        pkg, offset, size, ..
+    } = &n.data
+    else {
+        return None;
+    };
+    if *size > 16 << 20 {
+        return None;
+    }
+    let f = File::open(&plan.pkgs[*pkg].path).ok()?;
+    let mut buf = vec![0u8; *size as usize];
+    f.read_exact_at(&mut buf, *offset).ok()?;
+    Some(buf)
+}
+
+/// Owner names -> ids: the view's own etc/passwd and etc/group, then its
+/// lib/sysusers.d, then --passwd/--group, else root (said once).
+fn resolve_owners(plan: &mut Plan, src: &OwnerSources) -> Result<()> {
+    let mut users = BTreeMap::new();
+    let mut groups = BTreeMap::new();
+    if let Some((u, g)) = &src.fixed {
+        users = u.clone();
+        groups = g.clone();
+    } else {
+        for (rel, into) in [("etc/passwd", &mut users), ("etc/group", &mut groups)] {
+            if let Some(b) = read_planned(plan, rel) {
+                parse_db(&String::from_utf8_lossy(&b), into);
+            }
+        }
+        let sysusers: Vec<String> = plan
+            .nodes
+            .range("lib/sysusers.d/".to_string().."lib/sysusers.d0".to_string())
+            .filter(|(k, _)| k.ends_with(".conf"))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for rel in sysusers {
+            if let Some(b) = read_planned(plan, &rel) {
+                parse_sysusers(&String::from_utf8_lossy(&b), &mut users, &mut groups);
+            }
+        }
+        for (path, into, what) in [
+            (&src.passwd, &mut users, "passwd"),
+            (&src.group, &mut groups, "group"),
+        ] {
+            if let Some(p) = path {
+                let t = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                let bad = parse_db(&t, into);
+                if let Some(first) = bad.first() {
+                    bail!(
+                        "--{what} {}: line {first}{} is not a {what} entry (NAME:x:ID:...)",
+                        p.display(),
+                        if bad.len() > 1 {
+                            format!(" (and {} more)", bad.len() - 1)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+        }
+    }
+    users.insert("root".into(), 0);
+    groups.insert("root".into(), 0);
+    let mut used_u = BTreeMap::new();
+    let mut used_g = BTreeMap::new();
+    let mut unknown = BTreeSet::new();
+    for n in plan.nodes.values() {
+        match users.get(&n.user) {
+            Some(&id) => {
+                used_u.insert(n.user.clone(), id);
+            }
+            None => {
+                unknown.insert(format!("user {}", n.user));
+                used_u.insert(n.user.clone(), 0);
+            }
+        }
+        match groups.get(&n.group) {
+            Some(&id) => {
+                used_g.insert(n.group.clone(), id);
+            }
+            None => {
+                unknown.insert(format!("group {}", n.group));
+                used_g.insert(n.group.clone(), 0);
+            }
+        }
+    }
+    for n in plan.nodes.values_mut() {
+        n.uid = used_u[&n.user];
+        n.gid = used_g[&n.group];
+    }
+    plan.users = used_u;
+    plan.groups = used_g;
+    plan.unknown_owners = unknown.into_iter().collect();
+    Ok(())
+}
+
+/// The view metadata of a plan.
+fn view_meta(plan: &Plan, opts: &ComposeOptions) -> ViewMeta {
+    ViewMeta {
+        format: sysimage::meta::VIEW_META_FORMAT,
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        packages: plan.pkgs.iter().map(|p| p.fname.clone()).collect(),
+        relocations: plan.relocations.clone(),
+        rules: plan
+            .policy
+            .rules()
+            .iter()
+            .map(|(f, t)| Rule {
+                from: f.clone(),
+                to: t.clone(),
+            })
+            .collect(),
+        users: plan.users.clone(),
+        groups: plan.groups.clone(),
+        from: opts.from.clone(),
+        image: opts.image.as_ref().map(|i| i.0.clone()),
+        version: opts.image.as_ref().map(|i| i.1.clone()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Package selection
+
+/// Reads specs from a list file: one per line, `#` starts a comment.
+pub fn read_list(path: &Path) -> Result<Vec<String>> {
+    Ok(read_list_lines(path)?.into_iter().map(|(_, s)| s).collect())
+}
+
+/// [`read_list`] with the line number (from 1) of each spec.
+pub fn read_list_lines(path: &Path) -> Result<Vec<(usize, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read package list {}", path.display()))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| (i, l.to_string()))
+        .collect())
+}
+
+struct Candidate {
+    fname: String,
+    name: String,
+    epoch: u32,
+    version: String,
+    release: String,
+    arch: String,
+}
+
+/// The package name a pool file name `NAME-VERSION-RELEASE.ARCH` starts
+/// with (None if it does not have that shape).
+fn name_of_fname(fname: &str) -> Option<&str> {
+    let (nvr, _arch) = fname.rsplit_once('.')?;
+    let (nv, _release) = nvr.rsplit_once('-')?;
+    let (name, _version) = nv.rsplit_once('-')?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// The pool's packages, read lazily: a header is read only when its file
+/// name could match a spec (every form of spec starts with the package
+/// name), and once.
+struct Candidates {
+    fnames: Vec<String>,
+    read: HashMap<String, Option<Candidate>>,
+}
+
+impl Candidates {
+    fn new(pool: &Pool) -> Result<Candidates> {
+        let dir = pool.packages_dir();
+        let mut fnames = Vec::new();
+        for e in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            fnames.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        fnames.sort();
+        Ok(Candidates {
+            fnames,
+            read: HashMap::new(),
+        })
+    }
+
+    /// The packages whose name could start `spec`.
+    fn for_spec(&mut self, pool: &Pool, spec: &str) -> Result<Vec<&Candidate>> {
+        let wanted: Vec<String> = self
+            .fnames
+            .iter()
+            .filter(|f| name_of_fname(f).is_none_or(|n| spec.starts_with(n)))
+            .cloned()
+            .collect();
+        for fname in &wanted {
+            if !self.read.contains_key(fname) {
+                let c = Self::read_one(pool, fname)?;
+                self.read.insert(fname.clone(), c);
+            }
+        }
+        Ok(wanted
+            .iter()
+            .filter_map(|f| self.read[f].as_ref())
+            .collect())
+    }
+
+    fn read_one(pool: &Pool, fname: &str) -> Result<Option<Candidate>> {
+        let path = pool.packages_dir().join(fname);
+        let mut r = std::io::BufReader::new(
+            File::open(&path).with_context(|| format!("cannot open {}", path.display()))?,
+        );
+        let Ok(prefix) = crate::rpm::stream::read_prefix(&mut r, &path) else {
+            return Ok(None);
+        };
+        let m = &prefix.main;
+        let s = |t: u32| -> String { m.utf8_string(t).ok().flatten().unwrap_or("").to_string() };
+        use sysimage::header::tag;
+        Ok(Some(Candidate {
+            fname: fname.to_string(),
+            name: s(tag::NAME),
+            epoch: m.int(tag::EPOCH).ok().flatten().unwrap_or(0) as u32,
+            version: s(tag::VERSION),
+            release: s(tag::RELEASE),
+            arch: s(tag::ARCH),
+        }))
+    }
+}
+
+/// Resolves specs to package file names in the pool.
+pub fn resolve(pool: &Pool, specs: &[String]) -> Result<Vec<String>> {
+    resolve_labeled(pool, specs, &[])
+}
+
+/// [`resolve`], naming where a spec came from (`labels[i]`, e.g. "FILE line
+/// 3") when it cannot be resolved.
+fn resolve_labeled(
+    pool: &Pool,
+    specs: &[String],
+    labels: &[Option<String>],
+) -> Result<Vec<String>> {
+    // Headers are read only for specs that are not exact file names, and
+    // only of the packages whose file name could match.
+    let mut cands: Option<Candidates> = None;
+    let mut out: Vec<String> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let fname = resolve_one(pool, spec, &mut cands).map_err(|e| match labels.get(i) {
+            Some(Some(l)) => e.context(format!("{l}: {spec:?}")),
+            _ => e,
+        })?;
+        if !out.contains(&fname) {
+            out.push(fname);
+        }
+    }
+    if out.is_empty() {
+        bail!("no packages given (name them, or use --list FILE)");
+    }
+    Ok(out)
+}
+
+fn resolve_one(pool: &Pool, spec: &str, cands: &mut Option<Candidates>) -> Result<String> {
+    let dir = pool.packages_dir();
+    let s = spec.trim();
+    let s = s.rsplit('/').next().unwrap_or(s);
+    let s = s.strip_suffix(".rpm").unwrap_or(s);
+    if !s.is_empty() && !s.starts_with('.') && dir.join(s).is_file() {
+        return Ok(s.to_string());
+    }
+    if cands.is_none() {
+        *cands = Some(Candidates::new(pool)?);
+    }
+    let all = cands.as_mut().expect("just made").for_spec(pool, s)?;
+    // NEVRA with epoch: name-E:V-R.A
+    let found: Vec<&Candidate> = all
+        .iter()
+        .copied()
+        .filter(|c| {
+            c.fname == s
+                || format!(
+                    "{}-{}:{}-{}.{}",
+                    c.name, c.epoch, c.version, c.release, c.arch
+                ) == s
+                || format!("{}-{}-{}", c.name, c.version, c.release) == s
+        })
+        .collect();
+    let pick = if found.len() == 1 {
+        found[0]
+    } else if found.is_empty() {
+        // NAME or NAME.ARCH; for a bare NAME, the machine's own arch (or
+        // noarch) wins over others, as dnf picks (multilib pools).
+        let mut named: Vec<&Candidate> = all
+            .iter()
+            .copied()
+            .filter(|c| c.name == s || format!("{}.{}", c.name, c.arch) == s)
+            .collect();
+        if named.is_empty() {
+            bail!("package {spec:?} is not in the pool (reimage packages lists what is; reimage import adds)");
+        }
+        let native = |c: &&Candidate| c.arch == std::env::consts::ARCH || c.arch == "noarch";
+        if named.iter().any(native) && named.iter().any(|c| !native(c)) {
+            named.retain(native);
+        }
+        named.sort_by(|a, b| {
+            sysimage::vercmp::evr_cmp(
+                (Some(a.epoch), &a.version, Some(&a.release)),
+                (Some(b.epoch), &b.version, Some(&b.release)),
+            )
+        });
+        let newest: &Candidate = named[named.len() - 1];
+        let tied: Vec<&&Candidate> = named
+            .iter()
+            .filter(|c| {
+                c.epoch == newest.epoch
+                    && c.version == newest.version
+                    && c.release == newest.release
+            })
+            .collect();
+        if tied.len() > 1 {
+            bail!(
+                "package {spec:?} is ambiguous: {} (name one)",
+                tied.iter()
+                    .map(|c| c.fname.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        newest
+    } else {
+        bail!("package {spec:?} matches several packages");
+    };
+    Ok(pick.fname.clone())
+}
+
+/// A view name must be one plain path component.
+pub fn check_view_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.contains('/')
+        || name.starts_with('.')
+        || name.contains('\0')
+        || name.len() > 200
+    {
+        bail!("view name {name:?} is not valid (one path component, not starting with '.')");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Materialisation
+
+fn cpath(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s).expect("planned paths hold no NUL")
+}
+
+/// Opens the directory `rel` (relative to `root`, "" for root) without
+/// following any symlink and without leaving `root`.
+fn open_dir(root: &OwnedFd, rel: &str) -> Result<OwnedFd> {
+    let p = if rel.is_empty() { "." } else { rel };
+    rustix::fs::openat2(
+        root,
+        cpath(p).as_c_str(),
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .with_context(|| format!("cannot open directory /usr/{rel} in the view"))
+}
+
+fn split(rel: &str) -> (&str, &str) {
+    match rel.rfind('/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => ("", rel),
+    }
+}
+
+fn ts(mtime: u32) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+struct Ctx<'a> {
+    plan: &'a Plan,
+    /// Building a new tree (not on top of a base view): see `create_file`.
+    fresh: bool,
+    root: OwnedFd,
+    pkg_files: Vec<File>,
+    cloner: &'a Cloner,
+    bytes: AtomicU64,
+    created: AtomicU64,
+}
+
+impl Ctx<'_> {
+    /// Creates a regular file (package data, header, generated) with its metadata.
+    fn create_file(&self, dir: &OwnedFd, rel: &str, n: &Node) -> Result<()> {
+        let (_, name) = split(rel);
+        // In a fresh tree (umask 0, parents ours and not setgid) the file is
+        // created with its final mode and root:root; otherwise 0600, then
+        // chown and chmod as below.
+        let create_mode = if self.fresh { n.perm & 0o7777 } else { 0o600 };
+        let fd = rustix::fs::openat(
+            dir,
+            cpath(name).as_c_str(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(create_mode),
+        )
+        .with_context(|| format!("cannot create /usr/{rel}"))?;
+        let file = File::from(fd);
+        match &n.data {
+            Data::File {
+                pkg, offset, size, ..
+            } => {
+                if *size > 0 {
+                    self.cloner
+                        .place(&self.pkg_files[*pkg], *offset, align_up(*size), &file, 0)
+                        .with_context(|| {
+                            format!("/usr/{rel}: cloning from {}", self.plan.pkgs[*pkg].fname)
+                        })?;
+                    file.set_len(*size)?;
+                    self.bytes.fetch_add(*size, Ordering::Relaxed);
+                }
+            }
+            Data::Header(pkg) => {
+                let hl = self.plan.pkgs[*pkg].header_len;
+                self.cloner
+                    .place(&self.pkg_files[*pkg], 0, align_up(hl), &file, 0)
+                    .with_context(|| format!("/usr/{rel}: cloning the header"))?;
+                file.set_len(hl)?;
+            }
+            Data::Generated(bytes) => {
+                use std::io::Write;
+                (&file).write_all(bytes)?;
+                // The only data compose writes itself (view.json, tmpfiles.d):
+                // flushed here, so a write error is reported, not published.
+                file.sync_data()
+                    .with_context(|| format!("cannot write /usr/{rel}"))?;
+            }
+            _ => unreachable!(),
+        }
+        let (uid, gid) = (n.uid, n.gid);
+        let chown = !self.fresh || uid != 0 || gid != 0;
+        if chown {
+            rustix::fs::fchown(
+                &file,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .with_context(|| format!("cannot chown /usr/{rel}"))?;
+        }
+        // After chown, which clears setuid/setgid.
+        if !self.fresh || (chown && n.perm & 0o6000 != 0) {
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(n.perm))?;
+        }
+        // Capabilities last: chown clears them too.
+        if !n.caps.is_empty() {
+            let caps = crate::rpm::caps::parse(&n.caps).with_context(|| format!("/usr/{rel}"))?;
+            rustix::fs::fsetxattr(
+                &file,
+                "security.capability",
+                &caps.to_xattr(),
+                rustix::fs::XattrFlags::empty(),
+            )
+            .with_context(|| format!("cannot set file capabilities on /usr/{rel}"))?;
+        }
+        rustix::fs::futimens(&file, &ts(n.mtime))?;
+        self.created.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn create_symlink(&self, dir: &OwnedFd, rel: &str, n: &Node, target: &str) -> Result<()> {
+        let (_, name) = split(rel);
+        let name = cpath(name);
+        rustix::fs::symlinkat(cpath(target).as_c_str(), dir, name.as_c_str())
+            .with_context(|| format!("cannot create symlink /usr/{rel}"))?;
+        let (uid, gid) = (n.uid, n.gid);
+        if !self.fresh || uid != 0 || gid != 0 {
+            rustix::fs::chownat(
+                dir,
+                name.as_c_str(),
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
+        rustix::fs::utimensat(
+            dir,
+            name.as_c_str(),
+            &ts(n.mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        self.created.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn create_link(&self, rel: &str, leader_rel: &str) -> Result<()> {
+        let (lp, ln) = split(leader_rel);
+        let (p, n) = split(rel);
+        let ldir = open_dir(&self.root, lp)?;
+        let dir = open_dir(&self.root, p)?;
+        rustix::fs::linkat(
+            &ldir,
+            cpath(ln).as_c_str(),
+            &dir,
+            cpath(n).as_c_str(),
+            AtFlags::empty(),
+        )
+        .with_context(|| format!("cannot hardlink /usr/{rel} to /usr/{leader_rel}"))?;
+        self.created.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn mkdir(&self, rel: &str) -> Result<()> {
+        let (parent, name) = split(rel);
+        let dir = open_dir(&self.root, parent)?;
+        rustix::fs::mkdirat(&dir, cpath(name).as_c_str(), Mode::from_raw_mode(0o700))
+            .with_context(|| format!("cannot create directory /usr/{rel}"))?;
+        self.created.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sets a directory's owner, mode and mtime (after its children exist).
+    fn dir_meta(&self, rel: &str, n: &Node) -> Result<()> {
+        let d = open_dir(&self.root, rel)?;
+        rustix::fs::fchown(
+            &d,
+            Some(rustix::fs::Uid::from_raw(n.uid)),
+            Some(rustix::fs::Gid::from_raw(n.gid)),
+        )
+        .with_context(|| format!("cannot chown /usr/{rel}"))?;
+        rustix::fs::fchmod(&d, Mode::from_raw_mode(n.perm))?;
+        rustix::fs::futimens(&d, &ts(n.mtime))?;
+        Ok(())
+    }
+
+    /// Creates `paths` (sorted, parents first): directories, then files and
+    /// symlinks in parallel, then hardlinks.
+    fn create(&self, paths: &[&String], reporter: &dyn Reporter) -> Result<()> {
+        use rayon::prelude::*;
+        let mut leaders: HashMap<([u8; 32], u32), &str> = HashMap::new();
+        let mut links: Vec<(&str, ([u8; 32], u32))> = Vec::new();
+        let mut work: Vec<&str> = Vec::new();
+        for rel in paths {
+            let n = &self.plan.nodes[rel.as_str()];
+            match &n.data {
+                Data::Dir if !rel.is_empty() => {
+                    self.mkdir(rel)?;
+                    crate::util::failpoint::hit("compose.created");
+                }
+                Data::Dir => {}
+                Data::File {
+                    link: Some(key), ..
+                } => match leaders.get(key) {
+                    Some(_) => links.push((rel.as_str(), *key)),
+                    None => {
+                        leaders.insert(*key, rel.as_str());
+                        work.push(rel);
+                    }
+                },
+                _ => work.push(rel),
+            }
+        }
+        reporter.start("composing", work.len() as u64);
+        // Siblings in chunks: one directory open per chunk, chunks in parallel.
+        let mut by_parent: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for rel in &work {
+            by_parent.entry(parent_of(rel)).or_default().push(rel);
+        }
+        let chunks: Vec<(&str, &[&str])> = by_parent
+            .iter()
+            .flat_map(|(p, v)| v.chunks(64).map(move |c| (*p, c)))
+            .collect();
+        chunks
+            .par_iter()
+            .try_for_each(|(parent, rels)| -> Result<()> {
+                let dir = open_dir(&self.root, parent)?;
+                for rel in rels.iter() {
+                    let n = &self.plan.nodes[*rel];
+                    match &n.data {
+                        Data::Symlink(t) => self.create_symlink(&dir, rel, n, t)?,
+                        _ => self.create_file(&dir, rel, n)?,
+                    }
+                    crate::util::failpoint::hit("compose.created");
+                }
+                reporter.advance(rels.len() as u64);
+                Ok(())
+            })?;
+        reporter.finish();
+        for (rel, key) in links {
+            self.create_link(rel, leaders[&key])?;
+            crate::util::failpoint::hit("compose.created");
+        }
+        Ok(())
+    }
+}
+
+/// Removes one entry of the tree (a directory must be empty).
+fn remove_entry(root: &OwnedFd, rel: &str, is_dir: bool) -> Result<()> {
+    let (parent, name) = split(rel);
+    let dir = open_dir(root, parent)?;
+    let flags = if is_dir {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    rustix::fs::unlinkat(&dir, cpath(name).as_c_str(), flags)
+        .with_context(|| format!("cannot remove /usr/{rel}"))?;
+    Ok(())
+}
+
+/// Composes a view.
+pub fn compose(
+    pool: &Pool,
+    opts: &ComposeOptions,
+    reporter: &dyn Reporter,
+) -> Result<ComposeReport> {
+    let lock = pool.lock(opts.wait)?;
+    compose_locked(pool, opts, reporter, &lock)
+}
+
+/// [`compose`] for a caller that already holds the pool's writer lock (sync).
+pub fn compose_locked(
+    pool: &Pool,
+    opts: &ComposeOptions,
+    reporter: &dyn Reporter,
+    _lock: &crate::store::pool::WriteLock,
+) -> Result<ComposeReport> {
+    let started = std::time::Instant::now();
+    check_view_name(&opts.name)?;
+    let mut specs = opts.specs.clone();
+    let mut labels: Vec<Option<String>> = vec![None; specs.len()];
+    if let Some(l) = &opts.list {
+        let listed = read_list_lines(l)?;
+        if listed.is_empty() {
+            bail!("package list {} names no packages", l.display());
+        }
+        for (line, spec) in listed {
+            specs.push(spec);
+            labels.push(Some(format!("{} line {line}", l.display())));
+        }
+    }
+    let policy = Policy::with_rules(
+        opts.relocate
+            .iter()
+            .map(|r| Policy::parse_rule(r))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+    )?;
+    pool.clean_tmp()?;
+    let dest = pool.views_dir().join(&opts.name);
+    if dest.symlink_metadata().is_ok() {
+        bail!(
+            "view {} already exists at {} (remove it with reimage rm-view {})",
+            opts.name,
+            dest.display(),
+            opts.name
+        );
+    }
+    let phase = |what: &str| {
+        crate::util::runner::log::debug(&format!(
+            "compose: {what} at {:.3}s",
+            started.elapsed().as_secs_f64()
+        ))
+    };
+    let fnames = resolve_labeled(pool, &specs, &labels)?;
+    phase("resolved");
+    let pkgs: Vec<Arc<LoadedPkg>> = load_all(pool, &fnames, &[])?;
+    let fs = sys::fs_info(&pool.root)?;
+    let btrfs = fs.kind == sys::FsKind::Btrfs;
+
+    // The base view, for --from.
+    phase("loaded packages");
+    let base = match &opts.from {
+        Some(from) if btrfs => {
+            check_view_name(from)?;
+            let path = pool.views_dir().join(from);
+            if path.symlink_metadata().is_err() {
+                bail!(
+                    "there is no view {from} to compose from in {} (reimage views lists them)",
+                    pool.views_dir().display()
+                );
+            }
+            let meta = ViewMeta::read(&path)
+                .with_context(|| format!("view {from}"))?
+                .ok_or_else(|| {
+                    anyhow!("view {from} has no {VIEW_META}: it was not composed by reimage")
+                })?;
+            // Packages in both lists are loaded once.
+            let old_pkgs = load_all(pool, &meta.packages, &pkgs)
+                .with_context(|| format!("a package of view {from} is no longer in the pool"))?;
+            let old_policy =
+                Policy::with_rules(meta.rules.iter().map(|r| (r.from.clone(), r.to.clone())))?;
+            let fixed = OwnerSources {
+                fixed: Some((meta.users.clone(), meta.groups.clone())),
+                ..Default::default()
+            };
+            Some((path, old_pkgs, old_policy, fixed))
+        }
+        Some(_) => {
+            crate::util::runner::log::warn(&format!(
+                "{} has no subvolumes: --from composes the whole view",
+                fs.kind
+            ));
+            None
+        }
+        None => None,
+    };
+
+    let owners = OwnerSources {
+        passwd: opts.passwd.clone(),
+        group: opts.group.clone(),
+        fixed: None,
+    };
+    // The base view's plan and the new one, side by side.
+    let (base, new_plan) = match base {
+        Some((path, old_pkgs, old_policy, fixed)) => {
+            let (old, new) = rayon::join(
+                || plan(old_pkgs, old_policy, &fixed),
+                || plan(pkgs, policy, &owners),
+            );
+            (Some((path, old?)), new)
+        }
+        None => (None, plan(pkgs, policy, &owners)),
+    };
+    let mut plan = new_plan?;
+    phase("planned");
+    if !plan.unknown_owners.is_empty() {
+        crate::util::runner::log::warn(&format!(
+            "no passwd/group entry for {}: owned by root (give --passwd/--group to map them)",
+            plan.unknown_owners.join(", ")
+        ));
+    }
+    // view.json is part of the tree.
+    let meta = view_meta(&plan, opts);
+    let meta_node = generated(VIEW_META, meta.to_json().into_bytes());
+    insert(
+        &plan.pkgs,
+        &mut plan.nodes,
+        VIEW_META.to_string(),
+        meta_node,
+    )?;
+
+    // A base view that would be mostly replaced: composing whole is cheaper.
+    let mut from_changes = None;
+    let mut composed_whole = false;
+    let base = match base {
+        Some((path, old)) => {
+            let old_set: BTreeSet<[u8; 32]> = old.pkgs.iter().map(|p| p.header_sha256).collect();
+            let new_set: BTreeSet<[u8; 32]> = plan.pkgs.iter().map(|p| p.header_sha256).collect();
+            from_changes = Some((
+                plan.pkgs
+                    .iter()
+                    .filter(|p| !old_set.contains(&p.header_sha256))
+                    .map(|p| p.nevra.clone())
+                    .collect::<Vec<_>>(),
+                old.pkgs
+                    .iter()
+                    .filter(|p| !new_set.contains(&p.header_sha256))
+                    .map(|p| p.nevra.clone())
+                    .collect::<Vec<_>>(),
+            ));
+            let diff = diff_plans(&old, &plan);
+            let changed = diff.create.len();
+            if changed * 2 > plan.nodes.len() {
+                composed_whole = true;
+                crate::util::runner::log::info(&format!(
+                    "{changed} of {} entries change: composing {} whole instead of from {}",
+                    plan.nodes.len(),
+                    opts.name,
+                    opts.from.as_deref().unwrap_or("")
+                ));
+                None
+            } else {
+                Some((path, old, diff))
+            }
+        }
+        None => None,
+    };
+    phase("compared");
+    let work = pool.tmp_dir().join(format!("compose-{}", opts.name));
+    // Files are created with their final modes: no umask in the way.
+    let _umask = UmaskGuard::zero();
+    let cloner = Cloner::new(pool.config.allow_copy);
+    let pkg_files: Vec<File> = plan
+        .pkgs
+        .iter()
+        .map(|p| File::open(&p.path).with_context(|| format!("cannot open {}", p.path.display())))
+        .collect::<Result<_>>()?;
+
+    let mut report = ComposeReport {
+        view: opts.name.clone(),
+        path: dest.clone(),
+        packages: plan.pkgs.len(),
+        from: opts.from.clone(),
+        ..Default::default()
+    };
+    // From here on `work` exists: a refused or failed compose removes it
+    // before returning its error (a killed one leaves it to the next writer's
+    // clean_tmp).
+    let staged = crate::store::pool::TmpGuard::new(work.clone(), "compose");
+    let built = (|| -> Result<()> {
+        match &base {
+            None => {
+                if btrfs {
+                    sys::subvolume_create(&work)
+                        .with_context(|| format!("cannot create subvolume {}", work.display()))?;
+                    crate::util::failpoint::hit("compose.subvolume");
+                } else {
+                    std::fs::create_dir(&work)
+                        .with_context(|| format!("cannot create {}", work.display()))?;
+                }
+                let root: OwnedFd = File::open(&work)?.into();
+                let ctx = Ctx {
+                    plan: &plan,
+                    fresh: true,
+                    root,
+                    pkg_files,
+                    cloner: &cloner,
+                    bytes: AtomicU64::new(0),
+                    created: AtomicU64::new(0),
+                };
+                let paths: Vec<&String> = plan.nodes.keys().collect();
+                ctx.create(&paths, reporter)?;
+                for (rel, n) in plan.nodes.iter().rev().filter(|(_, n)| n.is_dir()) {
+                    ctx.dir_meta(rel, n)?;
+                }
+                report.bytes = ctx.bytes.load(Ordering::Relaxed);
+                report.created_entries = ctx.created.load(Ordering::Relaxed);
+                report.added = plan.pkgs.iter().map(|p| p.nevra.clone()).collect();
+            }
+            Some((base_path, _old, diff)) => {
+                sys::snapshot(base_path, &work, false).with_context(|| {
+                    format!(
+                        "cannot snapshot {} to {}",
+                        base_path.display(),
+                        work.display()
+                    )
+                })?;
+                crate::util::failpoint::hit("compose.snapshot-base");
+                let root: OwnedFd = File::open(&work)?.into();
+                // Remove what changed or went, deepest first.
+                let mut touched: BTreeSet<&str> = BTreeSet::new();
+                for (rel, is_dir) in &diff.remove {
+                    remove_entry(&root, rel, *is_dir)?;
+                    crate::util::failpoint::hit("compose.removed");
+                    touched.insert(parent_of(rel));
+                }
+                // The old view.json is always replaced.
+                if root_has(&root, VIEW_META) {
+                    remove_entry(&root, VIEW_META, false)?;
+                }
+                let ctx = Ctx {
+                    plan: &plan,
+                    fresh: false,
+                    root,
+                    pkg_files,
+                    cloner: &cloner,
+                    bytes: AtomicU64::new(0),
+                    created: AtomicU64::new(0),
+                };
+                let to_create: Vec<&String> = diff.create.iter().collect();
+                for rel in &to_create {
+                    touched.insert(parent_of(rel));
+                }
+                // Hardlink sets: a kept leader is not in to_create; members whose
+                // set changed were removed and recreated with the whole set.
+                ctx.create(&to_create, reporter)?;
+                // Directories: metadata that changed (new ones included), and
+                // every directory whose entries changed (its mtime), deepest first.
+                touched.extend(diff.dirs_changed.iter().map(String::as_str));
+                for rel in touched.iter().rev() {
+                    if let Some(nn) = plan.nodes.get(*rel).filter(|n| n.is_dir()) {
+                        ctx.dir_meta(rel, nn)?;
+                    }
+                }
+                let removed = diff.remove.len() as u64;
+                report.bytes = ctx.bytes.load(Ordering::Relaxed);
+                report.created_entries = ctx.created.load(Ordering::Relaxed);
+                report.removed_entries = removed;
+            }
+        }
+        for n in plan.nodes.values() {
+            match &n.data {
+                Data::Dir => report.dirs += 1,
+                Data::File { link, .. } => {
+                    report.files += 1;
+                    if link.is_some() {
+                        report.hardlinks += 1;
+                    }
+                }
+                Data::Symlink(_) => report.symlinks += 1,
+                _ => {}
+            }
+        }
+        report.whole = composed_whole;
+        if let Some((added, removed)) = from_changes {
+            report.added = added;
+            report.removed = removed;
+        }
+        report.relocations = plan.relocations.clone();
+        report.unknown_owners = plan.unknown_owners.clone();
+        report.copied = cloner.is_copying();
+
+        phase("materialised");
+        // Durable, then visible. On btrfs the read-only snapshot does both in
+        // one step: creating it flushes the source subvolume's dirty data and
+        // commits a transaction holding the new view whole (a syncfs before it
+        // cost ~50 ms). Its data is reflinks plus the few generated files,
+        // which were fsynced as written (the snapshot reports no write errors).
+        if !btrfs || cloner.is_copying() {
+            // Without snapshots, or with data copied instead of reflinked: one
+            // syncfs writes it out and reports any write error.
+            sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
+        }
+        crate::util::failpoint::hit("compose.synced");
+        if btrfs {
+            sys::snapshot(&work, &dest, true).with_context(|| {
+                format!("cannot publish {} as a read-only snapshot", dest.display())
+            })?;
+            crate::util::failpoint::hit("compose.published");
+            sys::subvolume_delete(&work)
+                .with_context(|| format!("cannot delete {}", work.display()))?;
+            report.readonly = true;
+        } else {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &work,
+                rustix::fs::CWD,
+                &dest,
+                rustix::fs::RenameFlags::NOREPLACE,
+            )
+            .with_context(|| format!("cannot move the view into {}", dest.display()))?;
+            crate::util::runner::log::warn(&format!(
+                "{}: {} has no read-only subvolumes; the view is a plain directory",
+                opts.name, fs.kind
+            ));
+            report.readonly = false;
+            File::open(pool.views_dir())?.sync_all()?;
+        }
+        // (On btrfs the snapshot ioctl commits a transaction: the view is durable.)
+        crate::util::failpoint::hit("compose.done");
+        Ok(())
+    })();
+    staged.settle(built)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Sets the process umask to 0 until dropped.
+struct UmaskGuard(Mode);
+
+impl UmaskGuard {
+    fn zero() -> UmaskGuard {
+        UmaskGuard(rustix::process::umask(Mode::empty()))
+    }
+}
+
+impl Drop for UmaskGuard {
+    fn drop(&mut self) {
+        rustix::process::umask(self.0);
+    }
+}
+
+/// What turns a base view's tree into a new plan's, found by one merge walk
+/// of the two (sorted) plans.
+struct PlanDiff {
+    /// Entries of the base to remove (is a directory), deepest first.
+    remove: Vec<(String, bool)>,
+    /// Entries of the new plan to create, parents first.
+    create: Vec<String>,
+    /// Directories of the new plan that are new or whose metadata changed.
+    dirs_changed: Vec<String>,
+}
+
+fn diff_plans(old: &Plan, new: &Plan) -> PlanDiff {
+    let mut d = PlanDiff {
+        remove: Vec::new(),
+        create: Vec::new(),
+        dirs_changed: Vec::new(),
+    };
+    let mut a = old.nodes.iter().peekable();
+    let mut b = new.nodes.iter().peekable();
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((ra, _)), Some((rb, _))) => ra.cmp(rb),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let (rel, on) = a.next().expect("peeked");
+                d.remove.push((rel.clone(), on.is_dir()));
+            }
+            std::cmp::Ordering::Greater => {
+                let (rel, nn) = b.next().expect("peeked");
+                d.create.push(rel.clone());
+                if nn.is_dir() {
+                    d.dirs_changed.push(rel.clone());
+                }
+            }
+            std::cmp::Ordering::Equal => {
+                let (rel, on) = a.next().expect("peeked");
+                let (_, nn) = b.next().expect("peeked");
+                if on.is_dir() && nn.is_dir() {
+                    if !on.same_as(old, nn, new) {
+                        d.dirs_changed.push(rel.clone());
+                    }
+                } else if !kept(on, old, nn, new) {
+                    d.remove.push((rel.clone(), on.is_dir()));
+                    d.create.push(rel.clone());
+                    if nn.is_dir() {
+                        d.dirs_changed.push(rel.clone());
+                    }
+                }
+            }
+        }
+    }
+    d.remove.reverse();
+    d
+}
+
+/// An entry of the base view stays as it is (generated files are always rewritten).
+fn kept(on: &Node, old: &Plan, nn: &Node, new: &Plan) -> bool {
+    on.same_as(old, nn, new) && !matches!(on.data, Data::Generated(_))
+}
+
+fn root_has(root: &OwnedFd, rel: &str) -> bool {
+    let (p, n) = split(rel);
+    open_dir(root, p)
+        .ok()
+        .and_then(|d| rustix::fs::statat(&d, cpath(n).as_c_str(), AtFlags::SYMLINK_NOFOLLOW).ok())
+        .is_some()
+}
+
+/// One view in the pool.
+#[derive(Debug, Serialize)]
+pub struct ViewInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub packages: usize,
+    pub created: u64,
+    pub readonly: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// Lists the views of the pool.
+pub fn views(pool: &Pool) -> Result<Vec<ViewInfo>> {
+    let dir = pool.views_dir();
+    let mut out = Vec::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    names.sort();
+    for path in names {
+        let meta = ViewMeta::read(&path).ok().flatten().unwrap_or_default();
+        let packages = std::fs::read_dir(path.join(HEADER_DIR))
+            .map(|rd| {
+                rd.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "rpm"))
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        out.push(ViewInfo {
+            name: path.file_name().unwrap().to_string_lossy().into_owned(),
+            readonly: sys::is_readonly(&path).unwrap_or(false),
+            path,
+            packages,
+            created: meta.created,
+            from: meta.from,
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes a view.
+pub fn rm_view(pool: &Pool, name: &str, wait: bool) -> Result<()> {
+    check_view_name(name)?;
+    let _lock = pool.lock(wait)?;
+    let path = pool.views_dir().join(name);
+    if path.symlink_metadata().is_err() {
+        bail!("there is no view {name} in {}", pool.views_dir().display());
+    }
+    if sys::is_subvolume(&path).unwrap_or(false) {
+        sys::subvolume_delete(&path)
+            .with_context(|| format!("cannot delete {}", path.display()))?;
+    } else {
+        std::fs::remove_dir_all(&path)
+            .with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    let _ = std::fs::File::open(pool.views_dir()).and_then(|d| d.sync_all());
+    let _ = File::open(&pool.root).map(|f| sys::syncfs(&f));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_of_fname;
+
+    #[test]
+    fn names_of_pool_file_names() {
+        assert_eq!(name_of_fname("bash-5.2.15-2+b13.x86_64"), Some("bash"));
+        assert_eq!(
+            name_of_fname("python3.11-minimal-3.11.2-6.x86_64"),
+            Some("python3.11-minimal")
+        );
+        assert_eq!(name_of_fname("a-1-1.noarch"), Some("a"));
+        assert_eq!(name_of_fname("-1-1.noarch"), None);
+        assert_eq!(name_of_fname("nodots"), None);
+        assert_eq!(name_of_fname("one-dash.x"), None);
+    }
+}

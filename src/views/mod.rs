@@ -1,0 +1,3 @@
+//! Views: compose (plan, owners, materialisation, `--from`) and the
+//! catalogue of views in a pool.
+pub mod compose;
