@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::{Global, Out};
+use crate::cli::common::{Global, Out};
 
 use crate::dist::{publish, sync};
 
@@ -37,7 +37,7 @@ pub struct PublishArgs {
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub delta_level: i32,
     /// Packages imported in parallel (default: number of CPUs).
-    #[arg(short, long, value_parser = crate::cli::parse_jobs)]
+    #[arg(short, long, value_parser = crate::cli::common::parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -64,18 +64,16 @@ pub struct SyncArgs {
     pub no_wait: bool,
 }
 
-fn hb(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
-}
+use crate::cli::common::human_bytes as hb;
 
 pub fn run_publish(g: &Global, a: PublishArgs) -> Result<i32> {
     let target = match (a.image, a.version) {
         (Some(i), Some(v)) => Some((i, v)),
         (None, None) => None,
-        _ => return Err(crate::cli::usage("name both IMAGE and VERSION")),
+        _ => return Err(crate::cli::common::usage("name both IMAGE and VERSION")),
     };
     if target.is_some() && a.paths.is_empty() && a.list.is_none() {
-        return Err(crate::cli::usage(
+        return Err(crate::cli::common::usage(
             "no packages given: name .rpm files or directories, or use --list FILE",
         ));
     }

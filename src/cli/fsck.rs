@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::{Global, Out};
+use crate::cli::common::{Global, Out};
 use crate::maint::fsck::{self, FsckOptions};
 
 #[derive(Args, Debug)]
@@ -72,7 +72,7 @@ pub fn run_fsck(global: &Global, args: FsckArgs) -> Result<i32> {
                 "{} packages ({} files, {} checked{}), {} views: {}{}{} in {:.2}s",
                 r.packages,
                 r.files,
-                indicatif::HumanBytes(r.bytes),
+                crate::cli::common::human_bytes(r.bytes),
                 if r.full {
                     " against header digests"
                 } else {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use sysimage::{query, verify, HeaderDir, Tree};
 
-use crate::cli::{Global, Out};
+use crate::cli::common::{Global, Out};
 use crate::util::runner::log;
 
 #[derive(Args, Debug)]

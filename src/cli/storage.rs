@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::{Global, Out};
+use crate::cli::common::{Global, Out};
 use crate::maint::storage::{self, UsageRow};
 
 #[derive(Args, Debug)]
@@ -34,9 +34,7 @@ pub struct GcArgs {
     pub no_wait: bool,
 }
 
-fn hb(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
-}
+use crate::cli::common::human_bytes as hb;
 
 /// `reimage dedupe`.
 pub fn run_dedupe(global: &Global, args: DedupeArgs) -> Result<i32> {

@@ -358,7 +358,7 @@ pub fn publish_deltas(
         let rel = format!("deltas/{}/{key}.rdelta", p.file);
         let path = pool.root.join(&rel);
         std::fs::create_dir_all(path.parent().unwrap())?;
-        crate::store::pool::write_atomic(&path, &bytes)?;
+        crate::util::atomic::write_atomic(&path, &bytes)?;
         crate::dist::publish::world_readable(&path)?;
         let sha = {
             use sha2::Digest;

@@ -22,7 +22,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::store::extent::Index;
-use crate::store::pool::{write_atomic, Pool};
+use crate::store::pool::Pool;
+use crate::util::atomic::write_atomic;
 use crate::util::report::Reporter;
 
 /// The manifest format this build writes and reads.

@@ -380,30 +380,14 @@ fn http_get(url: &str, dest: &Path, limit: u64) -> Result<Option<u64>> {
 
 /// Verifies a detached signature of `data` with the keys in `keyring`.
 fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
-    use rpm::signature::Verifying;
-    let text = std::fs::read_to_string(keyring)
-        .with_context(|| format!("cannot read keyring {}", keyring.display()))?;
-    let begin = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
-    let mut last = None;
-    let mut keys = 0;
-    for part in text.split(begin).skip(1) {
-        let v = rpm::signature::pgp::Verifier::from_asc(&format!("{begin}{part}"))
-            .map_err(|e| anyhow!("keyring {}: {e}", keyring.display()))?;
-        keys += 1;
-        match v.verify(data, sig) {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e.to_string()),
-        }
-    }
-    if keys == 0 {
-        bail!(
-            "keyring {} holds no armored OpenPGP public key",
-            keyring.display()
-        );
-    }
+    let keyring = crate::rpm::keyring::Keyring::load(keyring)?;
+    let Err(last) = keyring.verify(data, sig) else {
+        return Ok(());
+    };
     // The OpenPGP library's own words (e.g. a failed internal assertion on
     // the hash prefix) help a developer, not a user: -v shows them.
-    crate::util::runner::log::debug(&format!("signature check: {}", last.unwrap_or_default()));
+    crate::util::runner::log::debug(&format!("signature check: {last}"));
+    let keyring = keyring.path();
     bail!(
         "the manifest's signature does not verify with a key in {}: the manifest was changed \
          after it was signed, or it was signed by another key",
@@ -829,10 +813,10 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     // 5. Record the manifest (and its signature) once everything is in.
     let mpath = publish::manifest_path(&pool.root, &opts.image, &version);
     std::fs::create_dir_all(mpath.parent().unwrap())?;
-    crate::store::pool::write_atomic(&mpath, &manifest_bytes)?;
+    crate::util::atomic::write_atomic(&mpath, &manifest_bytes)?;
     let sig = work.join(format!("{rel}.sig"));
     if sig.is_file() {
-        crate::store::pool::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
+        crate::util::atomic::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
     }
     let _ = std::fs::remove_dir_all(&work);
     crate::util::failpoint::hit("sync.recorded");

@@ -368,7 +368,7 @@ fn load_state(pool: &Pool) -> State {
 fn save_state(pool: &Pool, state: &State) -> Result<()> {
     std::fs::create_dir_all(pool.index_dir())?;
     let text = serde_json::to_vec_pretty(state)?;
-    crate::store::pool::write_atomic(&pool.index_dir().join(STATE_FILE), &text)
+    crate::util::atomic::write_atomic(&pool.index_dir().join(STATE_FILE), &text)
 }
 
 /// One package during a dedupe run.

@@ -3,5 +3,6 @@
 //! the file list, and the rules that make a package trusted.
 pub mod caps;
 pub mod files;
+pub mod keyring;
 pub mod stream;
 pub mod trust;

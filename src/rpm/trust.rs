@@ -21,9 +21,9 @@
 //!
 //! The extra refusals (beyond what rpm 4.18 refuses) are listed, with their
 //! reasons, in docs/reliability.md ("Header rules").
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use sysimage::header::{sigtag, tag, Header, Headers};
 
 use crate::rpm::files::PkgFile;
@@ -398,67 +398,5 @@ impl PayloadWords {
             }
         }
         Ok(())
-    }
-}
-
-/// Header-only signature keys given with `--keyring` (one or more armored keys).
-pub struct Keyring {
-    verifiers: Vec<rpm::signature::pgp::Verifier>,
-    path: PathBuf,
-}
-
-impl Keyring {
-    pub fn load(path: &Path) -> Result<Keyring> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read keyring {}", path.display()))?;
-        let begin = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
-        let mut verifiers = Vec::new();
-        for (i, part) in text.split(begin).skip(1).enumerate() {
-            let block = format!("{begin}{part}");
-            let v = rpm::signature::pgp::Verifier::from_asc(&block).map_err(|e| {
-                anyhow!(
-                    "keyring {}: key {} cannot be read: {e}",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-            verifiers.push(v);
-        }
-        if verifiers.is_empty() {
-            bail!(
-                "keyring {} holds no armored OpenPGP public key",
-                path.display()
-            );
-        }
-        Ok(Keyring {
-            verifiers,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Checks that at least one header-only signature verifies with a key.
-    pub fn check(&self, headers: &Headers) -> Result<()> {
-        use rpm::signature::Verifying;
-        let sigs = signature_packets(&headers.signature, false)?;
-        if sigs.is_empty() {
-            bail!(
-                "the package is not signed (no header-only RSA/DSA/OpenPGP signature) and --keyring {} requires one",
-                self.path.display()
-            );
-        }
-        let mut last = None;
-        for (_, sig) in &sigs {
-            for v in &self.verifiers {
-                match v.verify(headers.main_bytes(), sig) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => last = Some(e),
-                }
-            }
-        }
-        bail!(
-            "no signature verifies with a key in {}: {}",
-            self.path.display(),
-            last.map(|e| e.to_string()).unwrap_or_default()
-        )
     }
 }

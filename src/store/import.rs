@@ -109,7 +109,7 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-pub use crate::rpm::trust::Keyring;
+pub use crate::rpm::keyring::Keyring;
 
 /// Imports packages into the pool. Per-package refusals are reported in the
 /// result (and make the CLI exit 1); errors of the pool itself are returned.

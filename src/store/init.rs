@@ -24,9 +24,7 @@ use crate::store::pool::{Config, Pool, BLOCK_SIZE, POOL_FORMAT};
 use crate::sys;
 use crate::util::runner::{log, run};
 
-/// Written into the (empty) mount point of an image pool before the image is
-/// mounted over it; holds the image path. Visible only while unmounted.
-pub const IMAGE_MARKER: &str = ".reimage-image";
+pub use crate::store::pool::{unmounted_image, IMAGE_MARKER};
 
 /// The smallest image `init --image` makes (mkfs.btrfs needs about 114 MiB).
 pub const MIN_IMAGE_SIZE: u64 = 128 << 20;
@@ -85,17 +83,6 @@ impl InitReport {
         ));
         lines
     }
-}
-
-/// If `pool` is the mount point of an image pool that is not mounted, the
-/// image path recorded by `init --image` (for "not a pool" hints).
-pub fn unmounted_image(pool: &Path) -> Option<PathBuf> {
-    if pool.join(Config::FILE).exists() {
-        return None;
-    }
-    let text = std::fs::read_to_string(pool.join(IMAGE_MARKER)).ok()?;
-    let line = text.lines().next()?.trim();
-    (!line.is_empty()).then(|| PathBuf::from(line))
 }
 
 /// Prepares a pool (see the module doc).
@@ -439,7 +426,7 @@ fn prepare_mount_point(pool: &Path, image: &Path) -> Result<()> {
             }
         }
     }
-    crate::store::pool::write_atomic(
+    crate::util::atomic::write_atomic(
         &pool.join(IMAGE_MARKER),
         format!(
             "{}\n# {} is the mount point of this btrfs image; mount it with\n\

@@ -57,7 +57,7 @@ impl Config {
                         pool.display()
                     );
                 }
-                if let Some(image) = crate::store::init::unmounted_image(pool) {
+                if let Some(image) = unmounted_image(pool) {
                     bail!(
                         "{} is not mounted: its pool lives in {}; mount it with `reimage --pool {} init --image {}`",
                         pool.display(),
@@ -100,8 +100,23 @@ impl Config {
     /// Writes the config atomically (temp file, fsync, rename).
     pub fn write(&self, pool: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self)?;
-        write_atomic(&pool.join(Self::FILE), text.as_bytes())
+        crate::util::atomic::write_atomic(&pool.join(Self::FILE), text.as_bytes())
     }
+}
+
+/// Written into the (empty) mount point of an image pool before the image is
+/// mounted over it; holds the image path. Visible only while unmounted.
+pub const IMAGE_MARKER: &str = ".reimage-image";
+
+/// If `pool` is the mount point of an image pool that is not mounted, the
+/// image path recorded by `init --image` (for "not a pool" hints).
+pub fn unmounted_image(pool: &Path) -> Option<PathBuf> {
+    if pool.join(Config::FILE).exists() {
+        return None;
+    }
+    let text = std::fs::read_to_string(pool.join(IMAGE_MARKER)).ok()?;
+    let line = text.lines().next()?.trim();
+    (!line.is_empty()).then(|| PathBuf::from(line))
 }
 
 /// An open pool.
@@ -211,21 +226,6 @@ impl Pool {
 pub fn remove_any(path: &Path) -> Result<()> {
     crate::sys::rmtree::remove_path(path)
         .with_context(|| format!("cannot remove {}", path.display()))
-}
-
-/// Writes `data` to `path` atomically: a temp file beside it, fsync, rename,
-/// fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// An entry a writer stages in `tmp/` (a compose's work subvolume or

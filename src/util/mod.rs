@@ -1,6 +1,7 @@
 //! Small utilities every layer uses: the one runner of external programs,
 //! failpoints for the fault suite, and the [`Reporter`](report::Reporter)
 //! trait the library reports progress and notes through.
+pub mod atomic;
 pub mod failpoint;
 pub mod report;
 pub mod runner;
