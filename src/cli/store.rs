@@ -4,6 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use crate::cli::common::{human_bytes, parse_jobs, parse_size, Global, Out};
+use crate::store::import::Status;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
@@ -57,7 +58,7 @@ pub fn cmd_import(g: &Global, a: ImportArgs) -> Result<i32> {
     } else {
         if g.verbose {
             for p in &r.packages {
-                if p.status != "refused" {
+                if p.status != Status::Refused {
                     out.line(format!(
                         "{:8} {} ({} files, {} content, {} written, {} cloned)",
                         p.status,
@@ -89,7 +90,7 @@ pub fn cmd_import(g: &Global, a: ImportArgs) -> Result<i32> {
             ))?;
         }
     }
-    for p in r.packages.iter().filter(|p| p.status == "refused") {
+    for p in r.packages.iter().filter(|p| p.status == Status::Refused) {
         eprintln!("error: {}", p.error.as_deref().unwrap_or("refused"));
     }
     Ok(if r.refused > 0 { 1 } else { 0 })

@@ -392,7 +392,7 @@ pub fn publish(opts: &PublishOptions, reporter: &dyn Reporter) -> Result<Publish
         let added: Vec<String> = imported
             .packages
             .iter()
-            .filter(|p| p.status == "imported")
+            .filter(|p| p.status == crate::store::import::Status::Imported)
             .filter_map(|p| p.file.clone())
             .collect();
         let mut publish_version = || -> Result<Manifest> {

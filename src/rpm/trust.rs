@@ -33,8 +33,7 @@ use crate::rpm::stream::{digest_hex, Compression, DigestAlgo, Hasher};
 #[derive(Debug, Clone)]
 pub struct Trusted {
     pub headers: Headers,
-    /// NEVRA as reimage prints it (`name-epoch:version-release.arch`, the
-    /// epoch only when above 0).
+    /// NEVRA as reimage prints it everywhere ([`sysimage::Nevra`]'s Display).
     pub nevra: String,
     /// The extent package's file name: `NAME-VERSION-RELEASE.ARCH`.
     pub file_name: String,
@@ -106,25 +105,24 @@ fn binary_package(h: &Headers) -> Result<()> {
     }
 }
 
-/// NEVRA (rendered) and file name.
+/// NEVRA (rendered the one way, [`sysimage::Nevra`]'s: the epoch whenever
+/// the header has one, as rpm's `%{NEVRA}`) and the extent package's file
+/// name (`NAME-VERSION-RELEASE.ARCH`).
 pub fn identity(main: &Header) -> Result<(String, String)> {
-    let s = |t: u32, what: &str| -> Result<String> {
-        let v = main
-            .utf8_string(t)?
-            .ok_or_else(|| anyhow!("the header has no {what}"))?;
-        if v.is_empty() {
-            bail!("the header's {what} is empty");
+    for (t, what) in [
+        (tag::NAME, "name"),
+        (tag::VERSION, "version"),
+        (tag::RELEASE, "release"),
+        (tag::ARCH, "architecture"),
+    ] {
+        match main.utf8_string(t)? {
+            None => bail!("the header has no {what}"),
+            Some("") => bail!("the header's {what} is empty"),
+            Some(_) => {}
         }
-        Ok(v.to_string())
-    };
-    let (name, version, release, arch) = (
-        s(tag::NAME, "name")?,
-        s(tag::VERSION, "version")?,
-        s(tag::RELEASE, "release")?,
-        s(tag::ARCH, "architecture")?,
-    );
-    let epoch = main.int(tag::EPOCH)?;
-    let file_name = format!("{name}-{version}-{release}.{arch}");
+    }
+    let nevra = main.nevra()?;
+    let file_name = nevra.nvra();
     if file_name.contains('/')
         || file_name.starts_with('.')
         || file_name.chars().any(|c| c.is_control())
@@ -132,11 +130,7 @@ pub fn identity(main: &Header) -> Result<(String, String)> {
     {
         bail!("package name {file_name:?} cannot be a file name");
     }
-    let nevra = match epoch {
-        Some(e) if e > 0 => format!("{name}-{e}:{version}-{release}.{arch}"),
-        _ => format!("{name}-{version}-{release}.{arch}"),
-    };
-    Ok((nevra, file_name))
+    Ok((nevra.to_string(), file_name))
 }
 
 /// The header-only digests of the signature header, strongest first.

@@ -44,6 +44,31 @@ pub struct ImportOptions {
     pub replace: bool,
 }
 
+/// What import did with one package (JSON: `imported`, `present`,
+/// `replaced`, `refused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Imported,
+    /// The same package (same main header) was already in the pool.
+    Present,
+    /// It was, and `--replace` rebuilt it.
+    Replaced,
+    Refused,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `{:8}` pads: go through str's Display, which honours width.
+        f.pad(match self {
+            Status::Imported => "imported",
+            Status::Present => "present",
+            Status::Replaced => "replaced",
+            Status::Refused => "refused",
+        })
+    }
+}
+
 /// What happened to one input file.
 #[derive(Debug, Clone, Serialize)]
 pub struct PackageOutcome {
@@ -53,9 +78,7 @@ pub struct PackageOutcome {
     /// The extent package's file name in `packages/` (not when refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    /// "imported", "present" (the same package was already in the pool),
-    /// "replaced" (it was, and `--replace` rebuilt it) or "refused".
-    pub status: &'static str,
+    pub status: Status,
     /// Why it was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -171,7 +194,7 @@ pub fn import_locked(
                         source: src.clone(),
                         nevra,
                         file: None,
-                        status: "refused",
+                        status: Status::Refused,
                         error: Some(format!("{e:#}")),
                         files: 0,
                         content_bytes: 0,
@@ -195,16 +218,16 @@ pub fn import_locked(
     };
     for o in &outcomes {
         match o.status {
-            "imported" => r.imported += 1,
-            "replaced" => {
+            Status::Imported => r.imported += 1,
+            Status::Replaced => {
                 r.imported += 1;
                 r.replaced += 1;
             }
-            "present" => {
+            Status::Present => {
                 r.present += 1;
                 r.skipped_bytes += o.content_bytes;
             }
-            _ => r.refused += 1,
+            Status::Refused => r.refused += 1,
         }
         r.written_bytes += o.written_bytes;
         r.cloned_bytes += o.cloned_bytes;
@@ -310,7 +333,11 @@ fn build(
         source: src.to_path_buf(),
         nevra: Some(layout.nevra.clone()),
         file: Some(layout.file_name.clone()),
-        status: if replacing { "replaced" } else { "imported" },
+        status: if replacing {
+            Status::Replaced
+        } else {
+            Status::Imported
+        },
         error: None,
         files: layout.files.len() as u64,
         content_bytes: placed.content_bytes,
@@ -742,7 +769,7 @@ fn existing(
         source: src.to_path_buf(),
         nevra: Some(nevra.to_string()),
         file: path.file_name().map(|n| n.to_string_lossy().into_owned()),
-        status: "present",
+        status: Status::Present,
         error: None,
         files,
         content_bytes,

@@ -16,6 +16,7 @@
 //! Invariant: no unsafe code, no btrfs, no writes outside what a caller asks for.
 
 pub mod diff;
+pub mod digest;
 pub mod error;
 pub mod header;
 pub mod headerdir;
@@ -27,8 +28,9 @@ pub mod tree;
 pub mod vercmp;
 pub mod verify;
 
+pub use digest::DigestAlgo;
 pub use error::{Error, Result};
-pub use header::{Dep, DigestAlgo, FileEntry, FileFlags, FileType, Header, Package};
+pub use header::{Dep, FileEntry, FileFlags, FileType, Header, Package};
 pub use headerdir::HeaderDir;
 pub use meta::ViewMeta;
 pub use nevra::{Evr, Nevra};

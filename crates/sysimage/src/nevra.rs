@@ -81,7 +81,9 @@ impl fmt::Display for Evr {
 /// A package's identity: name, epoch, version, release, architecture.
 ///
 /// The epoch is `None` when the header has no epoch tag; it is printed when
-/// present, even when 0, as rpm's `%{NEVRA}` does.
+/// present, even when 0, as rpm's `%{NEVRA}` does. This Display is the one
+/// rendering of a package's identity in reimage (import, compose, sync,
+/// publish, gc and the query commands all print it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Nevra {
     pub name: String,

@@ -1,7 +1,8 @@
 //! `verify`: every file of some packages against its header, like `rpm -V`,
 //! with rpm's checks (`rpmfilesVerify`) and rpm's output format.
+use crate::digest::DigestAlgo;
 use crate::error::Result;
-use crate::header::{DigestAlgo, FileEntry, FileFlags, FileType, Package};
+use crate::header::{FileEntry, FileFlags, FileType, Package};
 use crate::relocate::Kind;
 use crate::tree::Tree;
 use rayon::prelude::*;
@@ -158,39 +159,28 @@ pub fn verify(tree: &Tree, pkgs: &[&Package]) -> Result<VerifyReport> {
     Ok(report)
 }
 
-fn hash<D: sha2::Digest>(r: &mut impl Read) -> std::io::Result<String> {
-    let mut d = D::new();
+/// The hex digest of a file's content with `algo` (`None` for an unknown algorithm).
+pub fn file_digest(path: &Path, algo: Option<DigestAlgo>) -> std::io::Result<Option<String>> {
+    let Some(algo) = algo else {
+        return Ok(None);
+    };
+    let mut f = std::fs::File::open(path)?;
+    let mut h = algo.hasher();
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        match r.read(&mut buf) {
+        match f.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => d.update(&buf[..n]),
+            Ok(n) => h.update(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(hex::encode(d.finalize()))
-}
-
-/// The hex digest of a file's content with `algo` (`None` for an unknown algorithm).
-pub fn file_digest(path: &Path, algo: DigestAlgo) -> std::io::Result<Option<String>> {
-    let mut f = std::fs::File::open(path)?;
-    Ok(Some(match algo {
-        DigestAlgo::Md5 => hash::<md5::Md5>(&mut f)?,
-        DigestAlgo::Sha1 => hash::<sha1::Sha1>(&mut f)?,
-        DigestAlgo::Sha224 => hash::<sha2::Sha224>(&mut f)?,
-        DigestAlgo::Sha256 => hash::<sha2::Sha256>(&mut f)?,
-        DigestAlgo::Sha384 => hash::<sha2::Sha384>(&mut f)?,
-        DigestAlgo::Sha512 => hash::<sha2::Sha512>(&mut f)?,
-        DigestAlgo::Sha3_256 => hash::<sha3::Sha3_256>(&mut f)?,
-        DigestAlgo::Sha3_512 => hash::<sha3::Sha3_512>(&mut f)?,
-        DigestAlgo::Unknown(_) => return Ok(None),
-    }))
+    Ok(Some(h.hex()))
 }
 
 /// Checks one file at `fs` against its header entry; returns RPMVERIFY_* bits
 /// (0: matches). Follows rpm 4.18's `rpmfilesVerify`.
-pub fn verify_file(tree: &Tree, fs: &Path, f: &FileEntry, algo: DigestAlgo) -> u32 {
+pub fn verify_file(tree: &Tree, fs: &Path, f: &FileEntry, algo: Option<DigestAlgo>) -> u32 {
     let ghost = f.flags.is_ghost();
     let mut sb = match std::fs::symlink_metadata(fs) {
         Ok(m) => m,

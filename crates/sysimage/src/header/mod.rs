@@ -15,6 +15,7 @@
 //! main header:      intro (16) + index (16 * n) + store
 //! (payload: not read)
 //! ```
+use crate::digest::DigestAlgo;
 use crate::error::{Error, Result};
 use crate::nevra::Nevra;
 use serde::Serialize;
@@ -644,53 +645,6 @@ impl FileFlags {
     }
 }
 
-/// A file digest algorithm, by its OpenPGP hash number (`FILEDIGESTALGO`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DigestAlgo {
-    Md5,
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-    Sha224,
-    Sha3_256,
-    Sha3_512,
-    /// An algorithm this build does not know.
-    Unknown(u32),
-}
-
-impl DigestAlgo {
-    /// From `FILEDIGESTALGO`; packages without the tag use MD5.
-    pub fn from_pgp(n: Option<u64>) -> DigestAlgo {
-        match n {
-            None | Some(1) => DigestAlgo::Md5,
-            Some(2) => DigestAlgo::Sha1,
-            Some(8) => DigestAlgo::Sha256,
-            Some(9) => DigestAlgo::Sha384,
-            Some(10) => DigestAlgo::Sha512,
-            Some(11) => DigestAlgo::Sha224,
-            Some(12) => DigestAlgo::Sha3_256,
-            Some(14) => DigestAlgo::Sha3_512,
-            Some(n) => DigestAlgo::Unknown(n as u32),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DigestAlgo::Md5 => "md5",
-            DigestAlgo::Sha1 => "sha1",
-            DigestAlgo::Sha256 => "sha256",
-            DigestAlgo::Sha384 => "sha384",
-            DigestAlgo::Sha512 => "sha512",
-            DigestAlgo::Sha224 => "sha224",
-            DigestAlgo::Sha3_256 => "sha3-256",
-            DigestAlgo::Sha3_512 => "sha3-512",
-            DigestAlgo::Unknown(_) => "unknown",
-        }
-    }
-}
-
 /// The kind of a file, from its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -841,9 +795,13 @@ impl Package {
         self.header.path.to_path_buf()
     }
 
-    /// The digest algorithm of the package's file digests.
-    pub fn digest_algo(&self) -> Result<DigestAlgo> {
-        Ok(DigestAlgo::from_pgp(self.header.int(tag::FILEDIGESTALGO)?))
+    /// The digest algorithm of the package's file digests (MD5 when the
+    /// header names none; `None` for one this build does not know).
+    pub fn digest_algo(&self) -> Result<Option<DigestAlgo>> {
+        Ok(match self.header.int(tag::FILEDIGESTALGO)? {
+            None => Some(DigestAlgo::Md5),
+            Some(n) => u32::try_from(n).ok().and_then(DigestAlgo::from_pgp),
+        })
     }
 
     /// The package's files, in header order.
@@ -1006,7 +964,7 @@ impl Package {
             build_time: h.int(tag::BUILDTIME)?.unwrap_or(0),
             build_host: s(tag::BUILDHOST)?,
             source_rpm: s(tag::SOURCERPM)?,
-            file_digest_algo: self.digest_algo()?.name(),
+            file_digest_algo: self.digest_algo()?.map_or("unknown", DigestAlgo::id),
         })
     }
 }
