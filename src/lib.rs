@@ -11,6 +11,7 @@
 //! - `views`: compose and the view catalogue;
 //! - `maint`: usage, dedupe, gc, fsck;
 //! - `dist`: manifests, publish, deltas, transports, sync;
+//! - `deploy`: deployments around views, the /etc merge, rollback;
 //! - `cli`: clap and printing, on top of everything else.
 //!
 //! A layer uses only layers above it in this list; the library never uses
@@ -19,6 +20,7 @@
 pub use reimage_sys as sys;
 
 pub mod cli;
+mod deploy;
 mod dist;
 mod maint;
 mod rpm;

@@ -2,6 +2,7 @@
 //! flags into the library's plain option structs, calls the library, and prints
 //! data to stdout (human text, or JSON with `--json`) and messages to stderr.
 pub mod common;
+pub mod deploy;
 pub mod dist;
 pub mod fsck;
 pub mod progress;
@@ -69,6 +70,24 @@ pub enum Command {
     Sync(crate::cli::dist::SyncArgs),
     /// Check the pool: every package against its index and header, every view complete.
     Fsck(crate::cli::fsck::FsckArgs),
+    /// Make a bootable deployment of a view, the default for the next boot.
+    Deploy(crate::cli::deploy::DeployArgs),
+    /// The deployments of a system: booted, default, pinned, package diffs.
+    Status(crate::cli::deploy::SysrootArg),
+    /// Make the previous deployment the default again.
+    Rollback(crate::cli::deploy::SysrootArg),
+    /// Keep a deployment whatever the retention setting.
+    Pin(crate::cli::deploy::IdArgs),
+    /// Let retention remove a deployment again.
+    Unpin(crate::cli::deploy::IdArgs),
+    /// Remove one deployment (not the booted one, not the default, not a pinned one).
+    Undeploy(crate::cli::deploy::IdArgs),
+    /// Remove the deployments retention does not keep.
+    Cleanup(crate::cli::deploy::CleanupArgs),
+    /// Merge /etc into the staged deployment again (at shutdown, from reimage-finalize.service).
+    Finalize(crate::cli::deploy::SysrootArg),
+    /// The history of /etc: commit, log, diff, revert; sync into another deployment.
+    Etc(crate::cli::deploy::EtcArgs),
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -149,6 +168,15 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Publish(a) => return crate::cli::dist::run_publish(&g, a),
         Command::Sync(a) => return crate::cli::dist::run_sync(&g, a),
         Command::Fsck(a) => return crate::cli::fsck::run_fsck(&g, a),
+        Command::Deploy(a) => return crate::cli::deploy::run_deploy(&g, a),
+        Command::Status(a) => return crate::cli::deploy::run_status(&g, a),
+        Command::Rollback(a) => return crate::cli::deploy::run_rollback(&g, a),
+        Command::Pin(a) => return crate::cli::deploy::run_pin(&g, a, true),
+        Command::Unpin(a) => return crate::cli::deploy::run_pin(&g, a, false),
+        Command::Cleanup(a) => return crate::cli::deploy::run_cleanup(&g, a),
+        Command::Undeploy(a) => return crate::cli::deploy::run_undeploy(&g, a),
+        Command::Finalize(a) => return crate::cli::deploy::run_finalize(&g, a),
+        Command::Etc(a) => return crate::cli::deploy::run_etc(&g, a),
         Command::RmView(a) => {
             let pool = crate::store::pool::Pool::open(&g.pool)?;
             crate::views::compose::rm_view(&pool, &a.name, !a.no_wait)?;

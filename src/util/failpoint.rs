@@ -42,6 +42,19 @@ pub const NAMES: &[&str] = &[
     "sync.synced",
     "sync.renamed",
     "sync.recorded",
+    "deploy.staged",
+    "deploy.merged",
+    "deploy.firstboot",
+    "deploy.renamed",
+    "deploy.state",
+    "rollback.state",
+    "cleanup.state",
+    "cleanup.removed",
+    "finalize.merged",
+    "finalize.exchanged",
+    "etc.snapshot",
+    "etc.revert-staged",
+    "etc.revert-exchanged",
 ];
 
 struct Config {

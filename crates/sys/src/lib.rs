@@ -241,6 +241,9 @@ pub fn syncfs(file_or_dir: &File) -> Result<(), SysError> {
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The path inside the filesystem mounted here (`/deploy/3` for a btrfs
+    /// subvolume mounted with `subvol=`; `/` for a whole filesystem).
+    pub root: PathBuf,
     pub mount_point: PathBuf,
     pub fs_type: String,
     /// The device or other source ("/dev/loop3", "tmpfs", ...).
@@ -258,11 +261,13 @@ pub fn mounts() -> Result<Vec<MountEntry>, SysError> {
 /// `id parent major:minor root mountpoint options [optional...] - fstype source superoptions`
 fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let (left, right) = line.split_once(" - ")?;
+    let root = unescape_mountinfo(left.split(' ').nth(3)?);
     let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
     let mut r = right.split(' ');
     let fs_type = unescape_mountinfo(r.next()?);
     let source = unescape_mountinfo(r.next().unwrap_or(""));
     Some(MountEntry {
+        root: PathBuf::from(root),
         mount_point: PathBuf::from(mount_point),
         fs_type,
         source,
@@ -1194,6 +1199,62 @@ pub fn subvolume_id(fd: &impl AsFd) -> Result<u64, SysError> {
     Ok(args.treeid)
 }
 
+/// `struct btrfs_ioctl_fs_info_args` (linux/btrfs.h).
+#[repr(C)]
+struct BtrfsFsInfoArgs {
+    max_id: u64,
+    num_devices: u64,
+    fsid: [u8; 16],
+    nodesize: u32,
+    sectorsize: u32,
+    clone_alignment: u32,
+    csum_type: u16,
+    csum_size: u16,
+    flags: u64,
+    generation: u64,
+    metadata_uuid: [u8; 16],
+    reserved: [u8; 944],
+}
+const _: () = assert!(std::mem::size_of::<BtrfsFsInfoArgs>() == 1024);
+/// `BTRFS_IOC_FS_INFO = _IOR(BTRFS_IOCTL_MAGIC, 31, struct btrfs_ioctl_fs_info_args)`.
+const BTRFS_IOC_FS_INFO: Opcode = opcode::read::<BtrfsFsInfoArgs>(BTRFS_IOCTL_MAGIC, 31);
+// (_IOR: the kernel also reads `flags` in, hence `Updater` below.)
+
+/// The UUID of the btrfs filesystem holding `fd` (its fsid: what `blkid`
+/// and `UUID=` in fstab or on the kernel command line name), as text.
+pub fn btrfs_uuid(fd: &impl AsFd) -> Result<String, SysError> {
+    let mut args = Box::new(BtrfsFsInfoArgs {
+        max_id: 0,
+        num_devices: 0,
+        fsid: [0; 16],
+        nodesize: 0,
+        sectorsize: 0,
+        clone_alignment: 0,
+        csum_type: 0,
+        csum_size: 0,
+        flags: 0,
+        generation: 0,
+        metadata_uuid: [0; 16],
+        reserved: [0; 944],
+    });
+    // SAFETY: BTRFS_IOC_FS_INFO reads the `flags` field (0 here: no
+    // optional fields requested) and writes back one `struct
+    // btrfs_ioctl_fs_info_args` (mirrored by `BtrfsFsInfoArgs`, size
+    // asserted), which lives across the call.
+    unsafe {
+        ioctl::ioctl(
+            fd,
+            ioctl::Updater::<BTRFS_IOC_FS_INFO, BtrfsFsInfoArgs>::new(&mut args),
+        )
+    }
+    .map_err(|e| SysError::from_errno("read the filesystem's UUID (FS_INFO)", e))?;
+    let u = args.fsid;
+    Ok(format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
+    ))
+}
+
 /// The subvolumes directly nested in the tree at `root` (not descending into
 /// them): from the `ROOT_REF` items of the subvolume holding `root`, those
 /// whose directory is `root` or below it (by its `INODE_REF` items), so
@@ -1806,4 +1867,21 @@ mod tests {
         assert_eq!(FsKind::from_magic(0xef53).name(), "ext4");
         assert_eq!(FsKind::from_magic(0x1234).name(), "0x1234");
     }
+}
+
+/// Moves the calling process into a new, private mount namespace
+/// (`unshare(CLONE_NEWNS)`, then every mount made private recursively):
+/// mounts it makes from here on are its own, seen by no other process, and
+/// go away with it, even when it is killed. Must be called before the
+/// process starts threads (the kernel refuses to unshare a shared `fs`).
+pub fn private_mount_namespace() -> Result<(), SysError> {
+    // SAFETY: only CLONE_NEWNS is unshared, not CLONE_FILES: no thread's
+    // file descriptor table changes, so no fd is invalidated for anyone.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .map_err(|e| SysError::from_errno("make a private mount namespace (unshare)", e))?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .map_err(|e| SysError::from_errno("make the mounts private", e))
 }

@@ -1,0 +1,168 @@
+//! A deployment's root skeleton: the directories and symlinks of the view's
+//! `lib/tmpfiles.d/reimage-root.conf` (`d` and `L` lines written by
+//! compose), plus the mount points every deployment needs (`usr`, `var`,
+//! the shared subvolumes', the kernel's API filesystems).
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+/// The root-skeleton file of a view (relative to the view).
+pub const ROOT_CONF: &str = "lib/tmpfiles.d/reimage-root.conf";
+
+/// Directories every deployment root has, whatever its view says.
+const MOUNT_POINTS: &[(&str, u32)] = &[
+    ("usr", 0o755),
+    ("var", 0o755),
+    ("home", 0o755),
+    ("root", 0o700),
+    ("srv", 0o755),
+    ("opt", 0o755),
+    ("boot", 0o755),
+    ("dev", 0o755),
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("run", 0o755),
+    ("tmp", 0o1777),
+];
+
+/// One skeleton entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Dir { path: String, mode: u32 },
+    Link { path: String, target: String },
+}
+
+/// `\xNN` escapes, as tmpfiles.d writes blanks in paths.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 2..i + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) if b[i] == b'\\' && b[i + 1] == b'x' => {
+                out.push(v);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses the `d` and `L` lines of a skeleton file (pure).
+pub fn parse(text: &str) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let path = f.get(1).map(|p| unescape(p)).unwrap_or_default();
+        let rel = path.trim_start_matches('/').to_string();
+        if !path.starts_with('/') || rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            bail!("{ROOT_CONF} line {}: {path:?} is not a clean absolute path", n + 1);
+        }
+        match f[0] {
+            "d" => {
+                let mode = f
+                    .get(2)
+                    .and_then(|m| u32::from_str_radix(m, 8).ok())
+                    .unwrap_or(0o755);
+                items.push(Item::Dir { path: rel, mode });
+            }
+            "L" | "L+" => {
+                let target = f.get(6..).map(|t| t.join(" ")).unwrap_or_default();
+                if target.is_empty() {
+                    bail!("{ROOT_CONF} line {}: a link without a target", n + 1);
+                }
+                items.push(Item::Link {
+                    path: rel,
+                    target: unescape(&target),
+                });
+            }
+            other => bail!(
+                "{ROOT_CONF} line {}: type {other:?} is not one a root skeleton holds (d, L)",
+                n + 1
+            ),
+        }
+    }
+    Ok(items)
+}
+
+/// Creates the skeleton of `view` in the (empty) deployment root `root`.
+pub fn create(root: &Path, view: &Path) -> Result<()> {
+    let conf = view.join(ROOT_CONF);
+    let items = match std::fs::read_to_string(&conf) {
+        Ok(t) => parse(&t).with_context(|| conf.display().to_string())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", conf.display())),
+    };
+    for item in &items {
+        match item {
+            Item::Dir { path, mode } => mkdir(&root.join(path), *mode)?,
+            Item::Link { path, target } => {
+                let p = root.join(path);
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::os::unix::fs::symlink(target, &p)
+                    .with_context(|| format!("cannot create the symlink {}", p.display()))?;
+            }
+        }
+    }
+    for (d, mode) in MOUNT_POINTS {
+        let p = root.join(d);
+        if std::fs::symlink_metadata(&p).is_err() {
+            mkdir(&p, *mode)?;
+        }
+    }
+    Ok(())
+}
+
+fn mkdir(p: &Path, mode: u32) -> Result<()> {
+    std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_compose_writes() {
+        let items = parse(
+            "# Generated by reimage compose; do not edit.\nL /bin - - - - usr/bin\n\
+             d /tmp 1777 root root -\nd /my\\x20dir 0700 root root -\n",
+        )
+        .unwrap();
+        assert_eq!(
+            items,
+            vec![
+                Item::Link {
+                    path: "bin".into(),
+                    target: "usr/bin".into()
+                },
+                Item::Dir {
+                    path: "tmp".into(),
+                    mode: 0o1777
+                },
+                Item::Dir {
+                    path: "my dir".into(),
+                    mode: 0o700
+                },
+            ]
+        );
+        assert!(parse("d /../etc 0755 - - -").is_err());
+        assert!(parse("f /x 0644 - - -").is_err());
+    }
+}

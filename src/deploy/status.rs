@@ -1,0 +1,84 @@
+//! `reimage status`: every deployment of a system, which one is booted and
+//! which is the default, each one's package diff to the booted one (offline:
+//! to the default), in the spirit of `bootc status --json` and `rpm-ostree
+//! status`. Read-only: takes no lock.
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::deploy::state::Origin;
+use crate::store::pool::Pool;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentStatus {
+    pub id: u64,
+    pub view: String,
+    /// The absolute path of its root subvolume.
+    pub root: PathBuf,
+    pub default: bool,
+    pub booted: bool,
+    pub pinned: bool,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    pub packages: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// Kept by retention (cleanup removes the others).
+    pub kept: bool,
+    /// The package diff from the booted deployment (offline: the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<sysimage::diff::PackageDiff>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub sysroot: PathBuf,
+    /// Found on the running system itself (no --sysroot).
+    pub running: bool,
+    pub pool: PathBuf,
+    pub booted: Option<u64>,
+    pub default: Option<u64>,
+    pub retain: usize,
+    pub deployments: Vec<DeploymentStatus>,
+}
+
+pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
+    let sr = crate::deploy::sysroot::open(sysroot)?;
+    let state = sr.read_state()?;
+    let pool = Pool::open(&sr.pool_path(&state))?;
+    let reference = sr.booted.or(state.default).and_then(|id| state.get(id));
+    let kept = state.kept(sr.booted);
+    let mut out = Vec::new();
+    for d in state.deployments.iter().rev() {
+        let diff = match reference {
+            Some(r) if r.id != d.id => crate::deploy::view_diff(&pool, &r.view, &d.view).ok(),
+            _ => None,
+        };
+        out.push(DeploymentStatus {
+            id: d.id,
+            view: d.view.clone(),
+            root: sr.deployment(d.id),
+            default: state.default == Some(d.id),
+            booted: sr.booted == Some(d.id),
+            pinned: d.pinned,
+            created: d.created,
+            packages: d.packages,
+            failed: d.failed.clone(),
+            origin: d.origin.clone(),
+            kept: kept.contains(&d.id),
+            diff,
+        });
+    }
+    Ok(Status {
+        sysroot: sr.root.clone(),
+        running: sr.running,
+        pool: pool.root.clone(),
+        booted: sr.booted,
+        default: state.default,
+        retain: state.retain,
+        deployments: out,
+    })
+}
