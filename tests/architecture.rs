@@ -86,7 +86,13 @@ fn code_only(text: &str) -> String {
 /// The modules of `known` that `text` (in module `me`) uses.
 fn uses(text: &str, me: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    // Unit tests (`#[cfg(test)] mod tests`) are not the architecture, and
+    // their `super::` is the file itself.
     let code = code_only(text);
+    let code = match code.find("#[cfg(test)]\nmod tests") {
+        Some(i) => code[..i].to_string(),
+        None => code,
+    };
     let mut paths: Vec<String> = Vec::new();
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + 7..];

@@ -16,14 +16,26 @@ _reimage() {
             ",$1")
                 cmd="reimage"
                 ;;
+            reimage,cleanup)
+                cmd="reimage__subcmd__cleanup"
+                ;;
             reimage,compose)
                 cmd="reimage__subcmd__compose"
                 ;;
             reimage,dedupe)
                 cmd="reimage__subcmd__dedupe"
                 ;;
+            reimage,deploy)
+                cmd="reimage__subcmd__deploy"
+                ;;
             reimage,diff)
                 cmd="reimage__subcmd__diff"
+                ;;
+            reimage,etc)
+                cmd="reimage__subcmd__etc"
+                ;;
+            reimage,finalize)
+                cmd="reimage__subcmd__finalize"
                 ;;
             reimage,fsck)
                 cmd="reimage__subcmd__fsck"
@@ -46,6 +58,9 @@ _reimage() {
             reimage,packages)
                 cmd="reimage__subcmd__packages"
                 ;;
+            reimage,pin)
+                cmd="reimage__subcmd__pin"
+                ;;
             reimage,publish)
                 cmd="reimage__subcmd__publish"
                 ;;
@@ -55,8 +70,20 @@ _reimage() {
             reimage,rm-view)
                 cmd="reimage__subcmd__rm__subcmd__view"
                 ;;
+            reimage,rollback)
+                cmd="reimage__subcmd__rollback"
+                ;;
+            reimage,status)
+                cmd="reimage__subcmd__status"
+                ;;
             reimage,sync)
                 cmd="reimage__subcmd__sync"
+                ;;
+            reimage,undeploy)
+                cmd="reimage__subcmd__undeploy"
+                ;;
+            reimage,unpin)
+                cmd="reimage__subcmd__unpin"
                 ;;
             reimage,usage)
                 cmd="reimage__subcmd__usage"
@@ -67,14 +94,62 @@ _reimage() {
             reimage,views)
                 cmd="reimage__subcmd__views"
                 ;;
+            reimage__subcmd__etc,commit)
+                cmd="reimage__subcmd__etc__subcmd__commit"
+                ;;
+            reimage__subcmd__etc,diff)
+                cmd="reimage__subcmd__etc__subcmd__diff"
+                ;;
+            reimage__subcmd__etc,help)
+                cmd="reimage__subcmd__etc__subcmd__help"
+                ;;
+            reimage__subcmd__etc,log)
+                cmd="reimage__subcmd__etc__subcmd__log"
+                ;;
+            reimage__subcmd__etc,revert)
+                cmd="reimage__subcmd__etc__subcmd__revert"
+                ;;
+            reimage__subcmd__etc,sync)
+                cmd="reimage__subcmd__etc__subcmd__sync"
+                ;;
+            reimage__subcmd__etc__subcmd__help,commit)
+                cmd="reimage__subcmd__etc__subcmd__help__subcmd__commit"
+                ;;
+            reimage__subcmd__etc__subcmd__help,diff)
+                cmd="reimage__subcmd__etc__subcmd__help__subcmd__diff"
+                ;;
+            reimage__subcmd__etc__subcmd__help,help)
+                cmd="reimage__subcmd__etc__subcmd__help__subcmd__help"
+                ;;
+            reimage__subcmd__etc__subcmd__help,log)
+                cmd="reimage__subcmd__etc__subcmd__help__subcmd__log"
+                ;;
+            reimage__subcmd__etc__subcmd__help,revert)
+                cmd="reimage__subcmd__etc__subcmd__help__subcmd__revert"
+                ;;
+            reimage__subcmd__etc__subcmd__help,sync)
+                cmd="reimage__subcmd__etc__subcmd__help__subcmd__sync"
+                ;;
+            reimage__subcmd__help,cleanup)
+                cmd="reimage__subcmd__help__subcmd__cleanup"
+                ;;
             reimage__subcmd__help,compose)
                 cmd="reimage__subcmd__help__subcmd__compose"
                 ;;
             reimage__subcmd__help,dedupe)
                 cmd="reimage__subcmd__help__subcmd__dedupe"
                 ;;
+            reimage__subcmd__help,deploy)
+                cmd="reimage__subcmd__help__subcmd__deploy"
+                ;;
             reimage__subcmd__help,diff)
                 cmd="reimage__subcmd__help__subcmd__diff"
+                ;;
+            reimage__subcmd__help,etc)
+                cmd="reimage__subcmd__help__subcmd__etc"
+                ;;
+            reimage__subcmd__help,finalize)
+                cmd="reimage__subcmd__help__subcmd__finalize"
                 ;;
             reimage__subcmd__help,fsck)
                 cmd="reimage__subcmd__help__subcmd__fsck"
@@ -97,6 +172,9 @@ _reimage() {
             reimage__subcmd__help,packages)
                 cmd="reimage__subcmd__help__subcmd__packages"
                 ;;
+            reimage__subcmd__help,pin)
+                cmd="reimage__subcmd__help__subcmd__pin"
+                ;;
             reimage__subcmd__help,publish)
                 cmd="reimage__subcmd__help__subcmd__publish"
                 ;;
@@ -106,8 +184,20 @@ _reimage() {
             reimage__subcmd__help,rm-view)
                 cmd="reimage__subcmd__help__subcmd__rm__subcmd__view"
                 ;;
+            reimage__subcmd__help,rollback)
+                cmd="reimage__subcmd__help__subcmd__rollback"
+                ;;
+            reimage__subcmd__help,status)
+                cmd="reimage__subcmd__help__subcmd__status"
+                ;;
             reimage__subcmd__help,sync)
                 cmd="reimage__subcmd__help__subcmd__sync"
+                ;;
+            reimage__subcmd__help,undeploy)
+                cmd="reimage__subcmd__help__subcmd__undeploy"
+                ;;
+            reimage__subcmd__help,unpin)
+                cmd="reimage__subcmd__help__subcmd__unpin"
                 ;;
             reimage__subcmd__help,usage)
                 cmd="reimage__subcmd__help__subcmd__usage"
@@ -118,6 +208,21 @@ _reimage() {
             reimage__subcmd__help,views)
                 cmd="reimage__subcmd__help__subcmd__views"
                 ;;
+            reimage__subcmd__help__subcmd__etc,commit)
+                cmd="reimage__subcmd__help__subcmd__etc__subcmd__commit"
+                ;;
+            reimage__subcmd__help__subcmd__etc,diff)
+                cmd="reimage__subcmd__help__subcmd__etc__subcmd__diff"
+                ;;
+            reimage__subcmd__help__subcmd__etc,log)
+                cmd="reimage__subcmd__help__subcmd__etc__subcmd__log"
+                ;;
+            reimage__subcmd__help__subcmd__etc,revert)
+                cmd="reimage__subcmd__help__subcmd__etc__subcmd__revert"
+                ;;
+            reimage__subcmd__help__subcmd__etc,sync)
+                cmd="reimage__subcmd__help__subcmd__etc__subcmd__sync"
+                ;;
             *)
                 ;;
         esac
@@ -125,12 +230,38 @@ _reimage() {
 
     case "${cmd}" in
         reimage)
-            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help"
+            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__cleanup)
+            opts="-v -q -h --sysroot --no-wait --keep --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pool)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -198,6 +329,32 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__deploy)
+            opts="-v -q -h --sysroot --no-wait --no-default --kernel-arg --no-cleanup --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kernel-arg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__diff)
             opts="-v -q -h --files --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -205,6 +362,294 @@ _reimage() {
                 return 0
             fi
             case "${prev}" in
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc)
+            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help commit log diff revert sync help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__commit)
+            opts="-m -v -q -h --message --limit --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --message)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__diff)
+            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__help)
+            opts="commit log diff revert sync help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__help__subcmd__commit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__help__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__help__subcmd__revert)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__log)
+            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__revert)
+            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__etc__subcmd__sync)
+            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__finalize)
+            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pool)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -253,8 +698,22 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__help)
-            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help"
+            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__cleanup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -294,7 +753,119 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__etc)
+            opts="commit log diff revert sync"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__etc__subcmd__commit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__etc__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__etc__subcmd__log)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__etc__subcmd__revert)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__etc__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__finalize)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -406,6 +977,20 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__help__subcmd__pin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__help__subcmd__publish)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -448,7 +1033,63 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__help__subcmd__rollback)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__undeploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__unpin)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -596,6 +1237,28 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__pin)
+            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__publish)
             opts="-j -v -q -h --list --deltas-from --prune --sign --delta-level --jobs --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -710,6 +1373,50 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__rollback)
+            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__status)
+            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__sync)
             opts="-v -q -h --compose --keyring --no-deltas --no-wait --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -722,6 +1429,50 @@ _reimage() {
                     return 0
                     ;;
                 --keyring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__undeploy)
+            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__unpin)
+            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -46,6 +46,15 @@ complete -c reimage -n "__fish_reimage_needs_command" -f -a "gc" -d 'Remove exte
 complete -c reimage -n "__fish_reimage_needs_command" -f -a "publish" -d 'Publish an image version into a repository (or --prune it)'
 complete -c reimage -n "__fish_reimage_needs_command" -f -a "sync" -d 'Bring the pool to an image version from a repository (rsync, ssh, path, http)'
 complete -c reimage -n "__fish_reimage_needs_command" -f -a "fsck" -d 'Check the pool: every package against its index and header, every view complete'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "deploy" -d 'Make a bootable deployment of a view, the default for the next boot'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "status" -d 'The deployments of a system: booted, default, pinned, package diffs'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "rollback" -d 'Make the previous deployment the default again'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "pin" -d 'Keep a deployment whatever the retention setting'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "unpin" -d 'Let retention remove a deployment again'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "undeploy" -d 'Remove one deployment (not the booted one, not the default, not a pinned one)'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "cleanup" -d 'Remove the deployments retention does not keep'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "finalize" -d 'Merge /etc into the staged deployment again (at shutdown, from reimage-finalize.service)'
+complete -c reimage -n "__fish_reimage_needs_command" -f -a "etc" -d 'The history of /etc: commit, log, diff, revert; sync into another deployment'
 complete -c reimage -n "__fish_reimage_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c reimage -n "__fish_reimage_using_subcommand init" -l image -d 'Make a btrfs filesystem in this image file and loop-mount it at the pool path; with an existing image, re-mount it (e.g. after a reboot)' -r -F
 complete -c reimage -n "__fish_reimage_using_subcommand init" -l size -d 'Size of a new image, e.g. 2G, 512M (needed when the image does not exist)' -r
@@ -166,20 +175,156 @@ complete -c reimage -n "__fish_reimage_using_subcommand fsck" -s v -l verbose -d
 complete -c reimage -n "__fish_reimage_using_subcommand fsck" -s q -l quiet -d 'Say nothing but errors; no progress bars'
 complete -c reimage -n "__fish_reimage_using_subcommand fsck" -l json -d 'Machine-readable output on stdout'
 complete -c reimage -n "__fish_reimage_using_subcommand fsck" -s h -l help -d 'Print help'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "init" -d 'Prepare a pool (optionally inside a loop-mounted btrfs image)'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "import" -d 'Transcode RPM files into extent packages in the pool'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "packages" -d 'List the extent packages in the pool'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "compose" -d 'Compose a read-only /usr view from a package list'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "views" -d 'List the views in the pool'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "rm-view" -d 'Delete a view'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "list" -d 'List the packages of a view (or any /usr tree), like rpm -qa'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "query" -d 'Query a view\'s packages: -f PATH, -l PKG, -i PKG, --provides/--requires PKG, --whatprovides CAP'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "diff" -d 'Package (and with --files, file) differences between two views'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "verify" -d 'Check every file of a view against its package header, like rpm -V (exit 1 on mismatch)'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "dedupe" -d 'Share identical content across extent packages (FIDEDUPERANGE; rebuilds big-extent packages)'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "usage" -d 'Bytes referenced, shared and exclusive per package and view, counted like compsize'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "gc" -d 'Remove extent packages no view or image manifest references; clean tmp/'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "publish" -d 'Publish an image version into a repository (or --prune it)'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "sync" -d 'Bring the pool to an image version from a repository (rsync, ssh, path, http)'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "fsck" -d 'Check the pool: every package against its index and header, every view complete'
-complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l kernel-arg -d 'An extra kernel command line argument of its boot entry (repeatable)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l no-default -d 'Stage it only: the default for the next boot stays as it is'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l no-cleanup -d 'Do not remove the deployments retention no longer keeps'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand status" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand status" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand status" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand status" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand status" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand status" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand status" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand rollback" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand rollback" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand rollback" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand rollback" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand rollback" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand rollback" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand rollback" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand pin" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand pin" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand pin" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand pin" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand pin" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand pin" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand pin" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand unpin" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand unpin" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand unpin" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand unpin" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand unpin" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand unpin" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand unpin" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand undeploy" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand undeploy" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand undeploy" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand undeploy" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand undeploy" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand undeploy" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand undeploy" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -l keep -d 'Keep this many deployments besides the booted, the default and the pinned ones (remembered; default 2)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand cleanup" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand finalize" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand finalize" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand finalize" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand finalize" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand finalize" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand finalize" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand finalize" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -l deployment -d 'The deployment whose /etc (default: the booted one; offline: the default)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -f -a "commit" -d 'Save /etc as a read-only snapshot (its history; the oldest beyond --limit go)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -f -a "log" -d 'List the commits of /etc'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -f -a "diff" -d 'What changed in /etc since commit REV (default: the newest)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -f -a "revert" -d 'Make /etc commit REV again'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -f -a "sync" -d 'Carry this /etc\'s changes into deployment ID (e.g. a rollback target)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and not __fish_seen_subcommand_from commit log diff revert sync help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -s m -l message -d 'What changed' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -l limit -d 'Commits kept' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -l deployment -d 'The deployment whose /etc (default: the booted one; offline: the default)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from commit" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -l deployment -d 'The deployment whose /etc (default: the booted one; offline: the default)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -l deployment -d 'The deployment whose /etc (default: the booted one; offline: the default)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -l deployment -d 'The deployment whose /etc (default: the booted one; offline: the default)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from revert" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -l sysroot -d 'The mounted top level (subvolid=5) of a reimage system\'s btrfs; without it, the running system' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -l deployment -d 'The deployment whose /etc (default: the booted one; offline: the default)' -r
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -s v -l verbose -d 'Say more (commands run, per-package detail)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -s q -l quiet -d 'Say nothing but errors; no progress bars'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -l json -d 'Machine-readable output on stdout'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from sync" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from help" -f -a "commit" -d 'Save /etc as a read-only snapshot (its history; the oldest beyond --limit go)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from help" -f -a "log" -d 'List the commits of /etc'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from help" -f -a "diff" -d 'What changed in /etc since commit REV (default: the newest)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from help" -f -a "revert" -d 'Make /etc commit REV again'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from help" -f -a "sync" -d 'Carry this /etc\'s changes into deployment ID (e.g. a rollback target)'
+complete -c reimage -n "__fish_reimage_using_subcommand etc; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "init" -d 'Prepare a pool (optionally inside a loop-mounted btrfs image)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "import" -d 'Transcode RPM files into extent packages in the pool'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "packages" -d 'List the extent packages in the pool'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "compose" -d 'Compose a read-only /usr view from a package list'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "views" -d 'List the views in the pool'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "rm-view" -d 'Delete a view'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "list" -d 'List the packages of a view (or any /usr tree), like rpm -qa'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "query" -d 'Query a view\'s packages: -f PATH, -l PKG, -i PKG, --provides/--requires PKG, --whatprovides CAP'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "diff" -d 'Package (and with --files, file) differences between two views'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "verify" -d 'Check every file of a view against its package header, like rpm -V (exit 1 on mismatch)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "dedupe" -d 'Share identical content across extent packages (FIDEDUPERANGE; rebuilds big-extent packages)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "usage" -d 'Bytes referenced, shared and exclusive per package and view, counted like compsize'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "gc" -d 'Remove extent packages no view or image manifest references; clean tmp/'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "publish" -d 'Publish an image version into a repository (or --prune it)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "sync" -d 'Bring the pool to an image version from a repository (rsync, ssh, path, http)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "fsck" -d 'Check the pool: every package against its index and header, every view complete'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "deploy" -d 'Make a bootable deployment of a view, the default for the next boot'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "status" -d 'The deployments of a system: booted, default, pinned, package diffs'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "rollback" -d 'Make the previous deployment the default again'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "pin" -d 'Keep a deployment whatever the retention setting'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "unpin" -d 'Let retention remove a deployment again'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "undeploy" -d 'Remove one deployment (not the booted one, not the default, not a pinned one)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "cleanup" -d 'Remove the deployments retention does not keep'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "finalize" -d 'Merge /etc into the staged deployment again (at shutdown, from reimage-finalize.service)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "etc" -d 'The history of /etc: commit, log, diff, revert; sync into another deployment'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and not __fish_seen_subcommand_from init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and __fish_seen_subcommand_from etc" -f -a "commit" -d 'Save /etc as a read-only snapshot (its history; the oldest beyond --limit go)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and __fish_seen_subcommand_from etc" -f -a "log" -d 'List the commits of /etc'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and __fish_seen_subcommand_from etc" -f -a "diff" -d 'What changed in /etc since commit REV (default: the newest)'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and __fish_seen_subcommand_from etc" -f -a "revert" -d 'Make /etc commit REV again'
+complete -c reimage -n "__fish_reimage_using_subcommand help; and __fish_seen_subcommand_from etc" -f -a "sync" -d 'Carry this /etc\'s changes into deployment ID (e.g. a rollback target)'

@@ -14,10 +14,10 @@ use crate::deploy;
 pub struct SysrootArg {
     /// The mounted top level (subvolid=5) of a reimage system's btrfs; without
     /// it, the running system.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub sysroot: Option<PathBuf>,
     /// Fail at once if another reimage writer holds the pool, instead of waiting.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_wait: bool,
 }
 
@@ -104,8 +104,8 @@ fn diff_summary(d: &sysimage::diff::PackageDiff) -> String {
 
 pub fn run_deploy(g: &Global, a: DeployArgs) -> Result<i32> {
     let reporter = crate::cli::progress::BarReporter::new(g.quiet, false);
-    let r = deploy::deploy::deploy(
-        &deploy::deploy::DeployOptions {
+    let r = deploy::new::deploy(
+        &deploy::new::DeployOptions {
             view: a.view,
             sysroot: a.at.sysroot,
             pool: g.pool.clone(),
@@ -138,7 +138,10 @@ pub fn run_deploy(g: &Global, a: DeployArgs) -> Result<i32> {
         r.seconds
     ))?;
     if let (Some(from), Some(d)) = (r.against, &r.diff) {
-        out.line(format!("packages against deployment {from}: {}", diff_summary(d)))?;
+        out.line(format!(
+            "packages against deployment {from}: {}",
+            diff_summary(d)
+        ))?;
         for c in &d.upgraded {
             out.line(format!("  upgraded   {} {} -> {}", c.name, c.from, c.to))?;
         }
@@ -160,7 +163,12 @@ pub fn run_deploy(g: &Global, a: DeployArgs) -> Result<i32> {
     ))?;
     if g.verbose {
         for d in &r.merge.decisions {
-            out.line(format!("  {:28} /etc/{}: {}", rule(d.rule), d.path.display(), d.detail))?;
+            out.line(format!(
+                "  {:28} /etc/{}: {}",
+                rule(d.rule),
+                d.path.display(),
+                d.detail
+            ))?;
         }
         for s in &r.steps {
             out.line(format!("  step {:10} {} {}", s.step, s.outcome, s.command))?;
@@ -216,7 +224,11 @@ pub fn run_status(g: &Global, a: SysrootArg) -> Result<i32> {
             out.line(format!("        failed: {f}"))?;
         }
         if let Some(diff) = &d.diff {
-            out.line(format!("        against {}: {}", s.booted.or(s.default).unwrap_or(0), diff_summary(diff)))?;
+            out.line(format!(
+                "        against {}: {}",
+                s.booted.or(s.default).unwrap_or(0),
+                diff_summary(diff)
+            ))?;
         }
         if g.verbose {
             out.line(format!("        root {}", d.root.display()))?;
@@ -247,7 +259,11 @@ pub fn run_pin(g: &Global, a: IdArgs, pinned: bool) -> Result<i32> {
     if g.json {
         Out::new().json(&serde_json::json!({ "id": a.id, "pinned": pinned }))?;
     } else if !g.quiet {
-        eprintln!("deployment {} {}", a.id, if pinned { "pinned" } else { "unpinned" });
+        eprintln!(
+            "deployment {} {}",
+            a.id,
+            if pinned { "pinned" } else { "unpinned" }
+        );
     }
     Ok(0)
 }

@@ -29,10 +29,10 @@ pub struct CleanupReport {
 
 pub fn cleanup(opts: &CleanupOptions, reporter: &dyn Reporter) -> Result<CleanupReport> {
     let (sr, pool, _lock, mut state, _) =
-        crate::deploy::deploy::open_locked(opts.sysroot.as_deref(), None, false, opts.wait)?;
+        crate::deploy::system::open_locked(opts.sysroot.as_deref(), None, false, opts.wait)?;
     if let Some(k) = opts.keep {
         state.retain = k;
-        crate::deploy::commit_state(&sr, &pool, &state)?;
+        crate::deploy::system::commit_state(&sr, &pool, &state)?;
     }
     let removed = apply(&sr, &pool, &mut state, reporter)?;
     Ok(CleanupReport {
@@ -52,7 +52,7 @@ pub fn undeploy(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let (sr, pool, _lock, mut state, _) =
-        crate::deploy::deploy::open_locked(sysroot, None, false, wait)?;
+        crate::deploy::system::open_locked(sysroot, None, false, wait)?;
     let d = state.require(id)?.clone();
     if sr.booted == Some(id) {
         anyhow::bail!("deployment {id} is the booted one: it cannot be removed while it runs");
@@ -76,7 +76,7 @@ fn remove(
     gone: &[u64],
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    crate::deploy::commit_state(sr, pool, state)?;
+    crate::deploy::system::commit_state(sr, pool, state)?;
     failpoint::hit("cleanup.state");
     for id in gone {
         for p in [
@@ -84,7 +84,7 @@ fn remove(
             sr.history_dir().join(id.to_string()),
             sr.records_dir().join(format!("{id}.json")),
         ] {
-            if crate::deploy::exists(&p) {
+            if crate::deploy::system::exists(&p) {
                 crate::sys::rmtree::remove_path(&p)
                     .with_context(|| format!("cannot remove {}", p.display()))?;
             }

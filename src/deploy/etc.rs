@@ -50,16 +50,20 @@ pub fn commits(sr: &Sysroot, id: u64) -> Result<Vec<Commit>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rev) = name.strip_suffix(".json").and_then(|n| n.parse::<u64>().ok()) else {
+        let Some(rev) = name
+            .strip_suffix(".json")
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
             continue;
         };
         if !dir.join(rev.to_string()).is_dir() {
             continue; // a commit whose snapshot is gone (interrupted): not a commit
         }
         let text = std::fs::read_to_string(e.path())?;
-        v.push(serde_json::from_str::<Commit>(&text).with_context(|| {
-            format!("{} is not a commit record", e.path().display())
-        })?);
+        v.push(
+            serde_json::from_str::<Commit>(&text)
+                .with_context(|| format!("{} is not a commit record", e.path().display()))?,
+        );
     }
     v.sort_by_key(|c| c.rev);
     Ok(v)
@@ -75,7 +79,7 @@ pub struct EtcOptions {
 /// `etc commit`: a read-only snapshot of the deployment's etc.
 pub fn commit(o: &EtcOptions, message: &str, limit: usize) -> Result<(u64, Commit, Vec<u64>)> {
     let (sr, _pool, _lock, state, _) =
-        crate::deploy::deploy::open_locked(o.sysroot.as_deref(), None, false, o.wait)?;
+        crate::deploy::system::open_locked(o.sysroot.as_deref(), None, false, o.wait)?;
     let id = current(&sr, &state, o.deployment)?;
     let dir = history(&sr, id);
     std::fs::create_dir_all(&dir)?;
@@ -83,7 +87,7 @@ pub fn commit(o: &EtcOptions, message: &str, limit: usize) -> Result<(u64, Commi
     let rev = existing.last().map_or(1, |c| c.rev + 1);
     // A snapshot left by an interrupted commit (no .json): garbage.
     let snap = dir.join(rev.to_string());
-    if crate::deploy::exists(&snap) {
+    if crate::deploy::system::exists(&snap) {
         crate::sys::rmtree::remove_path(&snap)?;
     }
     crate::sys::snapshot(&sr.deployment(id).join("etc"), &snap, true)
@@ -91,7 +95,7 @@ pub fn commit(o: &EtcOptions, message: &str, limit: usize) -> Result<(u64, Commi
     failpoint::hit("etc.snapshot");
     let c = Commit {
         rev,
-        time: crate::deploy::now(),
+        time: crate::deploy::system::now(),
         message: message.to_string(),
     };
     crate::util::atomic::write_atomic(
@@ -157,13 +161,15 @@ fn resolve_rev(sr: &Sysroot, id: u64, rev: Option<u64>) -> Result<u64> {
             if all.is_empty() {
                 "there are none".to_string()
             } else {
-                all.iter().map(|c| c.rev.to_string()).collect::<Vec<_>>().join(", ")
+                all.iter()
+                    .map(|c| c.rev.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         ),
-        None => all
-            .last()
-            .map(|c| c.rev)
-            .ok_or_else(|| anyhow::anyhow!("deployment {id} has no etc commit yet (`reimage etc commit`)")),
+        None => all.last().map(|c| c.rev).ok_or_else(|| {
+            anyhow::anyhow!("deployment {id} has no etc commit yet (`reimage etc commit`)")
+        }),
     }
 }
 
@@ -184,7 +190,7 @@ pub fn diff(o: &EtcOptions, rev: Option<u64>) -> Result<(u64, u64, Vec<EtcChange
 /// exchange-rename; the replaced etc is removed).
 pub fn revert(o: &EtcOptions, rev: u64) -> Result<(u64, Vec<EtcChange>)> {
     let (sr, _pool, _lock, state, _) =
-        crate::deploy::deploy::open_locked(o.sysroot.as_deref(), None, false, o.wait)?;
+        crate::deploy::system::open_locked(o.sysroot.as_deref(), None, false, o.wait)?;
     let id = current(&sr, &state, o.deployment)?;
     let rev = resolve_rev(&sr, id, Some(rev))?;
     let snap = history(&sr, id).join(rev.to_string());
@@ -204,9 +210,13 @@ pub fn revert(o: &EtcOptions, rev: u64) -> Result<(u64, Vec<EtcChange>)> {
 /// its view's defaults) into deployment `target`, whose own `/etc` plays the
 /// new defaults: a change made here wins; where the target's file differs
 /// too, the target's is kept beside it as `.rpmnew`.
-pub fn sync(o: &EtcOptions, target: u64, reporter: &dyn Reporter) -> Result<(u64, u64, crate::deploy::merge::MergeSummary)> {
+pub fn sync(
+    o: &EtcOptions,
+    target: u64,
+    reporter: &dyn Reporter,
+) -> Result<(u64, u64, crate::deploy::merge::MergeSummary)> {
     let (sr, pool, _lock, state, _) =
-        crate::deploy::deploy::open_locked(o.sysroot.as_deref(), None, false, o.wait)?;
+        crate::deploy::system::open_locked(o.sysroot.as_deref(), None, false, o.wait)?;
     let from = current(&sr, &state, o.deployment)?;
     state.require(target)?;
     if from == target {
@@ -216,7 +226,7 @@ pub fn sync(o: &EtcOptions, target: u64, reporter: &dyn Reporter) -> Result<(u64
     let summary = crate::deploy::finalize::rebuild_etc(
         &sr,
         target,
-        &crate::deploy::view_path(&pool, &src.merge_base)?.join("etc"),
+        &crate::deploy::system::view_path(&pool, &src.merge_base)?.join("etc"),
         &sr.deployment(from).join("etc"),
         &sr.deployment(target).join("etc"),
         None,

@@ -64,13 +64,14 @@ pub fn rebuild_etc(
     let summary = crate::deploy::merge::merge_into(old, local, new, &next)?;
     failpoint::hit("finalize.merged");
     if let Some((view, fstab)) = view {
-        crate::deploy::private_namespace()?;
+        crate::deploy::system::private_namespace()?;
         let etc = root.join("etc");
-        rustix::mount::mount_bind(&next, &etc)
-            .with_context(|| format!("cannot bind-mount {} on {}", next.display(), etc.display()))?;
+        rustix::mount::mount_bind(&next, &etc).with_context(|| {
+            format!("cannot bind-mount {} on {}", next.display(), etc.display())
+        })?;
         // The first-boot steps again, on the new etc: sysusers, accounts,
         // ldconfig, fstab (no presets: local enablement is carried over).
-        let r = crate::deploy::deploy::with_usr(&root, view, || {
+        let r = crate::deploy::system::with_usr(&root, view, || {
             crate::deploy::firstboot::run(
                 &crate::deploy::firstboot::Steps {
                     root: &root,
@@ -100,7 +101,7 @@ pub fn finalize(
     reporter: &dyn Reporter,
 ) -> Result<FinalizeReport> {
     let (sr, pool, _lock, state, _) =
-        crate::deploy::deploy::open_locked(sysroot, None, false, wait)?;
+        crate::deploy::system::open_locked(sysroot, None, false, wait)?;
     let Some(staged) = state.default.and_then(|id| state.get(id)).cloned() else {
         return Ok(FinalizeReport {
             staged: None,
@@ -131,17 +132,23 @@ pub fn finalize(
         },
     };
     let src = state.require(from)?.clone();
-    if !crate::deploy::exists(&sr.deployment(from)) {
-        bail!("deployment {from} has no root at {}", sr.deployment(from).display());
+    if !crate::deploy::system::exists(&sr.deployment(from)) {
+        bail!(
+            "deployment {from} has no root at {}",
+            sr.deployment(from).display()
+        );
     }
-    let view = crate::deploy::view_path(&pool, &staged.view)?;
+    let view = crate::deploy::system::view_path(&pool, &staged.view)?;
     let summary = rebuild_etc(
         &sr,
         staged.id,
-        &crate::deploy::view_path(&pool, &src.merge_base)?.join("etc"),
+        &crate::deploy::system::view_path(&pool, &src.merge_base)?.join("etc"),
         &sr.deployment(from).join("etc"),
         &view.join("etc"),
-        Some((&view, crate::deploy::deploy::fstab_lines(&sr, &state, &staged.view))),
+        Some((
+            &view,
+            crate::deploy::system::fstab_lines(&sr, &state, &staged.view),
+        )),
         reporter,
     )?;
     crate::deploy::record::append(&sr, staged.id, &format!("finalize from {from}"), &summary)?;

@@ -117,7 +117,13 @@ pub fn run(s: &Steps, reporter: &dyn Reporter) -> Result<Vec<StepResult>> {
         tmpfiles.push(format!("--exclude-prefix={p}"));
     }
     if s.root.join("usr/lib/tmpfiles.d").is_dir() {
-        run_step(&mut out, reporter, "tmpfiles", "systemd-tmpfiles", &tmpfiles)?;
+        run_step(
+            &mut out,
+            reporter,
+            "tmpfiles",
+            "systemd-tmpfiles",
+            &tmpfiles,
+        )?;
     }
     if s.root.join("usr/lib/systemd/system").is_dir() {
         match &s.new_units {
@@ -151,13 +157,19 @@ pub fn run(s: &Steps, reporter: &dyn Reporter) -> Result<Vec<StepResult>> {
     }
     if s.first && !etc.join("machine-id").exists() {
         write_new(&etc.join("machine-id"), b"", 0o444)?;
-        out.push(own("machine-id", "an empty etc/machine-id (systemd fills it at first boot)"));
+        out.push(own(
+            "machine-id",
+            "an empty etc/machine-id (systemd fills it at first boot)",
+        ));
     }
     let fstab = etc.join("fstab");
     let local = std::fs::read_to_string(&fstab).unwrap_or_default();
     let text = crate::deploy::fstab::merge(&local, &s.fstab);
     crate::util::atomic::write_atomic(&fstab, text.as_bytes())?;
-    out.push(own("fstab", "etc/fstab: reimage's marked lines, local lines kept"));
+    out.push(own(
+        "fstab",
+        "etc/fstab: reimage's marked lines, local lines kept",
+    ));
     check_owners(s.view, &etc)?;
     Ok(out)
 }
@@ -179,10 +191,8 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// Whether a passwd/group file names `name`.
 fn has_entry(path: &Path, name: &str) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| {
-        t.lines()
-            .any(|l| l.split(':').next() == Some(name))
-    })
+    std::fs::read_to_string(path)
+        .is_ok_and(|t| t.lines().any(|l| l.split(':').next() == Some(name)))
 }
 
 /// `passwd`, `group` and `shadow` hold at least `root`: from Debian's

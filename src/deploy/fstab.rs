@@ -5,7 +5,8 @@
 //! view is named here too (`ro,subvol=`), with the shared subvolumes and,
 //! once it is known, the ESP.
 
-pub const BEGIN: &str = "# reimage: begin (written by reimage deploy; lines up to the end mark are replaced)";
+pub const BEGIN: &str =
+    "# reimage: begin (written by reimage deploy; lines up to the end mark are replaced)";
 pub const END: &str = "# reimage: end";
 
 /// One mount reimage manages.
@@ -136,7 +137,10 @@ mod tests {
             "# mine\n/dev/sdb1 /data ext4 defaults 0 2\n",
             &lines("U", "/pool/views/v1", &shared(), None),
         );
-        let second = merge(&first, &lines("U", "/pool/views/v2", &shared(), Some("ESP")));
+        let second = merge(
+            &first,
+            &lines("U", "/pool/views/v2", &shared(), Some("ESP")),
+        );
         assert!(second.starts_with("# mine\n/dev/sdb1 /data ext4 defaults 0 2\n"));
         assert!(second.contains("subvol=/pool/views/v2"));
         assert!(!second.contains("views/v1"));
@@ -144,7 +148,10 @@ mod tests {
         assert_eq!(second.matches(BEGIN).count(), 1);
         // Idempotent.
         assert_eq!(
-            merge(&second, &lines("U", "/pool/views/v2", &shared(), Some("ESP"))),
+            merge(
+                &second,
+                &lines("U", "/pool/views/v2", &shared(), Some("ESP"))
+            ),
             second
         );
     }

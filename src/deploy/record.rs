@@ -38,15 +38,20 @@ impl Record {
 pub fn write(sr: &Sysroot, id: u64, r: &Record) -> Result<()> {
     std::fs::create_dir_all(sr.records_dir())?;
     let text = serde_json::to_string_pretty(r)? + "\n";
-    crate::util::atomic::write_atomic(&sr.records_dir().join(format!("{id}.json")), text.as_bytes())
+    crate::util::atomic::write_atomic(
+        &sr.records_dir().join(format!("{id}.json")),
+        text.as_bytes(),
+    )
 }
 
 pub fn read(sr: &Sysroot, id: u64) -> Result<Option<Record>> {
     let p = sr.records_dir().join(format!("{id}.json"));
     match std::fs::read_to_string(&p) {
-        Ok(t) => Ok(Some(
-            serde_json::from_str(&t).with_context(|| format!("{} is not a record", p.display()))?,
-        )),
+        Ok(t) => {
+            Ok(Some(serde_json::from_str(&t).with_context(|| {
+                format!("{} is not a record", p.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
     }
@@ -59,7 +64,7 @@ pub fn append(sr: &Sysroot, id: u64, what: &str, merge: &MergeSummary) -> Result
     };
     r.later.push(serde_json::json!({
         "what": what,
-        "time": crate::deploy::now(),
+        "time": crate::deploy::system::now(),
         "merge": merge,
     }));
     write(sr, id, &r)

@@ -15,15 +15,17 @@ pub struct RollbackReport {
 
 pub fn rollback(sysroot: Option<&std::path::Path>, wait: bool) -> Result<RollbackReport> {
     let (sr, pool, _lock, mut state, _) =
-        crate::deploy::deploy::open_locked(sysroot, None, false, wait)?;
+        crate::deploy::system::open_locked(sysroot, None, false, wait)?;
     let Some(from) = state.default else {
         bail!("there is no default deployment to roll back from");
     };
     let Some(to) = state.previous().cloned() else {
-        bail!("deployment {from} is the oldest that has not failed: there is nothing to roll back to");
+        bail!(
+            "deployment {from} is the oldest that has not failed: there is nothing to roll back to"
+        );
     };
     state.default = Some(to.id);
-    crate::deploy::commit_state(&sr, &pool, &state)?;
+    crate::deploy::system::commit_state(&sr, &pool, &state)?;
     failpoint::hit("rollback.state");
     Ok(RollbackReport {
         from,

@@ -68,8 +68,14 @@ pub fn parse(text: &str) -> Result<Vec<Item>> {
         let f: Vec<&str> = line.split_whitespace().collect();
         let path = f.get(1).map(|p| unescape(p)).unwrap_or_default();
         let rel = path.trim_start_matches('/').to_string();
-        if !path.starts_with('/') || rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
-            bail!("{ROOT_CONF} line {}: {path:?} is not a clean absolute path", n + 1);
+        if !path.starts_with('/')
+            || rel.is_empty()
+            || rel.split('/').any(|c| c == ".." || c.is_empty())
+        {
+            bail!(
+                "{ROOT_CONF} line {}: {path:?} is not a clean absolute path",
+                n + 1
+            );
         }
         match f[0] {
             "d" => {

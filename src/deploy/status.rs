@@ -54,7 +54,9 @@ pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
     let mut out = Vec::new();
     for d in state.deployments.iter().rev() {
         let diff = match reference {
-            Some(r) if r.id != d.id => crate::deploy::view_diff(&pool, &r.view, &d.view).ok(),
+            Some(r) if r.id != d.id => {
+                crate::deploy::system::view_diff(&pool, &r.view, &d.view).ok()
+            }
             _ => None,
         };
         out.push(DeploymentStatus {

@@ -160,8 +160,7 @@ fn discover() -> Result<Sysroot> {
         .rev()
         .find(|m| m.mount_point == Path::new("/"))
         .context("cannot find the root mount in /proc/self/mountinfo")?;
-    let deployed = root.fs_type == "btrfs"
-        && root.root.starts_with(format!("/{DIR}/deployments"));
+    let deployed = root.fs_type == "btrfs" && root.root.starts_with(format!("/{DIR}/deployments"));
     if !deployed {
         bail!(
             "this system was not booted from a reimage deployment (/ is {} {}); \

@@ -1723,6 +1723,23 @@ pub fn subvolume_file_extents(
     search_file_extents(dir, BTRFS_FIRST_FREE_OBJECTID, u64::MAX, true, each)
 }
 
+/// Moves the calling process into a new, private mount namespace
+/// (`unshare(CLONE_NEWNS)`, then every mount made private recursively):
+/// mounts it makes from here on are its own, seen by no other process, and
+/// go away with it, even when it is killed. Must be called before the
+/// process starts threads (the kernel refuses to unshare a shared `fs`).
+pub fn private_mount_namespace() -> Result<(), SysError> {
+    // SAFETY: only CLONE_NEWNS is unshared, not CLONE_FILES: no thread's
+    // file descriptor table changes, so no fd is invalidated for anyone.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+        .map_err(|e| SysError::from_errno("make a private mount namespace (unshare)", e))?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .map_err(|e| SysError::from_errno("make the mounts private", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1867,21 +1884,4 @@ mod tests {
         assert_eq!(FsKind::from_magic(0xef53).name(), "ext4");
         assert_eq!(FsKind::from_magic(0x1234).name(), "0x1234");
     }
-}
-
-/// Moves the calling process into a new, private mount namespace
-/// (`unshare(CLONE_NEWNS)`, then every mount made private recursively):
-/// mounts it makes from here on are its own, seen by no other process, and
-/// go away with it, even when it is killed. Must be called before the
-/// process starts threads (the kernel refuses to unshare a shared `fs`).
-pub fn private_mount_namespace() -> Result<(), SysError> {
-    // SAFETY: only CLONE_NEWNS is unshared, not CLONE_FILES: no thread's
-    // file descriptor table changes, so no fd is invalidated for anyone.
-    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
-        .map_err(|e| SysError::from_errno("make a private mount namespace (unshare)", e))?;
-    rustix::mount::mount_change(
-        "/",
-        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
-    )
-    .map_err(|e| SysError::from_errno("make the mounts private", e))
 }

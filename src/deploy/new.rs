@@ -12,15 +12,14 @@
 //! A kill at any point leaves the previous default as it was: `tmp/` is
 //! garbage; a deployment directory the state record does not list is
 //! garbage too (removed when the next writer starts, reported by fsck).
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::deploy::state::{Deployment, Origin, State};
-use crate::deploy::sysroot::{self, Sysroot};
-use crate::deploy::{firstboot, fstab, merge, record};
-use crate::store::pool::Pool;
+use crate::deploy::state::{Deployment, Origin};
+use crate::deploy::system::{fstab_lines, open_locked_for, with_usr};
+use crate::deploy::{firstboot, merge, record};
 use crate::util::failpoint;
 use crate::util::report::Reporter;
 
@@ -59,41 +58,20 @@ pub struct DeployReport {
     pub seconds: f64,
 }
 
-/// Opens a system (creating its layout when `create` and there is none) and
-/// its pool, with the pool's writer lock held.
-pub fn open_locked(
-    sysroot: Option<&Path>,
-    pool: Option<&Path>,
-    create: bool,
-    wait: bool,
-) -> Result<(Sysroot, Pool, crate::store::pool::WriteLock, State, bool)> {
-    let sr = sysroot::open(sysroot)?;
-    let (pool_path, state, created) = if sr.has_layout() {
-        let state = sr.read_state()?;
-        (sr.pool_path(&state), Some(state), false)
-    } else if create {
-        let p = pool.context("no pool to create the system's layout with")?;
-        (p.to_path_buf(), None, true)
-    } else {
-        let state = sr.read_state()?; // the "not a reimage system" error
-        (sr.pool_path(&state), Some(state), false)
-    };
-    let pool = Pool::open(&pool_path)?;
-    let lock = pool.lock(wait)?;
-    let state = match state {
-        Some(s) => s,
-        None => sysroot::create_layout(&sr, &pool.root)?,
-    };
-    crate::deploy::clean_garbage(&sr, &state)?;
-    Ok((sr, pool, lock, state, created))
-}
-
 pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployReport> {
     let started = std::time::Instant::now();
-    let (sr, pool, _lock, mut state, created_layout) =
-        open_locked(opts.sysroot.as_deref(), Some(&opts.pool), true, opts.wait)?;
-    let view = crate::deploy::view_path(&pool, &opts.view)?;
-    let base = sr.booted.or(state.default).and_then(|id| state.get(id).cloned());
+    let (sr, pool, _lock, mut state, created_layout) = open_locked_for(
+        opts.sysroot.as_deref(),
+        Some(&opts.pool),
+        true,
+        opts.wait,
+        Some(&opts.view),
+    )?;
+    let view = crate::deploy::system::view_path(&pool, &opts.view)?;
+    let base = sr
+        .booted
+        .or(state.default)
+        .and_then(|id| state.get(id).cloned());
     let id = state.next_id;
     let stage = sr.tmp_dir().join(id.to_string());
     crate::sys::subvolume_create(&stage)
@@ -106,13 +84,17 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
     // /etc: the base's, merged with the new defaults.
     let (old_defaults, local) = match &base {
         Some(b) => (
-            crate::deploy::view_path(&pool, &b.merge_base)?.join("etc"),
+            crate::deploy::system::view_path(&pool, &b.merge_base)?.join("etc"),
             sr.deployment(b.id).join("etc"),
         ),
         None => (PathBuf::from("/nonexistent"), PathBuf::from("/nonexistent")),
     };
     let summary = merge::merge_into(&old_defaults, &local, &view.join("etc"), &stage.join("etc"))?;
-    for d in summary.decisions.iter().filter(|d| d.rule == merge::Rule::Conflict) {
+    for d in summary
+        .decisions
+        .iter()
+        .filter(|d| d.rule == merge::Rule::Conflict)
+    {
         reporter.note(&format!(
             "/etc/{}: changed locally and in the new defaults: local kept, the new default is /etc/{}.rpmnew",
             d.path.display(),
@@ -123,7 +105,7 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
 
     let new_units = match &base {
         Some(b) => Some(firstboot::new_units(
-            &crate::deploy::view_path(&pool, &b.view)?,
+            &crate::deploy::system::view_path(&pool, &b.view)?,
             &view,
         )?),
         None => None,
@@ -146,7 +128,7 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
     let dep = Deployment {
         id,
         view: opts.view.clone(),
-        created: crate::deploy::now(),
+        created: crate::deploy::system::now(),
         merge_base: opts.view.clone(),
         base: base.as_ref().map(|b| b.id),
         pinned: false,
@@ -157,7 +139,9 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
             .or_else(|| base.as_ref().and_then(|b| b.origin.clone())),
         packages,
         kernel_args: if opts.kernel_args.is_empty() {
-            base.as_ref().map(|b| b.kernel_args.clone()).unwrap_or_default()
+            base.as_ref()
+                .map(|b| b.kernel_args.clone())
+                .unwrap_or_default()
         } else {
             opts.kernel_args.clone()
         },
@@ -182,7 +166,7 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
     if !opts.no_default {
         state.default = Some(id);
     }
-    crate::deploy::commit_state(&sr, &pool, &state)?;
+    crate::deploy::system::commit_state(&sr, &pool, &state)?;
     failpoint::hit("deploy.state");
 
     let removed = if opts.no_cleanup {
@@ -192,7 +176,9 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
     };
     let against = base.as_ref().map(|b| b.id);
     let diff = match &base {
-        Some(b) => Some(crate::deploy::view_diff(&pool, &b.view, &opts.view)?),
+        Some(b) => Some(crate::deploy::system::view_diff(
+            &pool, &b.view, &opts.view,
+        )?),
         None => None,
     };
     Ok(DeployReport {
@@ -208,33 +194,4 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
         created_layout,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// The fstab lines of a deployment of `view` on this system.
-pub fn fstab_lines(sr: &Sysroot, state: &State, view: &str) -> Vec<fstab::Line> {
-    let view_subvol = format!("/{}/views/{view}", state.pool.display());
-    let shared: Vec<(String, String)> = sysroot::SHARED
-        .iter()
-        .map(|(name, mp)| (format!("/{}/{name}", sysroot::SHARED_DIR), mp.to_string()))
-        .collect();
-    fstab::lines(&sr.uuid, &view_subvol, &shared, None)
-}
-
-/// Runs `f` with `view` bind-mounted on `root/usr` (in reimage's private
-/// mount namespace, so the mount is nobody else's and cannot outlive
-/// reimage), unmounting it afterwards.
-pub fn with_usr<T>(root: &Path, view: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    crate::deploy::private_namespace()?;
-    let usr = root.join("usr");
-    rustix::mount::mount_bind(view, &usr)
-        .with_context(|| format!("cannot bind-mount {} on {}", view.display(), usr.display()))?;
-    let r = f();
-    let u = rustix::mount::unmount(&usr, rustix::mount::UnmountFlags::DETACH)
-        .with_context(|| format!("cannot unmount {}", usr.display()));
-    let v = r?;
-    u?;
-    if std::fs::read_dir(&usr)?.next().is_some() {
-        bail!("{} is not empty after the first-boot steps", usr.display());
-    }
-    Ok(v)
 }

@@ -1,0 +1,431 @@
+//! Deployments on a real btrfs laid out as a system (issue 15): deploy,
+//! the /etc merge on disk, status, rollback, retention, pin, undeploy,
+//! finalize, the /etc history, and the refusals. Each test makes its own
+//! loop-mounted btrfs whose top level is the sysroot.
+mod common;
+
+use common::*;
+use reimage_testkit::{require_root, FsType, ScratchFs};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A package with files under /etc (and one under /usr so it is a package).
+fn etc_package(dir: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> PathBuf {
+    let mut b = rpm::PackageBuilder::new(name, version, "MIT", "noarch", "deploy test");
+    b.using_config(rpm::BuildConfig::v4().source_date(1_700_000_000u32))
+        .release("1");
+    b.with_file_contents(
+        format!("{name} {version}\n").into_bytes(),
+        rpm::FileOptions::new(format!("/usr/share/{name}/version")).permissions(0o644),
+    )
+    .unwrap();
+    for (path, content) in files {
+        if let Some(target) = content.strip_prefix("->") {
+            b.with_symlink(rpm::FileOptions::symlink(*path, target))
+                .unwrap();
+        } else if *content == "/" {
+            b.with_dir_entry(rpm::FileOptions::dir(*path).permissions(0o755))
+                .unwrap();
+        } else {
+            b.with_file_contents(
+                content.as_bytes().to_vec(),
+                rpm::FileOptions::new(*path)
+                    .permissions(0o644)
+                    .config()
+                    .noreplace(),
+            )
+            .unwrap();
+        }
+    }
+    let p = dir.join(format!("{name}-{version}-1.noarch.rpm"));
+    b.build().unwrap().write_file(&p).unwrap();
+    p
+}
+
+/// A system: a btrfs whose top level is the sysroot, a pool in it with two
+/// views of the test package (va: 1.0, vb: 2.0) and the skeleton package.
+struct System {
+    fs: ScratchFs,
+    pool: PathBuf,
+}
+
+impl System {
+    fn new() -> System {
+        let fs = ScratchFs::new(FsType::Btrfs, 3 << 30).expect("a scratch btrfs");
+        let pool = fs.path().join("pool");
+        ok(&pool, &["init"]);
+        let pkgs = fs.path().join("pkgs");
+        std::fs::create_dir(&pkgs).unwrap();
+        let v1 = etc_package(
+            &pkgs,
+            "etc-test",
+            "1.0",
+            &[
+                ("/etc/t", "/"),
+                ("/etc/t/conf", "c1\n"),
+                ("/etc/t/same", "s\n"),
+                ("/etc/t/gone", "g\n"),
+                ("/etc/t/typechg", "file\n"),
+                ("/etc/t/keepmode", "k\n"),
+                ("/etc/t/link", "->a"),
+            ],
+        );
+        let v2 = etc_package(
+            &pkgs,
+            "etc-test",
+            "2.0",
+            &[
+                ("/etc/t", "/"),
+                ("/etc/t/conf", "c2\n"),
+                ("/etc/t/same", "s2\n"),
+                ("/etc/t/added", "n\n"),
+                ("/etc/t/typechg", "/"),
+                ("/etc/t/typechg/inner", "i\n"),
+                ("/etc/t/keepmode", "k\n"),
+                ("/etc/t/link", "->b"),
+            ],
+        );
+        let skel = testdata("edge").join("filesystem-3.18-1.x86_64.rpm");
+        for p in [&v1, &v2, &skel] {
+            ok(&pool, &["import", p.to_str().unwrap()]);
+        }
+        ok(
+            &pool,
+            &["compose", "va", "etc-test-1.0-1.noarch", "filesystem"],
+        );
+        ok(
+            &pool,
+            &["compose", "vb", "etc-test-2.0-1.noarch", "filesystem"],
+        );
+        System { fs, pool }
+    }
+    fn root(&self) -> &Path {
+        self.fs.path()
+    }
+    fn sysroot(&self) -> String {
+        self.root().display().to_string()
+    }
+    /// `reimage --json ARGS --sysroot SYSROOT`.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a: Vec<&str> = args.to_vec();
+        let s = self.sysroot();
+        a.extend(["--sysroot", &s]);
+        json(&self.pool, &a)
+    }
+    fn fails(&self, args: &[&str]) -> String {
+        let mut a: Vec<&str> = args.to_vec();
+        let s = self.sysroot();
+        a.extend(["--sysroot", &s]);
+        fails(&self.pool, &a)
+    }
+    fn etc(&self, id: u64) -> PathBuf {
+        self.root().join(format!("reimage/deployments/{id}/etc"))
+    }
+    /// `status` and the filesystem agree: the deployments on disk are the
+    /// ones the record lists; the default is one of them.
+    fn check_status(&self) -> Value {
+        let s = self.json(&["status"]);
+        let mut listed: Vec<u64> = s["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_u64().unwrap())
+            .collect();
+        listed.sort();
+        let mut on_disk: Vec<u64> = std::fs::read_dir(self.root().join("reimage/deployments"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+            .collect();
+        on_disk.sort();
+        assert_eq!(listed, on_disk, "status lists what is on disk");
+        for d in s["deployments"].as_array().unwrap() {
+            let root = PathBuf::from(d["root"].as_str().unwrap());
+            assert!(root.join("etc").is_dir() && root.join("usr").is_dir());
+        }
+        let default = s["default"].as_u64();
+        assert!(default.is_none_or(|d| listed.contains(&d)));
+        s
+    }
+}
+
+fn decision<'a>(report: &'a Value, path: &str) -> Option<&'a str> {
+    report["merge"]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"] == path)
+        .and_then(|d| d["rule"].as_str())
+}
+
+#[test]
+fn deploy_update_merges_etc_and_rollback_and_retention_keep_what_they_must() {
+    require_root!();
+    let sys = System::new();
+    let r1 = sys.json(&["deploy", "va"]);
+    assert_eq!(r1["id"], 1);
+    assert_eq!(r1["created_layout"], true);
+    let etc1 = sys.etc(1);
+    assert_eq!(
+        std::fs::read_to_string(etc1.join("t/conf")).unwrap(),
+        "c1\n"
+    );
+    assert!(etc1.join("machine-id").exists(), "an empty machine-id");
+    let fstab = std::fs::read_to_string(etc1.join("fstab")).unwrap();
+    assert!(
+        fstab.contains("/usr btrfs ro,subvol=/pool/views/va"),
+        "{fstab}"
+    );
+    assert!(fstab.contains("/var btrfs subvol=/shared/var"));
+    for s in ["var", "home", "root", "srv", "opt", "usr-local"] {
+        assert!(reimage::sys::is_subvolume(&sys.root().join("shared").join(s)).unwrap());
+    }
+    sys.check_status();
+
+    // Local changes of every kind.
+    std::fs::write(etc1.join("t/conf"), "local\n").unwrap();
+    std::fs::write(etc1.join("t/mine"), "m\n").unwrap();
+    std::fs::remove_file(etc1.join("t/same")).unwrap();
+    std::fs::write(etc1.join("t/typechg"), "local file\n").unwrap();
+    std::fs::set_permissions(
+        etc1.join("t/keepmode"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    rustix::fs::lsetxattr(
+        etc1.join("t/keepmode"),
+        "user.reimage-test",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let mut fstab_local = std::fs::read_to_string(etc1.join("fstab")).unwrap();
+    fstab_local.insert_str(0, "/dev/sdb1 /data ext4 defaults 0 2\n");
+    std::fs::write(etc1.join("fstab"), fstab_local).unwrap();
+
+    let r2 = sys.json(&["deploy", "vb"]);
+    assert_eq!(r2["id"], 2);
+    assert_eq!(r2["against"], 1);
+    assert_eq!(r2["diff"]["upgraded"][0]["name"], "etc-test");
+    let etc2 = sys.etc(2);
+    let read = |p: &str| std::fs::read_to_string(etc2.join(p)).unwrap();
+    assert_eq!(read("t/conf"), "local\n", "local change kept");
+    assert_eq!(read("t/conf.rpmnew"), "c2\n", "new default beside it");
+    assert_eq!(decision(&r2, "t/conf"), Some("conflict"));
+    assert_eq!(read("t/mine"), "m\n", "local addition kept");
+    assert!(!etc2.join("t/same").exists(), "local removal stays");
+    assert_eq!(read("t/added"), "n\n", "new default arrives");
+    assert!(
+        !etc2.join("t/gone").exists(),
+        "untouched file follows its removal"
+    );
+    assert_eq!(read("t/typechg"), "local file\n", "type change: local wins");
+    assert_eq!(decision(&r2, "t/typechg"), Some("type-change"));
+    assert!(!etc2.join("t/typechg/inner").exists());
+    assert_eq!(
+        std::fs::read_link(etc2.join("t/link")).unwrap(),
+        Path::new("b"),
+        "untouched symlink follows"
+    );
+    let m = std::fs::metadata(etc2.join("t/keepmode")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o600, "local mode kept");
+    let mut x = [0u8; 16];
+    let n =
+        rustix::fs::lgetxattr(etc2.join("t/keepmode"), "user.reimage-test", &mut x[..]).unwrap();
+    assert_eq!(&x[..n], b"kept", "xattr kept");
+    let fstab2 = read("fstab");
+    assert!(
+        fstab2.starts_with("/dev/sdb1 /data ext4"),
+        "local fstab line kept: {fstab2}"
+    );
+    assert!(fstab2.contains("subvol=/pool/views/vb") && !fstab2.contains("views/va"));
+    // The first deployment is untouched.
+    assert_eq!(
+        std::fs::read_to_string(etc1.join("t/conf")).unwrap(),
+        "local\n"
+    );
+    let s = sys.check_status();
+    assert_eq!(s["default"], 2);
+    let d1 = &s["deployments"].as_array().unwrap()[1];
+    assert_eq!(d1["id"], 1);
+    assert_eq!(d1["diff"]["downgraded"][0]["name"], "etc-test");
+
+    // Rollback, deploy again; retention keeps the default and two more,
+    // a pinned one always.
+    let rb = sys.json(&["rollback"]);
+    assert_eq!((rb["from"].as_u64(), rb["to"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(sys.check_status()["default"], 1);
+    sys.fails(&["rollback"]);
+    let r3 = sys.json(&["deploy", "vb"]);
+    assert_eq!(
+        (r3["id"].as_u64(), r3["against"].as_u64()),
+        (Some(3), Some(1))
+    );
+    sys.json(&["pin", "1"]);
+    let r4 = sys.json(&["deploy", "va"]);
+    assert_eq!(
+        r4["removed"],
+        serde_json::json!([]),
+        "1 pinned, 2 and 3 the newest others"
+    );
+    let r5 = sys.json(&["deploy", "vb"]);
+    assert_eq!(r5["removed"], serde_json::json!([2]));
+    let s = sys.check_status();
+    let ids: Vec<u64> = s["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![5, 4, 3, 1]);
+    let c = sys.json(&["cleanup", "--keep", "0"]);
+    assert_eq!(c["removed"], serde_json::json!([3, 4]));
+    assert_eq!(sys.check_status()["retain"], 0);
+    sys.json(&["unpin", "1"]);
+    sys.json(&["undeploy", "1"]);
+    assert_eq!(
+        sys.check_status()["deployments"].as_array().unwrap().len(),
+        1
+    );
+    // The pool keeps what deployments use.
+    let roots = std::fs::read_dir(sys.pool.join("roots")).unwrap().count();
+    assert_eq!(roots, 1);
+    ok(&sys.pool, &["fsck"]);
+}
+
+#[test]
+fn etc_history_commit_diff_revert_and_sync() {
+    require_root!();
+    let sys = System::new();
+    sys.json(&["deploy", "va"]);
+    sys.json(&["deploy", "vb"]);
+    let etc = sys.etc(2);
+    let c1 = sys.json(&["etc", "commit", "-m", "as deployed"]);
+    assert_eq!(c1["commit"]["rev"], 1);
+    std::fs::write(etc.join("t/conf"), "edited\n").unwrap();
+    std::fs::write(etc.join("t/new-local"), "x\n").unwrap();
+    let d = sys.json(&["etc", "diff"]);
+    let changes: Vec<(String, String)> = d["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().into(),
+                c["change"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        changes.contains(&("/etc/t/conf".into(), "changed".into())),
+        "{changes:?}"
+    );
+    assert!(changes.contains(&("/etc/t/new-local".into(), "added".into())));
+    let c2 = sys.json(&["etc", "commit", "-m", "edited"]);
+    assert_eq!(c2["commit"]["rev"], 2);
+    let log = sys.json(&["etc", "log"]);
+    assert_eq!(log["commits"].as_array().unwrap().len(), 2);
+    // Revert to the first commit: one exchange, the edit gone.
+    sys.json(&["etc", "revert", "1"]);
+    assert_eq!(std::fs::read_to_string(etc.join("t/conf")).unwrap(), "c2\n");
+    assert!(!etc.join("t/new-local").exists());
+    assert!(
+        reimage::sys::is_subvolume(&etc).unwrap(),
+        "etc is still its own subvolume"
+    );
+    sys.fails(&["etc", "revert", "9"]);
+    // The limit prunes the oldest.
+    for _ in 0..3 {
+        sys.json(&["etc", "commit", "--limit", "2"]);
+    }
+    let log = sys.json(&["etc", "log"]);
+    let revs: Vec<u64> = log["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rev"].as_u64().unwrap())
+        .collect();
+    assert_eq!(revs, vec![4, 5]);
+    // etc sync: a change made in the default (2) is carried into 1.
+    std::fs::write(etc.join("t/passwd-like"), "rotated\n").unwrap();
+    let s = sys.json(&["etc", "sync", "1"]);
+    assert_eq!((s["from"].as_u64(), s["to"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        std::fs::read_to_string(sys.etc(1).join("t/passwd-like")).unwrap(),
+        "rotated\n"
+    );
+    sys.fails(&["etc", "sync", "2"]);
+}
+
+#[test]
+fn finalize_keeps_edits_made_after_deploy() {
+    require_root!();
+    let sys = System::new();
+    sys.json(&["deploy", "va"]);
+    sys.json(&["deploy", "vb"]);
+    // An edit to the "booted" (here: the base) /etc after vb was staged.
+    std::fs::write(sys.etc(1).join("t/after-deploy"), "late\n").unwrap();
+    std::fs::write(sys.etc(1).join("t/conf"), "late conf\n").unwrap();
+    assert!(!sys.etc(2).join("t/after-deploy").exists());
+    let f = sys.json(&["finalize"]);
+    assert_eq!(
+        (f["staged"].as_u64(), f["from"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let etc2 = sys.etc(2);
+    assert_eq!(
+        std::fs::read_to_string(etc2.join("t/after-deploy")).unwrap(),
+        "late\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc2.join("t/conf")).unwrap(),
+        "late conf\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc2.join("t/conf.rpmnew")).unwrap(),
+        "c2\n"
+    );
+    assert!(std::fs::read_to_string(etc2.join("fstab"))
+        .unwrap()
+        .contains("views/vb"));
+    assert!(reimage::sys::is_subvolume(&etc2).unwrap());
+    assert!(!sys.root().join("reimage/deployments/2/.etc-new").exists());
+}
+
+#[test]
+fn bad_input_is_refused_clearly() {
+    require_root!();
+    let sys = System::new();
+    let e = sys.fails(&["deploy", "nosuch"]);
+    assert!(e.contains("there is no view nosuch"), "{e}");
+    // Nothing made: the view is checked before the layout is.
+    assert!(!sys.root().join("reimage").exists());
+    let e = sys.fails(&["status"]);
+    assert!(e.contains("is not a reimage system"), "{e}");
+    sys.json(&["deploy", "va"]);
+    let e = sys.fails(&["pin", "99"]);
+    assert!(
+        e.contains("there is no deployment 99 (deployments: 1)"),
+        "{e}"
+    );
+    let e = sys.fails(&["undeploy", "1"]);
+    assert!(e.contains("the default"), "{e}");
+    // A sysroot that is not a top level.
+    let sub = sys.root().join("reimage/deployments/1");
+    let e = fails(&sys.pool, &["status", "--sysroot", sub.to_str().unwrap()]);
+    assert!(e.contains("is not the top level"), "{e}");
+    // A top level that holds no system.
+    let other = ScratchFs::new(FsType::Btrfs, 1 << 30).unwrap();
+    let e = fails(
+        &sys.pool,
+        &["status", "--sysroot", other.path().to_str().unwrap()],
+    );
+    assert!(e.contains("is not a reimage system"), "{e}");
+    // A pool on another filesystem than the sysroot.
+    let e = fails(
+        &sys.pool,
+        &["deploy", "va", "--sysroot", other.path().to_str().unwrap()],
+    );
+    assert!(e.contains("on another filesystem"), "{e}");
+    assert!(!other.path().join("reimage/state.json").exists());
+}
