@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: run the real binary, find the test
 //! packages, make pools in per-test btrfs subvolumes.
 #![allow(dead_code)]
+pub mod system;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
