@@ -1243,6 +1243,114 @@ fn real_main() -> Result<bool> {
         opts.reps,
     ));
 
+    // ---------------------------------------------------------------- deploy
+    // The scratch filesystem's top level is a system: base-v1 deployed once
+    // (the layout), then each rep stages a deployment (--no-default, so it
+    // can be removed again outside the timing; the default switch is one
+    // rename either way).
+    let sysroot = s.clone();
+    ctx.run(
+        ctx.reimage(&pool)
+            .args(["deploy", "base-v1", "--no-cleanup", "--sysroot"])
+            .arg(&sysroot),
+    )?;
+    ctx.run(
+        ctx.reimage(&pool)
+            .args(["compose", "deploy-v2", "--from", "base-v1", "--list"])
+            .arg(&l_v2),
+    )?;
+    let next_id = std::cell::Cell::new(2u64);
+    let mut cs: Vec<Contender> = vec![];
+    {
+        let (pool, ctx, rm_view, next_id, sysroot, l_v2) =
+            (&pool, &ctx, &rm_view, &next_id, &sysroot, &l_v2);
+        let undeploy = move |id: u64| -> Result<()> {
+            ctx.run(
+                ctx.reimage(pool)
+                    .args(["undeploy", &id.to_string(), "--sysroot"])
+                    .arg(sysroot),
+            )
+            .map(|_| ())
+        };
+        cs.push(Contender::new(
+            "deploy_from_v2",
+            &format!("compose --from + deploy ({}-package update)", changed.len()),
+            "reimage compose NAME --from base-v1 --list LIST && reimage deploy NAME --no-default --sysroot S".into(),
+            Box::new(move |rep| {
+                let name = format!("dv2-{rep}");
+                let t = ctx.timed(&mut sh(&format!(
+                    "{b} --pool {p} -q compose {name} --from base-v1 --list {l}\n{b} --pool {p} -q deploy {name} --no-default --no-cleanup --sysroot {s}",
+                    b = q(&ctx.bin),
+                    p = q(pool),
+                    l = q(l_v2),
+                    s = q(sysroot),
+                )));
+                let id = next_id.get();
+                next_id.set(id + 1);
+                undeploy(id)?;
+                rm_view(&name)?;
+                t
+            }),
+        ));
+        cs.push(Contender::new(
+            "deploy_only",
+            "deploy alone (view composed; merge and first-boot steps)",
+            "reimage deploy deploy-v2 --no-default --sysroot S".into(),
+            Box::new(move |_rep| {
+                let t = ctx.timed(
+                    ctx.reimage(pool)
+                        .args([
+                            "deploy",
+                            "deploy-v2",
+                            "--no-default",
+                            "--no-cleanup",
+                            "--sysroot",
+                        ])
+                        .arg(sysroot),
+                );
+                let id = next_id.get();
+                next_id.set(id + 1);
+                undeploy(id)?;
+                t
+            }),
+        ));
+        if snapper_ok {
+            let (cmp, subvol_delete) = (&cmp, &subvol_delete);
+            let (rroot, pkgs) = (rr_v1.clone(), changed.clone());
+            cs.push(Contender::new(
+                "deploy_snapper",
+                &format!("snapshot + rpm -U ({} packages)", pkgs.len()),
+                format!(
+                    "btrfs subvolume snapshot ROOT S && rpm -U --root S {} PKGS",
+                    RPM_FLAGS.join(" ")
+                ),
+                Box::new(move |rep| {
+                    let snap = cmp.join(format!("dsnapper-{rep}"));
+                    let r = ctx.timed(&mut sh(&format!(
+                        "btrfs -q subvolume snapshot {} {s}\nrpm -U --root {s} {} {}",
+                        q(&rroot),
+                        RPM_FLAGS.join(" "),
+                        qs(&pkgs),
+                        s = q(&snap),
+                    )));
+                    subvol_delete(&snap)?;
+                    r
+                }),
+            ));
+        }
+    }
+    sections.push(measure(
+        "deploy",
+        &format!(
+            "deployments: realistic v1 -> v2 ({} packages changed), compose --from + deploy, deploy alone, and the snapper way",
+            changed.len()
+        ),
+        None,
+        "deploy_snapper",
+        cs,
+        opts.reps,
+    ));
+
     // ============================================================ large set
     // A second pool for the small (edge) and large (generated) sets.
     let xp = s.join("xpool");
