@@ -12,6 +12,7 @@
 //! - `maint`: usage, dedupe, gc, fsck;
 //! - `dist`: manifests, publish, deltas, transports, sync;
 //! - `deploy`: deployments around views, the /etc merge, rollback;
+//! - `boot`: the ESP, boot entries, boot counting;
 //! - `cli`: clap and printing, on top of everything else.
 //!
 //! A layer uses only layers above it in this list; the library never uses
@@ -19,6 +20,7 @@
 
 pub use reimage_sys as sys;
 
+mod boot;
 pub mod cli;
 mod deploy;
 mod dist;
@@ -30,6 +32,7 @@ mod views;
 
 // The public API: the operations, their options and reports, and the
 // formats, by the area they belong to. Everything else is private.
+pub use boot::{entries, esp};
 pub use dist::{delta, publish, sync};
 pub use maint::{fsck, storage};
 pub use rpm::{caps, files, stream, trust};
