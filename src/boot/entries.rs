@@ -120,7 +120,8 @@ pub fn options(uuid: &str, root_subvol: &str, usr_subvol: &str, extra: &[String]
 /// The entry systemd-boot boots first among `entries` (id, counter, rank):
 /// the highest rank among those with tries left, else the highest rank.
 pub fn first(entries: &[(u64, Counter, u64)]) -> Option<u64> {
-    let best = |pool: Vec<&(u64, Counter, u64)>| pool.into_iter().max_by_key(|e| (e.2, e.0)).map(|e| e.0);
+    let best =
+        |pool: Vec<&(u64, Counter, u64)>| pool.into_iter().max_by_key(|e| (e.2, e.0)).map(|e| e.0);
     best(entries.iter().filter(|e| !e.1.exhausted()).collect())
         .or_else(|| best(entries.iter().collect()))
 }
@@ -133,9 +134,21 @@ mod tests {
     fn names_round_trip() {
         for (id, c, name) in [
             (3, Counter::Blessed, "reimage-3.conf"),
-            (3, Counter::Counting { left: 3, done: 0 }, "reimage-3+3.conf"),
-            (12, Counter::Counting { left: 2, done: 1 }, "reimage-12+2-1.conf"),
-            (4, Counter::Counting { left: 0, done: 3 }, "reimage-4+0-3.conf"),
+            (
+                3,
+                Counter::Counting { left: 3, done: 0 },
+                "reimage-3+3.conf",
+            ),
+            (
+                12,
+                Counter::Counting { left: 2, done: 1 },
+                "reimage-12+2-1.conf",
+            ),
+            (
+                4,
+                Counter::Counting { left: 0, done: 3 },
+                "reimage-4+0-3.conf",
+            ),
         ] {
             assert_eq!(file_name(id, c), name);
             assert_eq!(parse_name(name), Some((id, c)));
@@ -153,7 +166,12 @@ mod tests {
             rank: 7,
             linux: "/reimage/vmlinuz-ab".into(),
             initrd: "/reimage/initrd-cd".into(),
-            options: options("U", "/reimage/deployments/2", "/pool/views/v2", &["console=ttyS0".into()]),
+            options: options(
+                "U",
+                "/reimage/deployments/2",
+                "/pool/views/v2",
+                &["console=ttyS0".into()],
+            ),
         };
         let t = e.render();
         assert!(t.contains("sort-key reimage\n"));

@@ -129,14 +129,23 @@ impl Esp {
         match self {
             Esp::Dir(root) => {
                 let d = Self::dir_path(root, dir);
-                std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))
+                std::fs::create_dir_all(&d)
+                    .with_context(|| format!("cannot create {}", d.display()))
             }
             Esp::Image { .. } => {
                 let mut at = String::new();
                 for comp in dir.split('/').filter(|c| !c.is_empty()) {
-                    let parent = if at.is_empty() { "/".to_string() } else { at.clone() };
+                    let parent = if at.is_empty() {
+                        "/".to_string()
+                    } else {
+                        at.clone()
+                    };
                     at = format!("{at}/{comp}");
-                    if !self.list(&parent)?.iter().any(|n| n.eq_ignore_ascii_case(comp)) {
+                    if !self
+                        .list(&parent)?
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(comp))
+                    {
                         let mut c = self.mtools("mmd");
                         c.arg(format!("::{at}"));
                         Self::run(c)?;
@@ -162,7 +171,10 @@ impl Esp {
                 f.sync_all()?;
                 std::fs::rename(&t, Self::dir_path(root, path))
                     .with_context(|| format!("cannot rename into {path} on the ESP"))?;
-                crate::util::atomic::fsync_dir(&Self::dir_path(root, if dir.is_empty() { "/" } else { dir }))
+                crate::util::atomic::fsync_dir(&Self::dir_path(
+                    root,
+                    if dir.is_empty() { "/" } else { dir },
+                ))
             }
             Esp::Image { .. } => {
                 let local = tempfile::NamedTempFile::new()?;

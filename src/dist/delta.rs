@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::dist::publish::{DeltaRef, DeltaSummary, Manifest, ManifestPackage, Need};
+use crate::dist::manifest::{DeltaRef, DeltaSummary, Manifest, ManifestPackage, Need};
 use crate::store::clone::Cloner;
 use crate::store::extent::{self, Index};
 use crate::store::pool::Pool;
@@ -359,7 +359,7 @@ pub fn publish_deltas(
         let path = pool.root.join(&rel);
         std::fs::create_dir_all(path.parent().unwrap())?;
         crate::util::atomic::write_atomic(&path, &bytes)?;
-        crate::dist::publish::world_readable(&path)?;
+        crate::dist::manifest::world_readable(&path)?;
         let sha = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&bytes))
@@ -473,7 +473,7 @@ pub fn apply(
                 .needs
                 .get(k)
                 .ok_or_else(|| anyhow!("the delta names basis {k}, which it does not list"))?;
-            crate::dist::publish::check_file_name(&need.file)?;
+            crate::dist::manifest::check_file_name(&need.file)?;
             let path = pool.packages_dir().join(&need.file);
             let f = File::open(&path)
                 .with_context(|| format!("the basis {} is not in the pool", need.file))?;
@@ -541,7 +541,7 @@ fn decode_unsized(frame: &[u8], prefix: Option<&[u8]>) -> Result<Vec<u8>> {
 /// Whether the pool holds every package a delta needs (same main header).
 pub fn applicable(pool: &Pool, needs: &[Need]) -> bool {
     needs.iter().all(|n| {
-        crate::dist::publish::check_file_name(&n.file).is_ok()
+        crate::dist::manifest::check_file_name(&n.file).is_ok()
             && File::open(pool.packages_dir().join(&n.file))
                 .ok()
                 .and_then(|f| Index::read(&f).ok())

@@ -532,280 +532,31 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     let work = pool.tmp_dir().join("sync");
     std::fs::create_dir_all(&work)?;
 
-    // 1. The manifest.
-    let version = match &opts.version {
-        Some(v) => v.clone(),
-        None => {
-            let (v, wire) = remote_versions(&src, &opts.image, &work)?;
-            report.wire_bytes += wire;
-            report.manifest_bytes += wire;
-            v.last()
-                .cloned()
-                .ok_or_else(|| anyhow!("the source publishes no version of {}", opts.image))?
-        }
-    };
-    report.version = version.clone();
-    let rel = format!("images/{}/{version}.json", opts.image);
-    let mut rels = vec![rel.clone()];
-    if opts.keyring.is_some() {
-        rels.push(format!("{rel}.sig"));
-    }
-    let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
-    let (wire, missing) = fetch(&src, &rels, &work, &limits)?;
-    report.wire_bytes += wire;
-    report.manifest_bytes += wire;
-    if missing.contains(&rel) {
-        bail!(
-            "the source has no version {version} of {} (no {rel})",
-            opts.image
-        );
-    }
-    let manifest_bytes = std::fs::read(work.join(&rel))?;
-    if let Some(k) = &opts.keyring {
-        if !missing.is_empty() {
-            bail!("the manifest {rel} is not signed (no {rel}.sig) and --keyring requires a signature");
-        }
-        let sig = std::fs::read(work.join(format!("{rel}.sig")))?;
-        check_signature(k, &manifest_bytes, &sig).with_context(|| rel.clone())?;
-        report.signature_checked = true;
-    }
-    let manifest = Manifest::parse(&manifest_bytes).with_context(|| rel.clone())?;
-    if manifest.image != opts.image || manifest.version != version {
-        bail!(
-            "{rel} is the manifest of {} {}, not of {} {version}",
-            manifest.image,
-            manifest.version,
-            opts.image
-        );
-    }
-    report.packages = manifest.packages.len();
-    crate::util::failpoint::hit("sync.manifest");
-
-    // The previous version the pool synced, for the report and compose.
-    let previous = publish::versions(&pool.root, &opts.image)?
-        .into_iter()
-        .filter(|v| v != &version)
-        .filter_map(|v| {
-            let m = std::fs::read(publish::manifest_path(&pool.root, &opts.image, &v)).ok()?;
-            Some((v, Manifest::parse(&m).ok()?))
-        })
-        .next_back();
-    if let Some((pv, pm)) = &previous {
-        report.previous = Some(pv.clone());
-        let old: BTreeMap<&str, &str> = pm
-            .packages
-            .iter()
-            .map(|p| (p.name(), p.file.as_str()))
-            .collect();
-        let new: BTreeMap<&str, &str> = manifest
-            .packages
-            .iter()
-            .map(|p| (p.name(), p.file.as_str()))
-            .collect();
-        for (n, f) in &new {
-            match old.get(n) {
-                None => report.added.push(f.to_string()),
-                Some(o) if o != f => report.changed.push(f.to_string()),
-                _ => {}
-            }
-        }
-        for (n, f) in &old {
-            if !new.contains_key(n) {
-                report.removed.push(f.to_string());
-            }
-        }
-    }
+    // 1. The manifest, and what changed since the version synced before.
+    let (version, rel, manifest_bytes, manifest) = fetch_manifest(&src, opts, &work, &mut report)?;
+    compare_previous(pool, opts, &version, &manifest, &mut report)?;
 
     // 2. What is missing.
-    let mut missing_pkgs: Vec<&ManifestPackage> = Vec::new();
-    for p in &manifest.packages {
-        let path = pool.packages_dir().join(&p.file);
-        match std::fs::File::open(&path) {
-            Ok(f) => {
-                let (index, _) = crate::store::extent::Index::read(&f)
-                    .with_context(|| format!("{} is damaged", path.display()))?;
-                if hex::encode(index.header_sha256) != p.header_sha256 {
-                    bail!(
-                        "the pool holds a different {} (another main header) than {rel} names",
-                        p.file
-                    );
-                }
-                report.present += 1;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing_pkgs.push(p),
-            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
-        }
-    }
-    let mut store = ContentStore::load(&pool.packages_dir())?;
-    let cloner = Cloner::new(pool.config.allow_copy);
-    let mut failures: Vec<String> = Vec::new();
+    let missing_pkgs = missing_packages(pool, &manifest, &rel, &mut report)?;
+    let mut run = Run {
+        pool,
+        src: &src,
+        work: work.clone(),
+        store: ContentStore::load(&pool.packages_dir())?,
+        cloner: Cloner::new(pool.config.allow_copy),
+        reporter,
+        failures: Vec::new(),
+    };
     reporter.start("syncing", missing_pkgs.len() as u64);
 
-    // 3. Deltas.
-    let mut rest: Vec<&ManifestPackage> = Vec::new();
-    let mut by_delta: Vec<(&ManifestPackage, &publish::DeltaRef)> = Vec::new();
-    for p in missing_pkgs {
-        let d = if opts.deltas {
-            p.deltas.iter().find(|d| delta::applicable(pool, &d.needs))
-        } else {
-            None
-        };
-        match d {
-            Some(d) => by_delta.push((p, d)),
-            None => rest.push(p),
-        }
-    }
-    if !by_delta.is_empty() {
-        let rels: Vec<String> = by_delta.iter().map(|(_, d)| d.path.clone()).collect();
-        let limits = by_delta
-            .iter()
-            .map(|(_, d)| (d.path.clone(), d.size))
-            .collect();
-        let (wire, _) = fetch(&src, &rels, &work, &limits)?;
-        crate::util::failpoint::hit("sync.fetched");
-        report.wire_bytes += wire;
-        report.delta_bytes += wire;
-        for (p, d) in by_delta {
-            let dpath = work.join(&d.path);
-            let res = (|| -> Result<_> {
-                let size = std::fs::metadata(&dpath)
-                    .with_context(|| format!("the source did not send {}", d.path))?
-                    .len();
-                let sha = publish::sha256_file(&dpath)?;
-                if size != d.size || hex::encode(sha) != d.sha256 {
-                    bail!("{} does not match the manifest (SHA256 or size)", d.path);
-                }
-                let delta = delta::Delta::read(&dpath)?;
-                let dest = pool.packages_dir().join(&p.file);
-                delta::apply(&delta, pool, &store, &expect_of(p)?, &cloner, &dest)
-            })();
-            let _ = std::fs::remove_file(&dpath);
-            match res {
-                Ok((index, built)) => {
-                    store.add(&pool.packages_dir().join(&p.file), &index);
-                    report.by_delta += 1;
-                    report.rpm_bytes += p.rpm_size;
-                    report.package_bytes += p.size;
-                    report.written_bytes += built.written;
-                    report.cloned_bytes += built.cloned;
-                    report.fetched.push(PackageSync {
-                        file: p.file.clone(),
-                        how: "delta",
-                        basis: None,
-                        written_bytes: built.written,
-                        cloned_bytes: built.cloned,
-                    });
-                    reporter.advance(1);
-                }
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    let msg = if msg.contains(&d.path) {
-                        msg
-                    } else {
-                        format!("{}: {msg}", d.path)
-                    };
-                    crate::util::runner::log::warn(&format!(
-                        "delta refused, fetching the package instead: {msg}"
-                    ));
-                    report.refused_deltas.push(msg);
-                    rest.push(p);
-                }
-            }
-        }
-    }
-
-    // 4. Packages: live rsync against a seeded basis, or whole.
-    if !rest.is_empty() {
-        let pool_pkgs = if src.live() {
-            pool_packages(pool)
-        } else {
-            Vec::new()
-        };
-        let dl = work.join("dl");
-        // Batches of about 64 MiB: what arrived and was verified stays when
-        // a sync is interrupted.
-        for batch in batches(&rest, 64 << 20) {
-            let mut seeds: HashMap<String, String> = HashMap::new();
-            for p in &batch {
-                let rel = format!("packages/{}", p.file);
-                let at = dl.join(&rel);
-                std::fs::create_dir_all(at.parent().unwrap())?;
-                if let Some(seed) = src.live().then(|| seed_for(pool, p, &pool_pkgs)).flatten() {
-                    let from = std::fs::File::open(pool.packages_dir().join(&seed))?;
-                    let to = std::fs::File::create(&at)?;
-                    if crate::sys::clone_file(&from, &to).is_err() {
-                        drop(to);
-                        std::fs::copy(pool.packages_dir().join(&seed), &at)?;
-                    }
-                    seeds.insert(p.file.clone(), seed);
-                }
-            }
-            let rels: Vec<String> = batch
-                .iter()
-                .map(|p| format!("packages/{}", p.file))
-                .collect();
-            let limits = batch
-                .iter()
-                .map(|p| (format!("packages/{}", p.file), p.size))
-                .collect();
-            let (wire, missing) = fetch(&src, &rels, &dl, &limits)?;
-            crate::util::failpoint::hit("sync.fetched");
-            report.wire_bytes += wire;
-            report.package_wire_bytes += wire;
-            for p in batch.iter().copied() {
-                let rel = format!("packages/{}", p.file);
-                if missing.contains(&rel) {
-                    failures.push(format!(
-                        "{}: the source did not send it (is it missing on the server?)",
-                        p.file
-                    ));
-                    continue;
-                }
-                let at = dl.join(&rel);
-                let dest = pool.packages_dir().join(&p.file);
-                let res = expect_of(p).and_then(|e| {
-                    crate::store::writer::rebuild_from_package(
-                        &at,
-                        &e,
-                        &store,
-                        &pool.tmp_dir(),
-                        &cloner,
-                        &dest,
-                    )
-                });
-                let _ = std::fs::remove_file(&at);
-                match res {
-                    Ok((index, built)) => {
-                        store.add(&dest, &index);
-                        let how = if src.live() { "rsync" } else { "whole" };
-                        if src.live() {
-                            report.by_rsync += 1;
-                        } else {
-                            report.whole += 1;
-                        }
-                        report.rpm_bytes += p.rpm_size;
-                        report.package_bytes += p.size;
-                        report.written_bytes += built.written;
-                        report.cloned_bytes += built.cloned;
-                        report.fetched.push(PackageSync {
-                            file: p.file.clone(),
-                            how,
-                            basis: seeds.get(&p.file).cloned(),
-                            written_bytes: built.written,
-                            cloned_bytes: built.cloned,
-                        });
-                        reporter.advance(1);
-                    }
-                    Err(e) => failures.push(format!("{}: refused: {e:#}", p.file)),
-                }
-            }
-        }
-    }
+    // 3. Deltas, then 4. packages (live rsync against a seeded basis, or whole).
+    let rest = run.by_delta(opts, missing_pkgs, &mut report)?;
+    run.packages(rest, &mut report)?;
     reporter.finish();
     let root = std::fs::File::open(&pool.root)?;
     crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
-    if !failures.is_empty() {
-        report.failures = failures;
+    if !run.failures.is_empty() {
+        report.failures = run.failures;
         report.seconds = started.elapsed().as_secs_f64();
         return Err(anyhow::Error::new(Incomplete(report)));
     }
@@ -842,6 +593,335 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     drop(lock);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Fetches, checks (signature, image and version) and parses the manifest.
+/// Returns the version, its path in the source, its bytes and itself.
+fn fetch_manifest(
+    src: &Source,
+    opts: &SyncOptions,
+    work: &Path,
+    report: &mut SyncReport,
+) -> Result<(String, String, Vec<u8>, Manifest)> {
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => {
+            let (v, wire) = remote_versions(src, &opts.image, work)?;
+            report.wire_bytes += wire;
+            report.manifest_bytes += wire;
+            v.last()
+                .cloned()
+                .ok_or_else(|| anyhow!("the source publishes no version of {}", opts.image))?
+        }
+    };
+    report.version = version.clone();
+    let rel = format!("images/{}/{version}.json", opts.image);
+    let mut rels = vec![rel.clone()];
+    if opts.keyring.is_some() {
+        rels.push(format!("{rel}.sig"));
+    }
+    let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
+    let (wire, missing) = fetch(src, &rels, work, &limits)?;
+    report.wire_bytes += wire;
+    report.manifest_bytes += wire;
+    if missing.contains(&rel) {
+        bail!(
+            "the source has no version {version} of {} (no {rel})",
+            opts.image
+        );
+    }
+    let manifest_bytes = std::fs::read(work.join(&rel))?;
+    if let Some(k) = &opts.keyring {
+        if !missing.is_empty() {
+            bail!("the manifest {rel} is not signed (no {rel}.sig) and --keyring requires a signature");
+        }
+        let sig = std::fs::read(work.join(format!("{rel}.sig")))?;
+        check_signature(k, &manifest_bytes, &sig).with_context(|| rel.clone())?;
+        report.signature_checked = true;
+    }
+    let manifest = Manifest::parse(&manifest_bytes).with_context(|| rel.clone())?;
+    if manifest.image != opts.image || manifest.version != version {
+        bail!(
+            "{rel} is the manifest of {} {}, not of {} {version}",
+            manifest.image,
+            manifest.version,
+            opts.image
+        );
+    }
+    report.packages = manifest.packages.len();
+    crate::util::failpoint::hit("sync.manifest");
+
+    Ok((version, rel, manifest_bytes, manifest))
+}
+
+/// The previous version the pool synced, for the report.
+fn compare_previous(
+    pool: &Pool,
+    opts: &SyncOptions,
+    version: &str,
+    manifest: &Manifest,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let previous = publish::versions(&pool.root, &opts.image)?
+        .into_iter()
+        .filter(|v| v != version)
+        .filter_map(|v| {
+            let m = std::fs::read(publish::manifest_path(&pool.root, &opts.image, &v)).ok()?;
+            Some((v, Manifest::parse(&m).ok()?))
+        })
+        .next_back();
+    if let Some((pv, pm)) = &previous {
+        report.previous = Some(pv.clone());
+        let old: BTreeMap<&str, &str> = pm
+            .packages
+            .iter()
+            .map(|p| (p.name(), p.file.as_str()))
+            .collect();
+        let new: BTreeMap<&str, &str> = manifest
+            .packages
+            .iter()
+            .map(|p| (p.name(), p.file.as_str()))
+            .collect();
+        for (n, f) in &new {
+            match old.get(n) {
+                None => report.added.push(f.to_string()),
+                Some(o) if o != f => report.changed.push(f.to_string()),
+                _ => {}
+            }
+        }
+        for (n, f) in &old {
+            if !new.contains_key(n) {
+                report.removed.push(f.to_string());
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// The manifest's packages the pool lacks; a present one must be the same.
+fn missing_packages<'m>(
+    pool: &Pool,
+    manifest: &'m Manifest,
+    rel: &str,
+    report: &mut SyncReport,
+) -> Result<Vec<&'m ManifestPackage>> {
+    let mut missing_pkgs: Vec<&ManifestPackage> = Vec::new();
+    for p in &manifest.packages {
+        let path = pool.packages_dir().join(&p.file);
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                let (index, _) = crate::store::extent::Index::read(&f)
+                    .with_context(|| format!("{} is damaged", path.display()))?;
+                if hex::encode(index.header_sha256) != p.header_sha256 {
+                    bail!(
+                        "the pool holds a different {} (another main header) than {rel} names",
+                        p.file
+                    );
+                }
+                report.present += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing_pkgs.push(p),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+        }
+    }
+    Ok(missing_pkgs)
+}
+
+/// One sync's fetching and building of packages.
+struct Run<'a> {
+    pool: &'a Pool,
+    src: &'a Source,
+    work: PathBuf,
+    store: ContentStore,
+    cloner: Cloner,
+    reporter: &'a dyn Reporter,
+    failures: Vec<String>,
+}
+
+impl Run<'_> {
+    /// Builds what it can from static deltas; returns the packages left.
+    fn by_delta<'m>(
+        &mut self,
+        opts: &SyncOptions,
+        missing_pkgs: Vec<&'m ManifestPackage>,
+        report: &mut SyncReport,
+    ) -> Result<Vec<&'m ManifestPackage>> {
+        let (pool, src, work, reporter) = (self.pool, self.src, self.work.clone(), self.reporter);
+        let mut rest: Vec<&'m ManifestPackage> = Vec::new();
+        let mut by_delta: Vec<(&'m ManifestPackage, &'m publish::DeltaRef)> = Vec::new();
+        for p in missing_pkgs {
+            let d = if opts.deltas {
+                p.deltas.iter().find(|d| delta::applicable(pool, &d.needs))
+            } else {
+                None
+            };
+            match d {
+                Some(d) => by_delta.push((p, d)),
+                None => rest.push(p),
+            }
+        }
+        if !by_delta.is_empty() {
+            let rels: Vec<String> = by_delta.iter().map(|(_, d)| d.path.clone()).collect();
+            let limits = by_delta
+                .iter()
+                .map(|(_, d)| (d.path.clone(), d.size))
+                .collect();
+            let (wire, _) = fetch(src, &rels, &work, &limits)?;
+            crate::util::failpoint::hit("sync.fetched");
+            report.wire_bytes += wire;
+            report.delta_bytes += wire;
+            for (p, d) in by_delta {
+                let dpath = work.join(&d.path);
+                let res = (|| -> Result<_> {
+                    let size = std::fs::metadata(&dpath)
+                        .with_context(|| format!("the source did not send {}", d.path))?
+                        .len();
+                    let sha = publish::sha256_file(&dpath)?;
+                    if size != d.size || hex::encode(sha) != d.sha256 {
+                        bail!("{} does not match the manifest (SHA256 or size)", d.path);
+                    }
+                    let delta = delta::Delta::read(&dpath)?;
+                    let dest = pool.packages_dir().join(&p.file);
+                    delta::apply(
+                        &delta,
+                        pool,
+                        &self.store,
+                        &expect_of(p)?,
+                        &self.cloner,
+                        &dest,
+                    )
+                })();
+                let _ = std::fs::remove_file(&dpath);
+                match res {
+                    Ok((index, built)) => {
+                        self.store.add(&pool.packages_dir().join(&p.file), &index);
+                        report.by_delta += 1;
+                        report.rpm_bytes += p.rpm_size;
+                        report.package_bytes += p.size;
+                        report.written_bytes += built.written;
+                        report.cloned_bytes += built.cloned;
+                        report.fetched.push(PackageSync {
+                            file: p.file.clone(),
+                            how: "delta",
+                            basis: None,
+                            written_bytes: built.written,
+                            cloned_bytes: built.cloned,
+                        });
+                        reporter.advance(1);
+                    }
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        let msg = if msg.contains(&d.path) {
+                            msg
+                        } else {
+                            format!("{}: {msg}", d.path)
+                        };
+                        crate::util::runner::log::warn(&format!(
+                            "delta refused, fetching the package instead: {msg}"
+                        ));
+                        report.refused_deltas.push(msg);
+                        rest.push(p);
+                    }
+                }
+            }
+        }
+
+        Ok(rest)
+    }
+
+    /// Fetches whole packages (live rsync: against a seeded basis).
+    fn packages(&mut self, rest: Vec<&ManifestPackage>, report: &mut SyncReport) -> Result<()> {
+        let (pool, src, work, reporter) = (self.pool, self.src, self.work.clone(), self.reporter);
+        if !rest.is_empty() {
+            let pool_pkgs = if src.live() {
+                pool_packages(pool)
+            } else {
+                Vec::new()
+            };
+            let dl = work.join("dl");
+            // Batches of about 64 MiB: what arrived and was verified stays when
+            // a sync is interrupted.
+            for batch in batches(&rest, 64 << 20) {
+                let mut seeds: HashMap<String, String> = HashMap::new();
+                for p in &batch {
+                    let rel = format!("packages/{}", p.file);
+                    let at = dl.join(&rel);
+                    std::fs::create_dir_all(at.parent().unwrap())?;
+                    if let Some(seed) = src.live().then(|| seed_for(pool, p, &pool_pkgs)).flatten()
+                    {
+                        let from = std::fs::File::open(pool.packages_dir().join(&seed))?;
+                        let to = std::fs::File::create(&at)?;
+                        if crate::sys::clone_file(&from, &to).is_err() {
+                            drop(to);
+                            std::fs::copy(pool.packages_dir().join(&seed), &at)?;
+                        }
+                        seeds.insert(p.file.clone(), seed);
+                    }
+                }
+                let rels: Vec<String> = batch
+                    .iter()
+                    .map(|p| format!("packages/{}", p.file))
+                    .collect();
+                let limits = batch
+                    .iter()
+                    .map(|p| (format!("packages/{}", p.file), p.size))
+                    .collect();
+                let (wire, missing) = fetch(src, &rels, &dl, &limits)?;
+                crate::util::failpoint::hit("sync.fetched");
+                report.wire_bytes += wire;
+                report.package_wire_bytes += wire;
+                for p in batch.iter().copied() {
+                    let rel = format!("packages/{}", p.file);
+                    if missing.contains(&rel) {
+                        self.failures.push(format!(
+                            "{}: the source did not send it (is it missing on the server?)",
+                            p.file
+                        ));
+                        continue;
+                    }
+                    let at = dl.join(&rel);
+                    let dest = pool.packages_dir().join(&p.file);
+                    let res = expect_of(p).and_then(|e| {
+                        crate::store::writer::rebuild_from_package(
+                            &at,
+                            &e,
+                            &self.store,
+                            &pool.tmp_dir(),
+                            &self.cloner,
+                            &dest,
+                        )
+                    });
+                    let _ = std::fs::remove_file(&at);
+                    match res {
+                        Ok((index, built)) => {
+                            self.store.add(&dest, &index);
+                            let how = if src.live() { "rsync" } else { "whole" };
+                            if src.live() {
+                                report.by_rsync += 1;
+                            } else {
+                                report.whole += 1;
+                            }
+                            report.rpm_bytes += p.rpm_size;
+                            report.package_bytes += p.size;
+                            report.written_bytes += built.written;
+                            report.cloned_bytes += built.cloned;
+                            report.fetched.push(PackageSync {
+                                file: p.file.clone(),
+                                how,
+                                basis: seeds.get(&p.file).cloned(),
+                                written_bytes: built.written,
+                                cloned_bytes: built.cloned,
+                            });
+                            reporter.advance(1);
+                        }
+                        Err(e) => self.failures.push(format!("{}: refused: {e:#}", p.file)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The view composed from the newest version of `image`, if any.

@@ -517,8 +517,76 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
     }
 
     // 2. Indexes and groups.
+    let (mut pkgs, groups) = load_groups(&stamps, &changed, &mut r);
+    let mut involved: BTreeSet<usize> = BTreeSet::new();
+    for m in groups.values().flatten() {
+        involved.insert(m.pkg);
+    }
+
+    // 3. Before: disk usage of the pool, and which involved packages are
+    // stored as big extents.
+    let before = if groups.is_empty() {
+        None
+    } else {
+        Some(scan(pool)?)
+    };
+    if let Some(s) = &before {
+        r.disk_before = account(&s.packages, &s.views).2.disk;
+    }
+    let mut unclean: BTreeSet<usize> = BTreeSet::new();
+    for &i in &involved {
+        let p = &mut pkgs[i];
+        match p.load_extents() {
+            Ok(_) => {
+                if !is_clean(p, p.extents.as_deref().unwrap()) {
+                    unclean.insert(i);
+                }
+            }
+            Err(e) => r.errors.push(format!("{e:#}")),
+        }
+    }
+    let total: u64 = involved.iter().map(|&i| pkgs[i].size).sum();
+    reporter.start("deduplicating", total);
+
+    // 4. Rebuild packages stored as big extents.
+    let failed = rebuild_unclean(pool, opts, &mut pkgs, &groups, &unclean, &mut r, reporter);
+
+    // 5. Share every other copy with its group's source (FIDEDUPERANGE).
+    share(
+        opts, &mut pkgs, &groups, &involved, &unclean, &failed, &mut r,
+    )?;
+    reporter.finish();
+
+    // 6. After: measure, remember.
+    if before.is_some() && !opts.dry_run {
+        let s = scan(pool)?;
+        let (_, _, t) = account(&s.packages, &s.views);
+        r.disk_after = t.disk;
+        r.held_by_views = t.views_only;
+    } else {
+        r.disk_after = r.disk_before;
+        if let Some(s) = &before {
+            r.held_by_views = account(&s.packages, &s.views).2.views_only;
+        }
+    }
+    r.freed_bytes = r.disk_before.saturating_sub(r.disk_after);
+    if !opts.dry_run {
+        remember(pool, &r)?;
+    }
+    r.seconds = started.elapsed().as_secs_f64();
+    Ok(r)
+}
+
+/// Loads every package's index and groups identical contents (by BLAKE3
+/// and length) that a changed package takes part in.
+#[allow(clippy::type_complexity)]
+fn load_groups(
+    stamps: &[(String, PathBuf, Stamp)],
+    changed: &BTreeSet<&str>,
+    r: &mut DedupeReport,
+) -> (Vec<Pkg>, HashMap<Key, Vec<Member>>) {
     let mut pkgs: Vec<Pkg> = Vec::new();
-    for (name, path, stamp) in &stamps {
+    for (name, path, stamp) in stamps {
         let loaded = File::open(path)
             .map_err(anyhow::Error::from)
             .and_then(|f| Index::read(&f).map_err(anyhow::Error::from));
@@ -553,42 +621,26 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
     }
     groups.retain(|_, m| m.len() > 1 && m.iter().any(|m| pkgs[m.pkg].changed));
     r.groups = groups.len();
-    let mut involved: BTreeSet<usize> = BTreeSet::new();
-    for m in groups.values().flatten() {
-        involved.insert(m.pkg);
-    }
+    (pkgs, groups)
+}
 
-    // 3. Before: disk usage of the pool, and which involved packages are
-    // stored as big extents.
-    let before = if groups.is_empty() {
-        None
-    } else {
-        Some(scan(pool)?)
-    };
-    if let Some(s) = &before {
-        r.disk_before = account(&s.packages, &s.views).2.disk;
-    }
-    let mut unclean: BTreeSet<usize> = BTreeSet::new();
+/// Rebuilds packages stored as big extents (`unclean`) into file-sized
+/// extents. Returns the ones that failed.
+#[allow(clippy::too_many_arguments)]
+fn rebuild_unclean(
+    pool: &Pool,
+    opts: &DedupeOptions,
+    pkgs: &mut [Pkg],
+    groups: &HashMap<Key, Vec<Member>>,
+    unclean: &BTreeSet<usize>,
+    r: &mut DedupeReport,
+    reporter: &dyn Reporter,
+) -> BTreeSet<usize> {
     let mut failed: BTreeSet<usize> = BTreeSet::new();
-    for &i in &involved {
-        let p = &mut pkgs[i];
-        match p.load_extents() {
-            Ok(_) => {
-                if !is_clean(p, p.extents.as_deref().unwrap()) {
-                    unclean.insert(i);
-                }
-            }
-            Err(e) => r.errors.push(format!("{e:#}")),
-        }
-    }
-    let total: u64 = involved.iter().map(|&i| pkgs[i].size).sum();
-    reporter.start("deduplicating", total);
-
-    // 4. Rebuild packages stored as big extents.
     // A group's source: content in a clean package (or already rebuilt).
     let mut sources: HashMap<Key, (Arc<File>, u64)> = HashMap::new();
     let mut open: HashMap<usize, Arc<File>> = HashMap::new();
-    for (key, members) in &groups {
+    for (key, members) in groups {
         if let Some(m) = members.iter().find(|m| !unclean.contains(&m.pkg)) {
             let f = match open.get(&m.pkg) {
                 Some(f) => f.clone(),
@@ -604,13 +656,13 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
             sources.insert(*key, (f, m.offset));
         }
     }
-    for &i in &unclean {
+    for &i in unclean {
         r.rebuilt.push(pkgs[i].name.clone());
         if opts.dry_run {
             reporter.advance(pkgs[i].size);
             continue;
         }
-        match rebuild(pool, &pkgs[i], &groups, &mut sources) {
+        match rebuild(pool, &pkgs[i], groups, &mut sources) {
             Ok((cloned, written)) => {
                 r.rebuilt_cloned_bytes += cloned;
                 r.rebuilt_written_bytes += written;
@@ -626,10 +678,22 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
     }
     drop(open);
 
-    // 5. Share every other copy with its group's source (FIDEDUPERANGE).
+    failed
+}
+
+/// Shares every other copy of a group with its source (FIDEDUPERANGE).
+fn share(
+    opts: &DedupeOptions,
+    pkgs: &mut [Pkg],
+    groups: &HashMap<Key, Vec<Member>>,
+    involved: &BTreeSet<usize>,
+    unclean: &BTreeSet<usize>,
+    failed: &BTreeSet<usize>,
+    r: &mut DedupeReport,
+) -> Result<()> {
     let mut keys: Vec<&Key> = groups.keys().collect();
     keys.sort();
-    for &i in &involved {
+    for &i in involved {
         if let Err(e) = pkgs[i].load_extents() {
             r.errors.push(format!("{e:#}"));
         }
@@ -687,43 +751,31 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
         }
     }
     drop(files);
-    reporter.finish();
+    Ok(())
+}
 
-    // 6. After: measure, remember.
-    if before.is_some() && !opts.dry_run {
-        let s = scan(pool)?;
-        let (_, _, t) = account(&s.packages, &s.views);
-        r.disk_after = t.disk;
-        r.held_by_views = t.views_only;
-    } else {
-        r.disk_after = r.disk_before;
-        if let Some(s) = &before {
-            r.held_by_views = account(&s.packages, &s.views).2.views_only;
+/// Remembers each package's stamp, so the next run looks only at what
+/// changed; a package that failed is looked at again next time.
+fn remember(pool: &Pool, r: &DedupeReport) -> Result<()> {
+    let mut next = State {
+        format: STATE_FORMAT,
+        packages: BTreeMap::new(),
+    };
+    for p in sorted_entries(&pool.packages_dir())? {
+        let name = file_name(&p);
+        // A package that failed is looked at again next time.
+        if r.errors.iter().any(|e| e.contains(&name)) {
+            continue;
         }
-    }
-    r.freed_bytes = r.disk_before.saturating_sub(r.disk_after);
-    if !opts.dry_run {
-        let mut next = State {
-            format: STATE_FORMAT,
-            packages: BTreeMap::new(),
-        };
-        for p in sorted_entries(&pool.packages_dir())? {
-            let name = file_name(&p);
-            // A package that failed is looked at again next time.
-            if r.errors.iter().any(|e| e.contains(&name)) {
-                continue;
-            }
-            if let Ok(meta) = p.symlink_metadata() {
-                if meta.is_file() {
-                    next.packages.insert(name, Stamp::of(&meta));
-                }
+        if let Ok(meta) = p.symlink_metadata() {
+            if meta.is_file() {
+                next.packages.insert(name, Stamp::of(&meta));
             }
         }
-        crate::util::failpoint::hit("dedupe.state");
-        save_state(pool, &next)?;
     }
-    r.seconds = started.elapsed().as_secs_f64();
-    Ok(r)
+    crate::util::failpoint::hit("dedupe.state");
+    save_state(pool, &next)?;
+    Ok(())
 }
 
 /// Rebuilds one package from file-sized extents: content a group source

@@ -1249,24 +1249,7 @@ pub fn compose_locked(
 ) -> Result<ComposeReport> {
     let started = std::time::Instant::now();
     check_view_name(&opts.name)?;
-    let mut specs = opts.specs.clone();
-    let mut labels: Vec<Option<String>> = vec![None; specs.len()];
-    if let Some(l) = &opts.list {
-        let listed = read_list_lines(l)?;
-        if listed.is_empty() {
-            bail!("package list {} names no packages", l.display());
-        }
-        for (line, spec) in listed {
-            specs.push(spec);
-            labels.push(Some(format!("{} line {line}", l.display())));
-        }
-    }
-    let policy = Policy::with_rules(
-        opts.relocate
-            .iter()
-            .map(|r| Policy::parse_rule(r))
-            .collect::<std::result::Result<Vec<_>, _>>()?,
-    )?;
+    let (specs, labels, policy) = compose_inputs(opts)?;
     pool.clean_tmp()?;
     let dest = pool.views_dir().join(&opts.name);
     if dest.symlink_metadata().is_ok() {
@@ -1292,31 +1275,7 @@ pub fn compose_locked(
     // The base view, for --from.
     phase("loaded packages");
     let base = match &opts.from {
-        Some(from) if btrfs => {
-            check_view_name(from)?;
-            let path = pool.views_dir().join(from);
-            if path.symlink_metadata().is_err() {
-                bail!(
-                    "there is no view {from} to compose from in {} (reimage views lists them)",
-                    pool.views_dir().display()
-                );
-            }
-            let meta = ViewMeta::read(&path)
-                .with_context(|| format!("view {from}"))?
-                .ok_or_else(|| {
-                    anyhow!("view {from} has no {VIEW_META}: it was not composed by reimage")
-                })?;
-            // Packages in both lists are loaded once.
-            let old_pkgs = load_all(pool, &meta.packages, &pkgs)
-                .with_context(|| format!("a package of view {from} is no longer in the pool"))?;
-            let old_policy =
-                Policy::with_rules(meta.rules.iter().map(|r| (r.from.clone(), r.to.clone())))?;
-            let fixed = OwnerSources {
-                fixed: Some((meta.users.clone(), meta.groups.clone())),
-                ..Default::default()
-            };
-            Some((path, old_pkgs, old_policy, fixed))
-        }
+        Some(from) if btrfs => Some(open_base(pool, from, &pkgs)?),
         Some(_) => {
             crate::util::runner::log::warn(&format!(
                 "{} has no subvolumes: --from composes the whole view",
@@ -1362,41 +1321,7 @@ pub fn compose_locked(
     )?;
 
     // A base view that would be mostly replaced: composing whole is cheaper.
-    let mut from_changes = None;
-    let mut composed_whole = false;
-    let base = match base {
-        Some((path, old)) => {
-            let old_set: BTreeSet<[u8; 32]> = old.pkgs.iter().map(|p| p.header_sha256).collect();
-            let new_set: BTreeSet<[u8; 32]> = plan.pkgs.iter().map(|p| p.header_sha256).collect();
-            from_changes = Some((
-                plan.pkgs
-                    .iter()
-                    .filter(|p| !old_set.contains(&p.header_sha256))
-                    .map(|p| p.nevra.clone())
-                    .collect::<Vec<_>>(),
-                old.pkgs
-                    .iter()
-                    .filter(|p| !new_set.contains(&p.header_sha256))
-                    .map(|p| p.nevra.clone())
-                    .collect::<Vec<_>>(),
-            ));
-            let diff = diff_plans(&old, &plan);
-            let changed = diff.create.len();
-            if changed * 2 > plan.nodes.len() {
-                composed_whole = true;
-                crate::util::runner::log::info(&format!(
-                    "{changed} of {} entries change: composing {} whole instead of from {}",
-                    plan.nodes.len(),
-                    opts.name,
-                    opts.from.as_deref().unwrap_or("")
-                ));
-                None
-            } else {
-                Some((path, old, diff))
-            }
-        }
-        None => None,
-    };
+    let (base, from_changes, composed_whole) = against_base(base, &plan, opts);
     phase("compared");
     let work = pool.tmp_dir().join(format!("compose-{}", opts.name));
     // Files are created with their final modes: no umask in the way.
@@ -1421,150 +1346,324 @@ pub fn compose_locked(
     let staged = crate::store::pool::TmpGuard::new(work.clone(), "compose");
     let built = (|| -> Result<()> {
         match &base {
-            None => {
-                if btrfs {
-                    sys::subvolume_create(&work)
-                        .with_context(|| format!("cannot create subvolume {}", work.display()))?;
-                    crate::util::failpoint::hit("compose.subvolume");
-                } else {
-                    std::fs::create_dir(&work)
-                        .with_context(|| format!("cannot create {}", work.display()))?;
-                }
-                let root: OwnedFd = File::open(&work)?.into();
-                let ctx = Ctx {
-                    plan: &plan,
-                    fresh: true,
-                    root,
-                    pkg_files,
-                    cloner: &cloner,
-                    bytes: AtomicU64::new(0),
-                    created: AtomicU64::new(0),
-                };
-                let paths: Vec<&String> = plan.nodes.keys().collect();
-                ctx.create(&paths, reporter)?;
-                for (rel, n) in plan.nodes.iter().rev().filter(|(_, n)| n.is_dir()) {
-                    ctx.dir_meta(rel, n)?;
-                }
-                report.bytes = ctx.bytes.load(Ordering::Relaxed);
-                report.created_entries = ctx.created.load(Ordering::Relaxed);
-                report.added = plan.pkgs.iter().map(|p| p.nevra.clone()).collect();
-            }
-            Some((base_path, _old, diff)) => {
-                sys::snapshot(base_path, &work, false).with_context(|| {
-                    format!(
-                        "cannot snapshot {} to {}",
-                        base_path.display(),
-                        work.display()
-                    )
-                })?;
-                crate::util::failpoint::hit("compose.snapshot-base");
-                let root: OwnedFd = File::open(&work)?.into();
-                // Remove what changed or went, deepest first.
-                let mut touched: BTreeSet<&str> = BTreeSet::new();
-                for (rel, is_dir) in &diff.remove {
-                    remove_entry(&root, rel, *is_dir)?;
-                    crate::util::failpoint::hit("compose.removed");
-                    touched.insert(parent_of(rel));
-                }
-                // The old view.json is always replaced.
-                if root_has(&root, VIEW_META) {
-                    remove_entry(&root, VIEW_META, false)?;
-                }
-                let ctx = Ctx {
-                    plan: &plan,
-                    fresh: false,
-                    root,
-                    pkg_files,
-                    cloner: &cloner,
-                    bytes: AtomicU64::new(0),
-                    created: AtomicU64::new(0),
-                };
-                let to_create: Vec<&String> = diff.create.iter().collect();
-                for rel in &to_create {
-                    touched.insert(parent_of(rel));
-                }
-                // Hardlink sets: a kept leader is not in to_create; members whose
-                // set changed were removed and recreated with the whole set.
-                ctx.create(&to_create, reporter)?;
-                // Directories: metadata that changed (new ones included), and
-                // every directory whose entries changed (its mtime), deepest first.
-                touched.extend(diff.dirs_changed.iter().map(String::as_str));
-                for rel in touched.iter().rev() {
-                    if let Some(nn) = plan.nodes.get(*rel).filter(|n| n.is_dir()) {
-                        ctx.dir_meta(rel, nn)?;
-                    }
-                }
-                let removed = diff.remove.len() as u64;
-                report.bytes = ctx.bytes.load(Ordering::Relaxed);
-                report.created_entries = ctx.created.load(Ordering::Relaxed);
-                report.removed_entries = removed;
-            }
+            None => materialise_whole(
+                &work,
+                btrfs,
+                &plan,
+                pkg_files,
+                &cloner,
+                reporter,
+                &mut report,
+            )?,
+            Some((base_path, _old, diff)) => materialise_from(
+                base_path,
+                diff,
+                &work,
+                &plan,
+                pkg_files,
+                &cloner,
+                reporter,
+                &mut report,
+            )?,
         }
-        for n in plan.nodes.values() {
-            match &n.data {
-                Data::Dir => report.dirs += 1,
-                Data::File { link, .. } => {
-                    report.files += 1;
-                    if link.is_some() {
-                        report.hardlinks += 1;
-                    }
-                }
-                Data::Symlink(_) => report.symlinks += 1,
-                _ => {}
-            }
-        }
+        tally(&plan, &mut report);
         report.whole = composed_whole;
         if let Some((added, removed)) = from_changes {
             report.added = added;
             report.removed = removed;
         }
-        report.relocations = plan.relocations.clone();
-        report.unknown_owners = plan.unknown_owners.clone();
         report.copied = cloner.is_copying();
 
         phase("materialised");
-        // Durable, then visible. On btrfs the read-only snapshot does both in
-        // one step: creating it flushes the source subvolume's dirty data and
-        // commits a transaction holding the new view whole (a syncfs before it
-        // cost ~50 ms). Its data is reflinks plus the few generated files,
-        // which were fsynced as written (the snapshot reports no write errors).
-        if !btrfs || cloner.is_copying() {
-            // Without snapshots, or with data copied instead of reflinked: one
-            // syncfs writes it out and reports any write error.
-            sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
-        }
-        crate::util::failpoint::hit("compose.synced");
-        if btrfs {
-            sys::snapshot(&work, &dest, true).with_context(|| {
-                format!("cannot publish {} as a read-only snapshot", dest.display())
-            })?;
-            crate::util::failpoint::hit("compose.published");
-            sys::subvolume_delete(&work)
-                .with_context(|| format!("cannot delete {}", work.display()))?;
-            report.readonly = true;
-        } else {
-            rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                &work,
-                rustix::fs::CWD,
-                &dest,
-                rustix::fs::RenameFlags::NOREPLACE,
-            )
-            .with_context(|| format!("cannot move the view into {}", dest.display()))?;
-            crate::util::runner::log::warn(&format!(
-                "{}: {} has no read-only subvolumes; the view is a plain directory",
-                opts.name, fs.kind
-            ));
-            report.readonly = false;
-            File::open(pool.views_dir())?.sync_all()?;
-        }
-        // (On btrfs the snapshot ioctl commits a transaction: the view is durable.)
-        crate::util::failpoint::hit("compose.done");
-        Ok(())
+        publish_view(
+            pool,
+            &work,
+            &dest,
+            btrfs,
+            &cloner,
+            &opts.name,
+            fs.kind,
+            &mut report,
+        )
     })();
     staged.settle(built)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The package specs (arguments, then `--list` lines with their labels) and
+/// the relocation policy of a compose.
+#[allow(clippy::type_complexity)]
+fn compose_inputs(opts: &ComposeOptions) -> Result<(Vec<String>, Vec<Option<String>>, Policy)> {
+    let mut specs = opts.specs.clone();
+    let mut labels: Vec<Option<String>> = vec![None; specs.len()];
+    if let Some(l) = &opts.list {
+        let listed = read_list_lines(l)?;
+        if listed.is_empty() {
+            bail!("package list {} names no packages", l.display());
+        }
+        for (line, spec) in listed {
+            specs.push(spec);
+            labels.push(Some(format!("{} line {line}", l.display())));
+        }
+    }
+    let policy = Policy::with_rules(
+        opts.relocate
+            .iter()
+            .map(|r| Policy::parse_rule(r))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+    )?;
+    Ok((specs, labels, policy))
+}
+
+/// The base view of `--from`: its path, packages, policy and fixed owners.
+fn open_base(
+    pool: &Pool,
+    from: &str,
+    pkgs: &[Arc<LoadedPkg>],
+) -> Result<(PathBuf, Vec<Arc<LoadedPkg>>, Policy, OwnerSources)> {
+    check_view_name(from)?;
+    let path = pool.views_dir().join(from);
+    if path.symlink_metadata().is_err() {
+        bail!(
+            "there is no view {from} to compose from in {} (reimage views lists them)",
+            pool.views_dir().display()
+        );
+    }
+    let meta = ViewMeta::read(&path)
+        .with_context(|| format!("view {from}"))?
+        .ok_or_else(|| anyhow!("view {from} has no {VIEW_META}: it was not composed by reimage"))?;
+    // Packages in both lists are loaded once.
+    let old_pkgs = load_all(pool, &meta.packages, pkgs)
+        .with_context(|| format!("a package of view {from} is no longer in the pool"))?;
+    let old_policy = Policy::with_rules(meta.rules.iter().map(|r| (r.from.clone(), r.to.clone())))?;
+    let fixed = OwnerSources {
+        fixed: Some((meta.users.clone(), meta.groups.clone())),
+        ..Default::default()
+    };
+    Ok((path, old_pkgs, old_policy, fixed))
+}
+
+/// The packages added and removed against a base view.
+type Changes = (Vec<String>, Vec<String>);
+
+/// Compares the new plan with the base's. A base view that would be mostly
+/// replaced is dropped: composing whole is cheaper. Returns the base to
+/// build from, the package changes, and whether it composes whole instead.
+fn against_base(
+    base: Option<(PathBuf, Plan)>,
+    plan: &Plan,
+    opts: &ComposeOptions,
+) -> (Option<(PathBuf, Plan, PlanDiff)>, Option<Changes>, bool) {
+    let mut from_changes = None;
+    let mut composed_whole = false;
+    let base = match base {
+        Some((path, old)) => {
+            let old_set: BTreeSet<[u8; 32]> = old.pkgs.iter().map(|p| p.header_sha256).collect();
+            let new_set: BTreeSet<[u8; 32]> = plan.pkgs.iter().map(|p| p.header_sha256).collect();
+            from_changes = Some((
+                plan.pkgs
+                    .iter()
+                    .filter(|p| !old_set.contains(&p.header_sha256))
+                    .map(|p| p.nevra.clone())
+                    .collect::<Vec<_>>(),
+                old.pkgs
+                    .iter()
+                    .filter(|p| !new_set.contains(&p.header_sha256))
+                    .map(|p| p.nevra.clone())
+                    .collect::<Vec<_>>(),
+            ));
+            let diff = diff_plans(&old, plan);
+            let changed = diff.create.len();
+            if changed * 2 > plan.nodes.len() {
+                composed_whole = true;
+                crate::util::runner::log::info(&format!(
+                    "{changed} of {} entries change: composing {} whole instead of from {}",
+                    plan.nodes.len(),
+                    opts.name,
+                    opts.from.as_deref().unwrap_or("")
+                ));
+                None
+            } else {
+                Some((path, old, diff))
+            }
+        }
+        None => None,
+    };
+    (base, from_changes, composed_whole)
+}
+
+/// Builds the whole view in `work`.
+fn materialise_whole(
+    work: &Path,
+    btrfs: bool,
+    plan: &Plan,
+    pkg_files: Vec<File>,
+    cloner: &Cloner,
+    reporter: &dyn Reporter,
+    report: &mut ComposeReport,
+) -> Result<()> {
+    if btrfs {
+        sys::subvolume_create(work)
+            .with_context(|| format!("cannot create subvolume {}", work.display()))?;
+        crate::util::failpoint::hit("compose.subvolume");
+    } else {
+        std::fs::create_dir(work).with_context(|| format!("cannot create {}", work.display()))?;
+    }
+    let root: OwnedFd = File::open(work)?.into();
+    let ctx = Ctx {
+        plan,
+        fresh: true,
+        root,
+        pkg_files,
+        cloner,
+        bytes: AtomicU64::new(0),
+        created: AtomicU64::new(0),
+    };
+    let paths: Vec<&String> = plan.nodes.keys().collect();
+    ctx.create(&paths, reporter)?;
+    for (rel, n) in plan.nodes.iter().rev().filter(|(_, n)| n.is_dir()) {
+        ctx.dir_meta(rel, n)?;
+    }
+    report.bytes = ctx.bytes.load(Ordering::Relaxed);
+    report.created_entries = ctx.created.load(Ordering::Relaxed);
+    report.added = plan.pkgs.iter().map(|p| p.nevra.clone()).collect();
+    Ok(())
+}
+
+/// Builds the view in `work` from a snapshot of the base, changing only
+/// what `diff` names.
+#[allow(clippy::too_many_arguments)]
+fn materialise_from(
+    base_path: &Path,
+    diff: &PlanDiff,
+    work: &Path,
+    plan: &Plan,
+    pkg_files: Vec<File>,
+    cloner: &Cloner,
+    reporter: &dyn Reporter,
+    report: &mut ComposeReport,
+) -> Result<()> {
+    sys::snapshot(base_path, work, false).with_context(|| {
+        format!(
+            "cannot snapshot {} to {}",
+            base_path.display(),
+            work.display()
+        )
+    })?;
+    crate::util::failpoint::hit("compose.snapshot-base");
+    let root: OwnedFd = File::open(work)?.into();
+    // Remove what changed or went, deepest first.
+    let mut touched: BTreeSet<&str> = BTreeSet::new();
+    for (rel, is_dir) in &diff.remove {
+        remove_entry(&root, rel, *is_dir)?;
+        crate::util::failpoint::hit("compose.removed");
+        touched.insert(parent_of(rel));
+    }
+    // The old view.json is always replaced.
+    if root_has(&root, VIEW_META) {
+        remove_entry(&root, VIEW_META, false)?;
+    }
+    let ctx = Ctx {
+        plan,
+        fresh: false,
+        root,
+        pkg_files,
+        cloner,
+        bytes: AtomicU64::new(0),
+        created: AtomicU64::new(0),
+    };
+    let to_create: Vec<&String> = diff.create.iter().collect();
+    for rel in &to_create {
+        touched.insert(parent_of(rel));
+    }
+    // Hardlink sets: a kept leader is not in to_create; members whose
+    // set changed were removed and recreated with the whole set.
+    ctx.create(&to_create, reporter)?;
+    // Directories: metadata that changed (new ones included), and
+    // every directory whose entries changed (its mtime), deepest first.
+    touched.extend(diff.dirs_changed.iter().map(String::as_str));
+    for rel in touched.iter().rev() {
+        if let Some(nn) = plan.nodes.get(*rel).filter(|n| n.is_dir()) {
+            ctx.dir_meta(rel, nn)?;
+        }
+    }
+    let removed = diff.remove.len() as u64;
+    report.bytes = ctx.bytes.load(Ordering::Relaxed);
+    report.created_entries = ctx.created.load(Ordering::Relaxed);
+    report.removed_entries = removed;
+    Ok(())
+}
+
+/// Counts the view's entries into the report, with its relocations and
+/// unknown owners.
+fn tally(plan: &Plan, report: &mut ComposeReport) {
+    report.relocations = plan.relocations.clone();
+    report.unknown_owners = plan.unknown_owners.clone();
+    for n in plan.nodes.values() {
+        match &n.data {
+            Data::Dir => report.dirs += 1,
+            Data::File { link, .. } => {
+                report.files += 1;
+                if link.is_some() {
+                    report.hardlinks += 1;
+                }
+            }
+            Data::Symlink(_) => report.symlinks += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Makes the built view durable, then visible at `dest` (read-only on btrfs).
+#[allow(clippy::too_many_arguments)]
+fn publish_view(
+    pool: &Pool,
+    work: &Path,
+    dest: &Path,
+    btrfs: bool,
+    cloner: &Cloner,
+    name: &str,
+    kind: sys::FsKind,
+    report: &mut ComposeReport,
+) -> Result<()> {
+    // Durable, then visible. On btrfs the read-only snapshot does both in
+    // one step: creating it flushes the source subvolume's dirty data and
+    // commits a transaction holding the new view whole (a syncfs before it
+    // cost ~50 ms). Its data is reflinks plus the few generated files,
+    // which were fsynced as written (the snapshot reports no write errors).
+    if !btrfs || cloner.is_copying() {
+        // Without snapshots, or with data copied instead of reflinked: one
+        // syncfs writes it out and reports any write error.
+        sys::syncfs(&File::open(&pool.root)?).context("syncfs")?;
+    }
+    crate::util::failpoint::hit("compose.synced");
+    if btrfs {
+        sys::snapshot(work, dest, true).with_context(|| {
+            format!("cannot publish {} as a read-only snapshot", dest.display())
+        })?;
+        crate::util::failpoint::hit("compose.published");
+        sys::subvolume_delete(work).with_context(|| format!("cannot delete {}", work.display()))?;
+        report.readonly = true;
+    } else {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            work,
+            rustix::fs::CWD,
+            dest,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .with_context(|| format!("cannot move the view into {}", dest.display()))?;
+        crate::util::runner::log::warn(&format!(
+            "{}: {} has no read-only subvolumes; the view is a plain directory",
+            name, kind
+        ));
+        report.readonly = false;
+        File::open(pool.views_dir())?.sync_all()?;
+    }
+    // (On btrfs the snapshot ioctl commits a transaction: the view is durable.)
+    crate::util::failpoint::hit("compose.done");
+    Ok(())
 }
 
 /// Sets the process umask to 0 until dropped.

@@ -49,10 +49,25 @@ fn mkdir(p: &str) {
 
 fn mount_api() -> Result<()> {
     for (src, target, fs, flags) in [
-        ("proc", "/proc", "proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC),
-        ("sysfs", "/sys", "sysfs", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC),
+        (
+            "proc",
+            "/proc",
+            "proc",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        ),
+        (
+            "sysfs",
+            "/sys",
+            "sysfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        ),
         ("devtmpfs", "/dev", "devtmpfs", MountFlags::NOSUID),
-        ("tmpfs", "/run", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+        ),
     ] {
         mkdir(target);
         mount(src, target, fs, flags, None)
@@ -110,7 +125,11 @@ fn btrfs_uuid(dev: &Path) -> Option<String> {
 fn find_device(uuid: &str) -> Result<PathBuf> {
     let start = Instant::now();
     loop {
-        for e in std::fs::read_dir("/sys/class/block").into_iter().flatten().flatten() {
+        for e in std::fs::read_dir("/sys/class/block")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let dev = Path::new("/dev").join(e.file_name());
             if btrfs_uuid(&dev).as_deref() == Some(uuid) {
                 return Ok(dev);
@@ -167,7 +186,9 @@ fn run() -> Result<()> {
     let args = cmdline(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let n = load_modules()?;
     say(&format!("{n} modules loaded"));
-    let root = args.get("root").ok_or("no root= on the kernel command line")?;
+    let root = args
+        .get("root")
+        .ok_or("no root= on the kernel command line")?;
     let root_uuid = uuid_of(root, "root")?;
     let dev = find_device(&root_uuid)?;
     mkdir("/sysroot");
