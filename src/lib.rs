@@ -11,8 +11,9 @@
 //! - `views`: compose and the view catalogue;
 //! - `maint`: usage, dedupe, gc, fsck;
 //! - `dist`: manifests, publish, deltas, transports, sync;
-//! - `deploy`: deployments around views, the /etc merge, rollback;
-//! - `boot`: the ESP, boot entries, boot counting;
+//! - `boot`: the ESP, boot entries, the initrd, boot counting;
+//! - `deploy`: deployments around views, the /etc merge, rollback, and
+//!   their boot entries (through `boot`);
 //! - `cli`: clap and printing, on top of everything else.
 //!
 //! A layer uses only layers above it in this list; the library never uses

@@ -1,7 +1,7 @@
 //! The tree keeps the shape docs/ARCHITECTURE.md draws (issue 14):
 //! - no file under `src/` uses one that uses it back;
 //! - the layers are used downwards only: `util` < `rpm` < `store` < `views`
-//!   < `dist` < `maint` < `deploy` < `boot` < `live` < `cli`; the library never
+//!   < `dist` < `maint` < `boot` < `deploy` < `live` < `cli`; the library never
 //!   uses `cli`;
 //! - no function in `src/` is longer than 150 lines;
 //! - every folder of `src/` and `crates/` is named in docs/ARCHITECTURE.md;
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const LAYERS: &[&str] = &[
-    "util", "rpm", "store", "views", "dist", "maint", "deploy", "boot", "live", "cli",
+    "util", "rpm", "store", "views", "dist", "maint", "boot", "deploy", "live", "cli",
 ];
 const MAX_FN_LINES: usize = 150;
 

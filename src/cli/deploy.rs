@@ -19,6 +19,20 @@ pub struct SysrootArg {
     /// Fail at once if another reimage writer holds the pool, instead of waiting.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Offline: the ESP to write boot entries to instead of the system's own
+    /// (a mounted directory, or IMAGE[@@OFFSET] written with mtools).
+    #[arg(long, value_name = "ESP", global = true)]
+    pub esp: Option<String>,
+}
+
+impl SysrootArg {
+    /// Applies `--esp` for this process.
+    pub fn use_esp(&self) -> Result<()> {
+        if let Some(e) = &self.esp {
+            deploy::boot::use_esp(crate::boot::esp::Esp::parse(e)?);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +117,7 @@ fn diff_summary(d: &sysimage::diff::PackageDiff) -> String {
 }
 
 pub fn run_deploy(g: &Global, a: DeployArgs) -> Result<i32> {
+    a.at.use_esp()?;
     let reporter = crate::cli::progress::BarReporter::new(g.quiet, false);
     let r = deploy::new::deploy(
         &deploy::new::DeployOptions {
@@ -188,6 +203,7 @@ fn rule(r: deploy::merge::Rule) -> String {
 }
 
 pub fn run_status(g: &Global, a: SysrootArg) -> Result<i32> {
+    a.use_esp()?;
     let s = deploy::status::status(a.sysroot.as_deref())?;
     let mut out = Out::new();
     if g.json {
@@ -223,6 +239,22 @@ pub fn run_status(g: &Global, a: SysrootArg) -> Result<i32> {
         if let Some(f) = &d.failed {
             out.line(format!("        failed: {f}"))?;
         }
+        if let Some(e) = &d.entry {
+            let state = match e.counter {
+                crate::boot::entries::Counter::Blessed => "blessed".to_string(),
+                crate::boot::entries::Counter::Counting { left: 0, done } => {
+                    format!("no tries left ({done} used)")
+                }
+                crate::boot::entries::Counter::Counting { left, done } => {
+                    format!("{left} tries left, {done} used")
+                }
+            };
+            out.line(format!(
+                "        boot entry {}: {state}{}",
+                e.file,
+                if e.first { ", boots next" } else { "" }
+            ))?;
+        }
         if let Some(diff) = &d.diff {
             out.line(format!(
                 "        against {}: {}",
@@ -237,10 +269,17 @@ pub fn run_status(g: &Global, a: SysrootArg) -> Result<i32> {
     if s.deployments.is_empty() {
         out.line("no deployments")?;
     }
+    if let Some(e) = &s.esp_error {
+        out.line(format!(
+            "the ESP ({}) cannot be read: {e}",
+            s.esp.as_deref().unwrap_or("?")
+        ))?;
+    }
     Ok(0)
 }
 
 pub fn run_rollback(g: &Global, a: SysrootArg) -> Result<i32> {
+    a.use_esp()?;
     let r = deploy::rollback::rollback(a.sysroot.as_deref(), !a.no_wait)?;
     let mut out = Out::new();
     if g.json {
@@ -255,6 +294,7 @@ pub fn run_rollback(g: &Global, a: SysrootArg) -> Result<i32> {
 }
 
 pub fn run_pin(g: &Global, a: IdArgs, pinned: bool) -> Result<i32> {
+    a.at.use_esp()?;
     deploy::pin::set_pinned(a.at.sysroot.as_deref(), a.id, pinned, !a.at.no_wait)?;
     if g.json {
         Out::new().json(&serde_json::json!({ "id": a.id, "pinned": pinned }))?;
@@ -269,6 +309,7 @@ pub fn run_pin(g: &Global, a: IdArgs, pinned: bool) -> Result<i32> {
 }
 
 pub fn run_cleanup(g: &Global, a: CleanupArgs) -> Result<i32> {
+    a.at.use_esp()?;
     let reporter = crate::cli::progress::BarReporter::new(g.quiet, false);
     let r = deploy::cleanup::cleanup(
         &deploy::cleanup::CleanupOptions {
@@ -293,6 +334,7 @@ pub fn run_cleanup(g: &Global, a: CleanupArgs) -> Result<i32> {
 }
 
 pub fn run_undeploy(g: &Global, a: IdArgs) -> Result<i32> {
+    a.at.use_esp()?;
     let reporter = crate::cli::progress::BarReporter::new(g.quiet, false);
     deploy::cleanup::undeploy(a.at.sysroot.as_deref(), a.id, !a.at.no_wait, &reporter)?;
     if g.json {
@@ -302,6 +344,7 @@ pub fn run_undeploy(g: &Global, a: IdArgs) -> Result<i32> {
 }
 
 pub fn run_finalize(g: &Global, a: SysrootArg) -> Result<i32> {
+    a.use_esp()?;
     let reporter = crate::cli::progress::BarReporter::new(g.quiet, false);
     let r = deploy::finalize::finalize(a.sysroot.as_deref(), !a.no_wait, &reporter)?;
     let mut out = Out::new();
@@ -321,6 +364,7 @@ pub fn run_finalize(g: &Global, a: SysrootArg) -> Result<i32> {
 }
 
 pub fn run_etc(g: &Global, a: EtcArgs) -> Result<i32> {
+    a.at.use_esp()?;
     let o = deploy::etc::EtcOptions {
         sysroot: a.at.sysroot,
         deployment: a.deployment,

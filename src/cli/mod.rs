@@ -1,6 +1,7 @@
 //! The command-line interface: clap lives here only. Every command turns its
 //! flags into the library's plain option structs, calls the library, and prints
 //! data to stdout (human text, or JSON with `--json`) and messages to stderr.
+pub mod boot;
 pub mod common;
 pub mod deploy;
 pub mod dist;
@@ -88,6 +89,12 @@ pub enum Command {
     Finalize(crate::cli::deploy::SysrootArg),
     /// The history of /etc: commit, log, diff, revert; sync into another deployment.
     Etc(crate::cli::deploy::EtcArgs),
+    /// Make a bootable disk from packages: GPT, ESP with systemd-boot, btrfs with the pool and deployment 1.
+    Install(crate::cli::boot::InstallArgs),
+    /// Boot entries: check for a fallback at boot, or sync the ESP with the state record.
+    Boot(crate::cli::boot::BootArgs),
+    /// Run the health checks of /etc/reimage/health.d (boot assessment); exit 1 when a required one fails.
+    Health(crate::cli::boot::HealthArgs),
 }
 
 /// Entry point of the binary; returns the exit code.
@@ -177,6 +184,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Undeploy(a) => return crate::cli::deploy::run_undeploy(&g, a),
         Command::Finalize(a) => return crate::cli::deploy::run_finalize(&g, a),
         Command::Etc(a) => return crate::cli::deploy::run_etc(&g, a),
+        Command::Install(a) => return crate::cli::boot::run_install(&g, a),
+        Command::Boot(a) => return crate::cli::boot::run_boot(&g, a),
+        Command::Health(a) => return crate::cli::boot::run_health(&g, a),
         Command::RmView(a) => {
             let pool = crate::store::pool::Pool::open(&g.pool)?;
             crate::views::compose::rm_view(&pool, &a.name, !a.no_wait)?;

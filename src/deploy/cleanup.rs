@@ -59,7 +59,7 @@ pub fn undeploy(
     }
     if state.default == Some(id) {
         anyhow::bail!(
-            "deployment {id} is the default for the next boot: make another the default first              (reimage rollback, or deploy another view)"
+            "deployment {id} is the default for the next boot: make another the default first (reimage rollback, or deploy another view)"
         );
     }
     if d.pinned {
@@ -78,6 +78,8 @@ fn remove(
 ) -> Result<()> {
     crate::deploy::system::commit_state(sr, pool, state)?;
     failpoint::hit("cleanup.state");
+    // Their boot entries go before they do.
+    crate::deploy::boot::sync(sr, pool, state, reporter)?;
     for id in gone {
         for p in [
             sr.deployment(*id),

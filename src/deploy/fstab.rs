@@ -38,12 +38,12 @@ fn escape(s: &str) -> String {
 }
 
 /// The lines of a deployment: `/usr` as the view, the shared subvolumes,
-/// and the ESP when there is one (`esp`: UUID).
+/// and the ESP when there is one (`esp`: UUID, mount point).
 pub fn lines(
     uuid: &str,
     view_subvol: &str,
     shared: &[(String, String)],
-    esp: Option<&str>,
+    esp: Option<(&str, &str)>,
 ) -> Vec<Line> {
     let btrfs = |mp: &str, options: String| Line {
         what: format!("UUID={uuid}"),
@@ -57,10 +57,10 @@ pub fn lines(
     for (subvol, mp) in shared {
         v.push(btrfs(mp, format!("subvol={subvol}")));
     }
-    if let Some(esp) = esp {
+    if let Some((esp, mount_point)) = esp {
         v.push(Line {
             what: format!("UUID={esp}"),
-            mount_point: "/boot/efi".into(),
+            mount_point: mount_point.into(),
             fs_type: "vfat".into(),
             options: "umask=0077,nofail".into(),
             pass: 2,
@@ -139,7 +139,7 @@ mod tests {
         );
         let second = merge(
             &first,
-            &lines("U", "/pool/views/v2", &shared(), Some("ESP")),
+            &lines("U", "/pool/views/v2", &shared(), Some(("ESP", "/boot/efi"))),
         );
         assert!(second.starts_with("# mine\n/dev/sdb1 /data ext4 defaults 0 2\n"));
         assert!(second.contains("subvol=/pool/views/v2"));
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(
             merge(
                 &second,
-                &lines("U", "/pool/views/v2", &shared(), Some("ESP"))
+                &lines("U", "/pool/views/v2", &shared(), Some(("ESP", "/boot/efi")))
             ),
             second
         );

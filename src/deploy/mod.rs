@@ -18,11 +18,14 @@
 //!   shared/var, home, root, srv, opt, usr-local
 //!                                subvolumes no deployment owns and no rollback touches
 //! ```
+pub mod boot;
 pub mod cleanup;
 pub mod etc;
 pub mod finalize;
 pub mod firstboot;
 pub mod fstab;
+pub mod health;
+pub mod install;
 pub mod merge;
 pub mod new;
 pub mod pin;

@@ -43,6 +43,9 @@ pub struct DeployOptions {
 /// What a deploy did.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployReport {
+    /// What was written on the ESP (when the system has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::boot::Applied>,
     pub id: u64,
     pub view: String,
     pub root: PathBuf,
@@ -168,6 +171,7 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
     }
     crate::deploy::system::commit_state(&sr, &pool, &state)?;
     failpoint::hit("deploy.state");
+    let boot = crate::deploy::boot::sync(&sr, &pool, &state, reporter)?;
 
     let removed = if opts.no_cleanup {
         Vec::new()
@@ -192,6 +196,7 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
         steps,
         removed,
         created_layout,
+        boot,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

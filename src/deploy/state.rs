@@ -56,6 +56,18 @@ pub struct Deployment {
     pub kernel_args: Vec<String>,
 }
 
+/// Where the system boots from (set by `install`, or `deploy --esp` once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootConfig {
+    /// The ESP as the running system sees it (its mount point, e.g.
+    /// `/boot/efi`); offline tools name theirs with `--esp`.
+    pub esp: String,
+    /// The ESP's FAT volume id (fstab's `UUID=`).
+    pub esp_uuid: String,
+    /// Tries a new entry gets (boot counting).
+    pub tries: u32,
+}
+
 /// The whole record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -68,6 +80,9 @@ pub struct State {
     pub default: Option<u64>,
     /// In creation order.
     pub deployments: Vec<Deployment>,
+    /// Boot entries are written when this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootConfig>,
 }
 
 impl State {
@@ -81,6 +96,7 @@ impl State {
             retain: DEFAULT_RETAIN,
             default: None,
             deployments: Vec::new(),
+            boot: None,
         }
     }
 

@@ -31,6 +31,9 @@ pub struct DeploymentStatus {
     /// The package diff from the booted deployment (offline: the default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<sysimage::diff::PackageDiff>,
+    /// Its boot entry on the ESP (when the system has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<crate::deploy::boot::EntryState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +46,12 @@ pub struct Status {
     pub default: Option<u64>,
     pub retain: usize,
     pub deployments: Vec<DeploymentStatus>,
+    /// The ESP, when the system has boot entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub esp: Option<String>,
+    /// Why the ESP could not be read, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub esp_error: Option<String>,
 }
 
 pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
@@ -51,6 +60,10 @@ pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
     let pool = Pool::open(&sr.pool_path(&state))?;
     let reference = sr.booted.or(state.default).and_then(|id| state.get(id));
     let kept = state.kept(sr.booted);
+    let (entries, esp_error) = match crate::deploy::boot::entry_states(&state) {
+        Ok(e) => (e.unwrap_or_default(), None),
+        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+    };
     let mut out = Vec::new();
     for d in state.deployments.iter().rev() {
         let diff = match reference {
@@ -72,6 +85,7 @@ pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
             origin: d.origin.clone(),
             kept: kept.contains(&d.id),
             diff,
+            entry: entries.iter().find(|e| e.id == d.id).cloned(),
         });
     }
     Ok(Status {
@@ -82,5 +96,7 @@ pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
         default: state.default,
         retain: state.retain,
         deployments: out,
+        esp: crate::deploy::boot::esp_of(&state)?.map(|e| e.to_string()),
+        esp_error,
     })
 }

@@ -180,6 +180,11 @@ pub fn open_locked_for(
         Some(s) => s,
         None => sysroot::create_layout(&sr, &pool.root)?,
     };
+    // An interrupted writer's record is brought onto the ESP before the
+    // deployments it no longer names are removed.
+    if sr.has_layout() {
+        crate::deploy::boot::sync(&sr, &pool, &state, &crate::util::report::Silent)?;
+    }
     clean_garbage(&sr, &state)?;
     Ok((sr, pool, lock, state, created))
 }
@@ -191,7 +196,12 @@ pub fn fstab_lines(sr: &Sysroot, state: &State, view: &str) -> Vec<fstab::Line> 
         .iter()
         .map(|(name, mp)| (format!("/{}/{name}", sysroot::SHARED_DIR), mp.to_string()))
         .collect();
-    fstab::lines(&sr.uuid, &view_subvol, &shared, None)
+    let esp = state
+        .boot
+        .as_ref()
+        .filter(|b| b.esp.starts_with('/'))
+        .map(|b| (b.esp_uuid.as_str(), b.esp.as_str()));
+    fstab::lines(&sr.uuid, &view_subvol, &shared, esp)
 }
 
 /// Runs `f` with `view` bind-mounted on `root/usr` (in reimage's private

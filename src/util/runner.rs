@@ -20,6 +20,34 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs `cmd` with `input` on its stdin, as [`run`] does.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Result<String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let line = describe(cmd);
+    log::debug(&line);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{line}` (is it installed?)"))?;
+    child
+        .stdin
+        .take()
+        .context("no stdin")?
+        .write_all(input)
+        .with_context(|| format!("cannot write to `{line}`"))?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("`{line}` failed ({}): {}", out.status, tail.join("\n"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The command line as a person would type it.
 pub fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();

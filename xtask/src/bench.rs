@@ -27,6 +27,7 @@ pub fn run(opts: &Options) -> Result<()> {
         crate::testdata::run(&crate::testdata::Options {
             out: data,
             realistic: true,
+            boot: false,
         })?;
     }
     // `cargo bench` builds the release binary the bench runs (bench profile

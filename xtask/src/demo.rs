@@ -287,6 +287,7 @@ pub fn run() -> Result<()> {
     if let Err(e) = testdata::run(&testdata::Options {
         out: out.clone(),
         realistic: true,
+        boot: false,
     }) {
         eprintln!(
             "    (realistic packages unavailable: {e:#}; the demo goes on with the edge cases)"
@@ -295,6 +296,7 @@ pub fn run() -> Result<()> {
         testdata::run(&testdata::Options {
             out: out.clone(),
             realistic: false,
+            boot: false,
         })?;
     }
 

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod bench;
+mod boot;
 mod cmd;
 mod corpus;
 mod cpio;
@@ -35,12 +36,21 @@ enum Task {
         /// Also convert real Debian packages (downloads with apt-get; cached).
         #[arg(long)]
         realistic: bool,
+        /// Also convert the closed, bootable Debian set of testdata/boot.list.
+        #[arg(long)]
+        boot: bool,
         /// Output directory (default: target/testdata).
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Install prerequisites (as root), build test data, run fmt, clippy and tests.
     Test,
+    /// Build the static reimage-init (the initrd's /init).
+    Init,
+    /// Build target/rpm/reimage-VERSION-1.x86_64.rpm (binary, reimage-init, units, man pages).
+    Rpm,
+    /// Install the closed Debian set on a disk image and boot it in qemu: update, fallback.
+    BootTest,
     /// Make a loop-image pool under target/demo and walk through what is built so far.
     Demo,
     /// Run the benchmark suite (benches/compare.rs) and write target/bench/report.{md,json}.
@@ -93,12 +103,20 @@ enum Task {
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.task {
-        Task::Testdata { realistic, out } => testdata::run(&testdata::Options {
+        Task::Testdata {
+            realistic,
+            boot,
+            out,
+        } => testdata::run(&testdata::Options {
             out: out.unwrap_or_else(|| cmd::repo_root().join("target/testdata")),
             realistic,
+            boot,
         })
         .map(|_| ()),
         Task::Test => test::run(),
+        Task::Init => boot::init().map(|_| ()),
+        Task::Rpm => boot::rpm().map(|_| ()),
+        Task::BootTest => boot::boot_test(),
         Task::Demo => demo::run(),
         Task::Bench { quick, reps } => bench::run(&bench::Options { quick, reps }),
         Task::Faults {

@@ -48,6 +48,9 @@ pub fn cache_root() -> PathBuf {
         .join("reimage")
 }
 
+/// A version column that says "not in this set".
+const ABSENT: &str = "-";
+
 /// One line of `realistic.list`.
 struct Pin {
     name: String,
@@ -223,17 +226,29 @@ fn stats_of(path: &Path) -> Result<Stats> {
 
 /// Builds `OUT/v1` and `OUT/v2`.
 pub fn run(out: &Path) -> Result<()> {
+    build_sets("realistic", out)
+}
+
+/// The closed, bootable Debian set of `testdata/boot.list` (v1, v2), for the
+/// boot test.
+pub fn boot(out: &Path) -> Result<()> {
+    build_sets("boot", out)
+}
+
+/// Downloads, converts and writes `out/v1`, `out/v2` from `testdata/NAME.list`.
+fn build_sets(name: &str, out: &Path) -> Result<()> {
     let t0 = Instant::now();
-    let list = cmd::repo_root().join("testdata/realistic.list");
+    let list = cmd::repo_root().join(format!("testdata/{name}.list"));
     let pins = read_list(&list)?;
     let cache = cache_root();
     let debs_dir = cache.join("debs");
     let rpms_dir = cache.join("rpms");
     let mut wanted: Vec<(String, String)> = Vec::new();
     for p in &pins {
-        wanted.push((p.name.clone(), p.v1.clone()));
-        if p.v2 != p.v1 {
-            wanted.push((p.name.clone(), p.v2.clone()));
+        for v in [&p.v1, &p.v2] {
+            if v != ABSENT && !wanted.contains(&(p.name.clone(), v.clone())) {
+                wanted.push((p.name.clone(), v.clone()));
+            }
         }
     }
     let debs = download(&debs_dir, &wanted)?;
@@ -288,6 +303,9 @@ pub fn run(out: &Path) -> Result<()> {
         let mut total = Stats::default();
         for p in &pins {
             let v = if pick == 0 { &p.v1 } else { &p.v2 };
+            if v == ABSENT {
+                continue;
+            }
             let deb = &debs[&(p.name.clone(), v.clone())];
             let (rpm_path, _) = &results[deb];
             let dest = dir.join(rpm_path.file_name().context("rpm path without a name")?);
@@ -304,7 +322,7 @@ pub fn run(out: &Path) -> Result<()> {
         total.packages += 1;
         total.files += s.files;
         eprintln!(
-            "testdata: realistic/{set}: {} packages, {} files, {:.1} MiB installed, {:.1} MiB of rpm -> {}",
+            "testdata: {name}/{set}: {} packages, {} files, {:.1} MiB installed, {:.1} MiB of rpm -> {}",
             total.packages,
             total.files,
             total.bytes as f64 / 1048576.0,
@@ -313,7 +331,7 @@ pub fn run(out: &Path) -> Result<()> {
         );
     }
     eprintln!(
-        "testdata: realistic: {} debs ({} converted now, {} from the cache {}) in {:.1}s (download {:.1}s)",
+        "testdata: {name}: {} debs ({} converted now, {} from the cache {}) in {:.1}s (download {:.1}s)",
         jobs.len(),
         converted,
         jobs.len() - converted,

@@ -64,6 +64,7 @@ pub fn run() -> Result<()> {
             testdata::run(&testdata::Options {
                 out: testdata_dir.clone(),
                 realistic: true,
+                boot: false,
             })
         })?;
         let before = system_state();

@@ -1,5 +1,6 @@
 //! `cargo xtask testdata`: writes `edge/`, `hostile/` and (with `--realistic`)
-//! `realistic/v1`, `realistic/v2` under the output directory.
+//! `realistic/v1`, `realistic/v2` (with `--boot`, `boot/v1`, `boot/v2`: a closed,
+//! bootable Debian set) under the output directory.
 use crate::{edge, hostile, realistic};
 use anyhow::{bail, Context, Result};
 use sha2::Digest;
@@ -9,6 +10,7 @@ use std::time::Instant;
 pub struct Options {
     pub out: PathBuf,
     pub realistic: bool,
+    pub boot: bool,
 }
 
 /// Builds the test data; returns the output directory.
@@ -65,6 +67,9 @@ pub fn run(opts: &Options) -> Result<PathBuf> {
 
     if opts.realistic {
         realistic::run(&out.join("realistic"))?;
+    }
+    if opts.boot {
+        realistic::boot(&out.join("boot"))?;
     }
     eprintln!(
         "testdata: done in {:.1}s: {}",

@@ -22,7 +22,7 @@ fn have_rpm() -> bool {
 }
 
 fn realworld() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/realworld");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/realworld");
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(d) = stack.pop() {

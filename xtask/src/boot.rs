@@ -1,0 +1,607 @@
+//! `cargo xtask init`, `cargo xtask rpm` and `cargo xtask boot-test`.
+//!
+//! * `init`: the static `reimage-init` (the initrd's `/init`).
+//! * `rpm`: `target/rpm/reimage-VERSION-1.x86_64.rpm`: the reimage binary,
+//!   `reimage-init`, the systemd units and their preset, man pages and
+//!   completions; a system composed with it runs its own health checks,
+//!   fallback detection and finalize.
+//! * `boot-test`: installs the closed Debian set (`testdata/boot.list`) on a
+//!   disk image, boots it under OVMF + systemd-boot in qemu (TCG), updates
+//!   it from the host, boots the update, deploys a broken update and watches
+//!   systemd-boot fall back by itself. Serial logs and the disk stay under
+//!   `target/boot-test/`.
+use crate::cmd;
+use anyhow::{bail, Context, Result};
+use rpm::{BuildConfig, CompressionWithLevel, FileOptions, PackageBuilder};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What the boot test runs.
+pub const BOOT_TOOLS: &[crate::prereq::Tool] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "ovmf"),
+    (
+        "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+        "systemd-boot-efi",
+    ),
+    ("mformat", "mtools"),
+    ("mkfs.vfat", "dosfstools"),
+    ("sfdisk", "fdisk"),
+    ("mkfs.btrfs", "btrfs-progs"),
+    ("losetup", "mount"),
+    ("dpkg-deb", "dpkg"),
+];
+
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Builds the static reimage-init; returns its path.
+pub fn init() -> Result<PathBuf> {
+    let root = cmd::repo_root();
+    cmd::run_visible(
+        Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "reimage-init",
+                "--target",
+                TARGET,
+            ])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )?;
+    let p = root.join(format!("target/{TARGET}/release/reimage-init"));
+    let out = cmd::run_capture(Command::new("file").arg(&p)).unwrap_or_default();
+    if out.contains("dynamically linked") {
+        bail!("{} is dynamically linked: {out}", p.display());
+    }
+    eprintln!("xtask init: {}", p.display());
+    Ok(p)
+}
+
+fn release_binary() -> Result<PathBuf> {
+    let root = cmd::repo_root();
+    cmd::run_visible(Command::new(env!("CARGO")).current_dir(&root).args([
+        "build",
+        "--release",
+        "-p",
+        "reimage",
+        "--bin",
+        "reimage",
+    ]))?;
+    Ok(root.join("target/release/reimage"))
+}
+
+fn builder(name: &str, version: &str, summary: &str) -> PackageBuilder {
+    let mut b = PackageBuilder::new(name, version, "MIT OR Apache-2.0", "x86_64", summary);
+    b.using_config(
+        BuildConfig::v4()
+            .source_date(1_700_000_000)
+            .compression(CompressionWithLevel::Zstd(3)),
+    )
+    .release("1")
+    .description(summary.to_string())
+    .url("https://example.invalid/reimage");
+    b
+}
+
+fn add(b: &mut PackageBuilder, path: &str, data: Vec<u8>, mode: u16) -> Result<()> {
+    b.with_file_contents(data, FileOptions::new(path).permissions(mode))
+        .with_context(|| format!("adding {path}"))?;
+    Ok(())
+}
+
+/// Builds the reimage RPM; returns its path.
+pub fn rpm() -> Result<PathBuf> {
+    let root = cmd::repo_root();
+    let init = init()?;
+    let bin = release_binary()?;
+    let version = env!("CARGO_PKG_VERSION");
+    let mut b = builder(
+        "reimage",
+        version,
+        "Image-like, atomic OS updates from RPM packages",
+    );
+    add(&mut b, "/usr/bin/reimage", std::fs::read(&bin)?, 0o755)?;
+    add(
+        &mut b,
+        "/usr/lib/reimage/reimage-init",
+        std::fs::read(&init)?,
+        0o755,
+    )?;
+    for unit in [
+        "reimage-health.service",
+        "reimage-boot-check.service",
+        "reimage-finalize.service",
+    ] {
+        add(
+            &mut b,
+            &format!("/usr/lib/systemd/system/{unit}"),
+            std::fs::read(root.join("dist/systemd").join(unit))?,
+            0o644,
+        )?;
+    }
+    add(
+        &mut b,
+        "/usr/lib/systemd/system-preset/80-reimage.preset",
+        std::fs::read(root.join("dist/systemd/80-reimage.preset"))?,
+        0o644,
+    )?;
+    for e in std::fs::read_dir(root.join("dist/man"))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "1") {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            add(
+                &mut b,
+                &format!("/usr/share/man/man1/{name}"),
+                std::fs::read(&p)?,
+                0o644,
+            )?;
+        }
+    }
+    let pkg = b.build().context("building the reimage rpm")?;
+    let dir = root.join("target/rpm");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(pkg.canonical_filename()?);
+    pkg.write_file(&path)?;
+    eprintln!("xtask rpm: {}", path.display());
+    Ok(path)
+}
+
+/// A package whose required health check fails (the broken update), and
+/// a probe that prints what the booted system is to the console.
+fn test_packages(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let mut b = builder(
+        "reimage-health-fail",
+        "1.0",
+        "A required health check that always fails (boot test)",
+    );
+    add(
+        &mut b,
+        "/etc/reimage/health.d/required.d/50-fail",
+        b"#!/bin/bash\necho 'failing on purpose (boot test)'\nexit 1\n".to_vec(),
+        0o755,
+    )?;
+    let fail = b.build()?;
+    let fail_path = dir.join(fail.canonical_filename()?);
+    fail.write_file(&fail_path)?;
+    let mut b = builder(
+        "reimage-boot-probe",
+        "1.0",
+        "Prints the booted deployment to the console (boot test)",
+    );
+    add(
+        &mut b,
+        "/usr/lib/reimage/health.d/wanted.d/10-probe",
+        b"#!/bin/bash\n{ echo \"reimage-probe: cmdline $(cat /proc/cmdline)\"\n  echo \"reimage-probe: hello $(command -v hello || echo absent)\"\n} > /dev/console\n".to_vec(),
+        0o755,
+    )?;
+    let probe = b.build()?;
+    let probe_path = dir.join(probe.canonical_filename()?);
+    probe.write_file(&probe_path)?;
+    Ok((fail_path, probe_path))
+}
+
+/// A running VM: qemu with its serial console in a log file.
+struct Vm {
+    child: std::process::Child,
+    log: PathBuf,
+    qmp: PathBuf,
+}
+
+impl Vm {
+    fn start(dir: &Path, disk: &Path, name: &str) -> Result<Vm> {
+        let vars = dir.join("OVMF_VARS.fd");
+        if !vars.exists() {
+            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars)?;
+        }
+        let log = dir.join(format!("{name}.log"));
+        let qmp = dir.join("qmp.sock");
+        let _ = std::fs::remove_file(&qmp);
+        let child = Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2"])
+            .args(["-machine", "q35"])
+            .arg("-drive")
+            .arg("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd")
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ))
+            .arg("-drive")
+            .arg(format!("if=virtio,format=raw,file={}", disk.display()))
+            .args(["-display", "none", "-monitor", "none", "-nic", "none"])
+            .arg("-serial")
+            .arg(format!("file:{}", log.display()))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .context("cannot start qemu-system-x86_64")?;
+        eprintln!(
+            "boot-test: {name}: qemu started, serial log {}",
+            log.display()
+        );
+        Ok(Vm { child, log, qmp })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until `done` holds on the serial log; fails after `limit`.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Result<Duration> {
+        let t0 = Instant::now();
+        loop {
+            let text = self.text();
+            if done(&text) {
+                return Ok(t0.elapsed());
+            }
+            if let Some(st) = self.child.try_wait()? {
+                bail!(
+                    "qemu exited ({st}) before {what}; serial log {}",
+                    self.log.display()
+                );
+            }
+            if t0.elapsed() > limit {
+                bail!(
+                    "no {what} after {}s; serial log {} ends:\n{}",
+                    limit.as_secs(),
+                    self.log.display(),
+                    tail(&text, 25)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// ACPI power button, then waits for qemu to exit (kills it after 120 s).
+    fn shutdown(mut self) -> Result<()> {
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.qmp) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut r = std::io::BufReader::new(s.try_clone()?);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n");
+            let _ = r.read_line(&mut line);
+            let _ = s.write_all(b"{\"execute\":\"system_powerdown\"}\n");
+        }
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(120) {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        eprintln!("boot-test: the guest did not power off in 120 s: killing qemu");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(())
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(n)..].join("\n")
+}
+
+fn reimage(bin: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.arg("--quiet");
+    c
+}
+
+/// The ESP partition's byte offset in the disk image (sfdisk --json).
+fn esp_offset(disk: &Path) -> Result<(u64, u64, u64)> {
+    let out = cmd::run_capture(Command::new("sfdisk").arg("--json").arg(disk))?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let p = &v["partitiontable"]["partitions"];
+    let num = |i: usize, k: &str| p[i][k].as_u64().context("sfdisk --json");
+    Ok((
+        num(0, "start")? * 512,
+        num(1, "start")? * 512,
+        num(1, "size")? * 512,
+    ))
+}
+
+fn entries(disk: &Path, off: u64) -> Result<Vec<String>> {
+    let out = cmd::run_capture(
+        Command::new("mdir")
+            .args(["-b", "-i"])
+            .arg(format!("{}@@{off}", disk.display()))
+            .arg("::/loader/entries")
+            .env("MTOOLS_SKIP_CHECK", "1"),
+    )?;
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.rsplit('/').next())
+        .filter(|n| n.starts_with("reimage-") && n.ends_with(".conf"))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The root btrfs of the disk mounted on the host, for offline updates.
+struct Mounted {
+    dev: String,
+    mnt: PathBuf,
+}
+
+impl Mounted {
+    fn new(disk: &Path, dir: &Path) -> Result<Mounted> {
+        let (_, off, size) = esp_offset(disk)?;
+        let dev = cmd::run_capture(
+            Command::new("losetup")
+                .args(["--find", "--show", "--offset"])
+                .arg(off.to_string())
+                .arg("--sizelimit")
+                .arg(size.to_string())
+                .arg(disk),
+        )?
+        .trim()
+        .to_string();
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt)?;
+        let m = Mounted { dev, mnt };
+        cmd::run_visible(Command::new("mount").arg(&m.dev).arg(&m.mnt))?;
+        Ok(m)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+fn state_of(sysroot: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(sysroot.join("reimage/state.json"))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Runs the whole boot test.
+pub fn boot_test() -> Result<()> {
+    crate::prereq::ensure("boot-test", BOOT_TOOLS)?;
+    let root = cmd::repo_root();
+    let dir = root.join("target/boot-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let t_all = Instant::now();
+    let data = root.join("target/bootdata");
+    crate::realistic::boot(&data.join("boot"))?;
+    let reimage_rpm = rpm()?;
+    let bin = root.join("target/release/reimage");
+    let (fail_rpm, probe_rpm) = test_packages(&dir.join("rpms"))?;
+    let disk = dir.join("disk.img");
+    let esp_arg = |disk: &Path| -> Result<String> {
+        Ok(format!("{}@@{}", disk.display(), esp_offset(disk)?.0))
+    };
+
+    // 1. Install v1 and boot it.
+    let t = Instant::now();
+    cmd::run_visible(
+        reimage(&bin)
+            .args(["install", "--disk"])
+            .arg(&disk)
+            .args(["--size", "3G", "--tries", "2", "--timeout", "0"])
+            .args([
+                "--kernel-arg",
+                "console=ttyS0",
+                "--kernel-arg",
+                "systemd.show_status=1",
+            ])
+            .arg(data.join("boot/v1"))
+            .arg(&reimage_rpm)
+            .arg(&probe_rpm),
+    )?;
+    let install_s = t.elapsed().as_secs_f64();
+    let esp = esp_arg(&disk)?;
+    let off = esp_offset(&disk)?.0;
+    eprintln!(
+        "boot-test: installed in {install_s:.1}s; entries {:?}",
+        entries(&disk, off)?
+    );
+    let mut vm = Vm::start(&dir, &disk, "boot1-v1")?;
+    let healthy = |t: &str| t.contains("reimage-health: healthy");
+    let b1 = vm.wait_for(
+        "a healthy boot of deployment 1",
+        Duration::from_secs(600),
+        healthy,
+    )?;
+    vm.wait_for("the login prompt", Duration::from_secs(120), |t| {
+        t.contains("login:")
+    })?;
+    vm.shutdown()?;
+    let e = entries(&disk, off)?;
+    if !e.contains(&"reimage-1.conf".to_string()) {
+        bail!("after a healthy boot, deployment 1's entry is not blessed: {e:?}");
+    }
+    eprintln!(
+        "boot-test: boot 1 healthy in {:.0}s, entry blessed: {e:?}",
+        b1.as_secs_f64()
+    );
+
+    // 2. Update offline to v2 (adds `hello`), boot it.
+    {
+        let m = Mounted::new(&disk, &dir)?;
+        let pool = m.mnt.join("pool");
+        cmd::run_visible(
+            reimage(&bin)
+                .arg("--pool")
+                .arg(&pool)
+                .arg("import")
+                .arg(data.join("boot/v2")),
+        )?;
+        let mut specs: Vec<String> = Vec::new();
+        for e in std::fs::read_dir(data.join("boot/v2"))? {
+            specs.push(e?.file_name().to_string_lossy().into_owned());
+        }
+        specs.sort();
+        specs.push(
+            reimage_rpm
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        specs.push(
+            probe_rpm
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        cmd::run_visible(
+            reimage(&bin)
+                .arg("--pool")
+                .arg(&pool)
+                .args(["compose", "v2", "--from", "system"])
+                .args(&specs),
+        )?;
+        cmd::run_visible(
+            reimage(&bin)
+                .arg("--pool")
+                .arg(&pool)
+                .args(["deploy", "v2", "--sysroot"])
+                .arg(&m.mnt)
+                .arg("--esp")
+                .arg(&esp),
+        )?;
+        std::fs::write(dir.join("v2-specs.txt"), specs.join("\n"))?;
+    }
+    eprintln!("boot-test: deployed v2; entries {:?}", entries(&disk, off)?);
+    let mut vm = Vm::start(&dir, &disk, "boot2-v2")?;
+    let b2 = vm.wait_for(
+        "a healthy boot of deployment 2",
+        Duration::from_secs(600),
+        |t| {
+            t.contains("reimage-health: healthy")
+                && t.contains("reimage-probe: hello /usr/bin/hello")
+        },
+    )?;
+    let text = vm.text();
+    if !text.contains("deployments/2") {
+        bail!(
+            "boot 2 did not boot deployment 2; serial log {}",
+            vm.log.display()
+        );
+    }
+    vm.wait_for("the login prompt", Duration::from_secs(120), |t| {
+        t.contains("login:")
+    })?;
+    vm.shutdown()?;
+    let e = entries(&disk, off)?;
+    if !e.contains(&"reimage-2.conf".to_string()) {
+        bail!("after a healthy boot, deployment 2's entry is not blessed: {e:?}");
+    }
+    eprintln!(
+        "boot-test: boot 2 (v2, hello present) healthy in {:.0}s: {e:?}",
+        b2.as_secs_f64()
+    );
+
+    // 3. A broken update (a required health check fails): systemd-boot
+    // tries it twice, then boots deployment 2, which records the fallback.
+    {
+        let m = Mounted::new(&disk, &dir)?;
+        let pool = m.mnt.join("pool");
+        cmd::run_visible(
+            reimage(&bin)
+                .arg("--pool")
+                .arg(&pool)
+                .arg("import")
+                .arg(&fail_rpm),
+        )?;
+        let mut specs: Vec<String> = std::fs::read_to_string(dir.join("v2-specs.txt"))?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        specs.push(fail_rpm.file_name().unwrap().to_string_lossy().into_owned());
+        cmd::run_visible(
+            reimage(&bin)
+                .arg("--pool")
+                .arg(&pool)
+                .args(["compose", "v3", "--from", "v2"])
+                .args(&specs),
+        )?;
+        cmd::run_visible(
+            reimage(&bin)
+                .arg("--pool")
+                .arg(&pool)
+                .args(["deploy", "v3", "--sysroot"])
+                .arg(&m.mnt)
+                .arg("--esp")
+                .arg(&esp),
+        )?;
+    }
+    eprintln!(
+        "boot-test: deployed broken v3; entries {:?}",
+        entries(&disk, off)?
+    );
+    let mut vm = Vm::start(&dir, &disk, "boot3-v3-fallback")?;
+    let b3 = vm.wait_for(
+        "the fallback to deployment 2",
+        Duration::from_secs(1500),
+        |t| t.contains("deployment 3 did not boot healthy") || t.contains("is the default again"),
+    )?;
+    vm.wait_for(
+        "the login prompt after the fallback",
+        Duration::from_secs(300),
+        |t| {
+            t.rsplit("is the default again")
+                .next()
+                .is_some_and(|r| r.contains("login:"))
+        },
+    )?;
+    let text = vm.text();
+    let failures = text.matches("UNHEALTHY").count();
+    vm.shutdown()?;
+    let e = entries(&disk, off)?;
+    let m = Mounted::new(&disk, &dir)?;
+    let st = state_of(&m.mnt)?;
+    drop(m);
+    let failed3 = st["deployments"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["id"] == 3))
+        .and_then(|d| d["failed"].as_str())
+        .map(str::to_string);
+    if st["default"] != 2 || failed3.is_none() {
+        bail!("after the fallback the state record says default {} and deployment 3 failed {failed3:?}", st["default"]);
+    }
+    if !e.iter().any(|n| n.starts_with("reimage-3+0-")) {
+        bail!("deployment 3's entry should have no tries left: {e:?}");
+    }
+    eprintln!(
+        "boot-test: broken v3 failed its health check {failures} times, systemd-boot fell back to 2 by itself ({:.0}s for all boots); state: default 2, 3 failed ({}); entries {e:?}",
+        b3.as_secs_f64(),
+        failed3.unwrap_or_default()
+    );
+    let report = format!(
+        "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\ntotal: {:.0}s\n",
+        b1.as_secs_f64(),
+        b2.as_secs_f64(),
+        b3.as_secs_f64(),
+        t_all.elapsed().as_secs_f64()
+    );
+    std::fs::write(dir.join("report.md"), &report)?;
+    eprintln!("{report}");
+    Ok(())
+}
