@@ -15,7 +15,8 @@
 //!
 //! A disk file is made new (refused when it exists and is not empty) and
 //! removed again when the install fails; a device is written over. The
-//! ESP is mounted at `/boot/efi` on the installed system (fstab).
+//! ESP is mounted at `/efi` on the installed system (fstab; systemd-gpt-auto-generator
+//! then leaves it alone, and systemd-bless-boot finds it there).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,7 +32,7 @@ use crate::util::runner;
 const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 const ROOT_X86_64: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
 /// Where the installed system mounts its ESP.
-pub const ESP_MOUNT: &str = "/boot/efi";
+pub const ESP_MOUNT: &str = "/efi";
 
 /// Where the packages come from.
 #[derive(Debug, Clone)]

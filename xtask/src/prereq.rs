@@ -35,6 +35,14 @@ pub const TEST: &[Tool] = &[
     ("rpm2cpio", "rpm2cpio"),
     ("cpio", "cpio"),
     ("zstd", "zstd"),
+    // tests/boot.rs: install --disk on an image file.
+    ("sfdisk", "fdisk"),
+    ("mformat", "mtools"),
+    ("mkfs.vfat", "dosfstools"),
+    (
+        "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
+        "systemd-boot-efi",
+    ),
 ];
 
 /// What the benchmark compares against (benches/compare.rs `TOOLS`).
