@@ -16,6 +16,9 @@ _reimage() {
             ",$1")
                 cmd="reimage"
                 ;;
+            reimage,boot)
+                cmd="reimage__subcmd__boot"
+                ;;
             reimage,cleanup)
                 cmd="reimage__subcmd__cleanup"
                 ;;
@@ -43,6 +46,9 @@ _reimage() {
             reimage,gc)
                 cmd="reimage__subcmd__gc"
                 ;;
+            reimage,health)
+                cmd="reimage__subcmd__health"
+                ;;
             reimage,help)
                 cmd="reimage__subcmd__help"
                 ;;
@@ -51,6 +57,9 @@ _reimage() {
                 ;;
             reimage,init)
                 cmd="reimage__subcmd__init"
+                ;;
+            reimage,install)
+                cmd="reimage__subcmd__install"
                 ;;
             reimage,list)
                 cmd="reimage__subcmd__list"
@@ -94,6 +103,24 @@ _reimage() {
             reimage,views)
                 cmd="reimage__subcmd__views"
                 ;;
+            reimage__subcmd__boot,check)
+                cmd="reimage__subcmd__boot__subcmd__check"
+                ;;
+            reimage__subcmd__boot,help)
+                cmd="reimage__subcmd__boot__subcmd__help"
+                ;;
+            reimage__subcmd__boot,sync)
+                cmd="reimage__subcmd__boot__subcmd__sync"
+                ;;
+            reimage__subcmd__boot__subcmd__help,check)
+                cmd="reimage__subcmd__boot__subcmd__help__subcmd__check"
+                ;;
+            reimage__subcmd__boot__subcmd__help,help)
+                cmd="reimage__subcmd__boot__subcmd__help__subcmd__help"
+                ;;
+            reimage__subcmd__boot__subcmd__help,sync)
+                cmd="reimage__subcmd__boot__subcmd__help__subcmd__sync"
+                ;;
             reimage__subcmd__etc,commit)
                 cmd="reimage__subcmd__etc__subcmd__commit"
                 ;;
@@ -130,6 +157,9 @@ _reimage() {
             reimage__subcmd__etc__subcmd__help,sync)
                 cmd="reimage__subcmd__etc__subcmd__help__subcmd__sync"
                 ;;
+            reimage__subcmd__help,boot)
+                cmd="reimage__subcmd__help__subcmd__boot"
+                ;;
             reimage__subcmd__help,cleanup)
                 cmd="reimage__subcmd__help__subcmd__cleanup"
                 ;;
@@ -157,6 +187,9 @@ _reimage() {
             reimage__subcmd__help,gc)
                 cmd="reimage__subcmd__help__subcmd__gc"
                 ;;
+            reimage__subcmd__help,health)
+                cmd="reimage__subcmd__help__subcmd__health"
+                ;;
             reimage__subcmd__help,help)
                 cmd="reimage__subcmd__help__subcmd__help"
                 ;;
@@ -165,6 +198,9 @@ _reimage() {
                 ;;
             reimage__subcmd__help,init)
                 cmd="reimage__subcmd__help__subcmd__init"
+                ;;
+            reimage__subcmd__help,install)
+                cmd="reimage__subcmd__help__subcmd__install"
                 ;;
             reimage__subcmd__help,list)
                 cmd="reimage__subcmd__help__subcmd__list"
@@ -208,6 +244,12 @@ _reimage() {
             reimage__subcmd__help,views)
                 cmd="reimage__subcmd__help__subcmd__views"
                 ;;
+            reimage__subcmd__help__subcmd__boot,check)
+                cmd="reimage__subcmd__help__subcmd__boot__subcmd__check"
+                ;;
+            reimage__subcmd__help__subcmd__boot,sync)
+                cmd="reimage__subcmd__help__subcmd__boot__subcmd__sync"
+                ;;
             reimage__subcmd__help__subcmd__etc,commit)
                 cmd="reimage__subcmd__help__subcmd__etc__subcmd__commit"
                 ;;
@@ -230,7 +272,7 @@ _reimage() {
 
     case "${cmd}" in
         reimage)
-            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help"
+            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc install boot health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -247,14 +289,144 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__boot)
+            opts="-v -q -h --pool --verbose --quiet --json --help check sync help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__boot__subcmd__check)
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__boot__subcmd__help)
+            opts="check sync help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__boot__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__boot__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__boot__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__boot__subcmd__sync)
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__cleanup)
-            opts="-v -q -h --sysroot --no-wait --keep --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --keep --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -330,13 +502,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__deploy)
-            opts="-v -q -h --sysroot --no-wait --no-default --kernel-arg --no-cleanup --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --no-default --kernel-arg --no-cleanup --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -374,13 +550,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__etc)
-            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help commit log diff revert sync help"
+            opts="-v -q -h --sysroot --no-wait --esp --deployment --pool --verbose --quiet --json --help commit log diff revert sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -400,7 +580,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__etc__subcmd__commit)
-            opts="-m -v -q -h --message --limit --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            opts="-m -v -q -h --message --limit --sysroot --no-wait --esp --deployment --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -422,6 +602,10 @@ _reimage() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --deployment)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -438,13 +622,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__etc__subcmd__diff)
-            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --deployment --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -562,13 +750,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__etc__subcmd__log)
-            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --deployment --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -588,13 +780,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__etc__subcmd__revert)
-            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --deployment --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -614,13 +810,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__etc__subcmd__sync)
-            opts="-v -q -h --sysroot --no-wait --deployment --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --deployment --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -640,13 +840,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__finalize)
-            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -697,9 +901,73 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        reimage__subcmd__help)
-            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc help"
+        reimage__subcmd__health)
+            opts="-v -q -h --root --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help)
+            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc install boot health help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__boot)
+            opts="check sync"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__boot__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__boot__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -907,6 +1175,20 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__help__subcmd__health)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -936,6 +1218,20 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__install)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1201,6 +1497,64 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__install)
+            opts="-v -q -h --disk --size --esp-size --list --kernel-arg --from --view --tries --timeout --keyring --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --disk)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --list)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kernel-arg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --view)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keyring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__list)
             opts="-v -q -h --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1238,13 +1592,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__pin)
-            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1374,13 +1732,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__rollback)
-            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1396,13 +1758,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__status)
-            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1444,13 +1810,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__undeploy)
-            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1466,13 +1836,17 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__unpin)
-            opts="-v -q -h --sysroot --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

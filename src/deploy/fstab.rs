@@ -1,13 +1,18 @@
 //! A deployment's `etc/fstab`: reimage's lines between two marks, every
 //! other line the system's own and kept (pure functions).
 //!
-//! Initrds other than systemd's mount `/usr` from the root's fstab, so the
-//! view is named here too (`ro,subvol=`), with the shared subvolumes and,
-//! once it is known, the ESP.
+//! The view is named here too (`ro,subvol=`) but as a comment: initrds
+//! mount `/usr` from `mount.usr=` (systemd's, dracut's, reimage's), and an
+//! active line would make systemd-remount-fs remount the whole btrfs
+//! read-only. Then the shared subvolumes and, once it is known, the ESP.
 
 pub const BEGIN: &str =
     "# reimage: begin (written by reimage deploy; lines up to the end mark are replaced)";
 pub const END: &str = "# reimage: end";
+/// Why the `/usr` line is a comment.
+pub const USR_NOTE: &str = "# /usr is the view, mounted read-only by the initrd from mount.usr= and\n\
+# mount.usrflags= on the kernel command line. Not an active line: systemd-remount-fs\n\
+# would remount it, and with it the whole btrfs, read-only.\n";
 
 /// One mount reimage manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +104,13 @@ pub fn merge(local: &str, lines: &[Line]) -> String {
     out.push_str(BEGIN);
     out.push('\n');
     for l in lines {
+        if l.mount_point == "/usr" {
+            // An active /usr line would be remounted by systemd-remount-fs
+            // with its options, and `remount,ro` of one btrfs mount makes the
+            // whole filesystem read-only, / included (seen in the boot test).
+            out.push_str(USR_NOTE);
+            out.push('#');
+        }
         out.push_str(&l.render());
         out.push('\n');
     }
@@ -124,7 +136,7 @@ mod tests {
         assert_eq!(
             t,
             format!(
-                "{BEGIN}\nUUID=U /usr btrfs ro,subvol=/pool/views/v1 0 0\n\
+                "{BEGIN}\n{USR_NOTE}#UUID=U /usr btrfs ro,subvol=/pool/views/v1 0 0\n\
                  UUID=U /var btrfs subvol=/shared/var 0 0\n\
                  UUID=U /usr/local btrfs subvol=/shared/usr-local 0 0\n{END}\n"
             )
