@@ -43,6 +43,10 @@ fn deploy_update_merges_etc_and_rollback_and_retention_keep_what_they_must() {
         assert!(reimage::sys::is_subvolume(&sys.root().join("shared").join(s)).unwrap());
     }
     sys.check_status();
+    // The view a deployment uses cannot be removed under it.
+    let e = fails(&sys.pool, &["rm-view", "va"]);
+    assert!(e.contains("is the /usr of a deployment"), "{e}");
+    assert!(sys.pool.join("views/va").exists());
 
     // Local changes of every kind.
     std::fs::write(etc1.join("t/conf"), "local\n").unwrap();

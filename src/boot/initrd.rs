@@ -19,7 +19,8 @@ use anyhow::{bail, Context, Result};
 
 /// The modules the initrd loads when the kernel has them as modules: block
 /// devices (virtio, SCSI, NVMe, AHCI), btrfs and the checksum its superblock
-/// needs (a soft dependency modprobe would resolve), and FAT for the ESP.
+/// needs (a soft dependency modprobe would resolve), FAT for the ESP, and
+/// what systemd needs before it could load anything itself.
 pub const MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
@@ -35,6 +36,11 @@ pub const MODULES: &[&str] = &[
     "nls_ascii",
     "nls_utf8",
     "nls_iso8859_1",
+    // What systemd mounts before anything could load a module for it (the
+    // view has no modules.dep for modprobe): efivarfs, which boot counting
+    // reads (LoaderBootCountPath), and autofs for automounts.
+    "efivarfs",
+    "autofs4",
 ];
 
 /// A kernel in a view: `lib/modules/KVER/vmlinuz`.

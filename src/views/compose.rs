@@ -1798,12 +1798,46 @@ pub fn views(pool: &Pool) -> Result<Vec<ViewInfo>> {
 }
 
 /// Deletes a view.
+/// The root file (`POOL/roots/*.json`, written by deploy) that names view
+/// `name`, if any: a deployment's `/usr` must not go while it exists.
+pub fn rooted(pool: &Pool, name: &str) -> Result<Option<PathBuf>> {
+    let dir = pool.root.join("roots");
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    for e in rd {
+        let p = e?.path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read {}", p.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", p.display()))?;
+        if v["views"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == name))
+        {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
 pub fn rm_view(pool: &Pool, name: &str, wait: bool) -> Result<()> {
     check_view_name(name)?;
     let _lock = pool.lock(wait)?;
     let path = pool.views_dir().join(name);
     if path.symlink_metadata().is_err() {
         bail!("there is no view {name} in {}", pool.views_dir().display());
+    }
+    if let Some(by) = rooted(pool, name)? {
+        bail!(
+            "view {name} is the /usr of a deployment ({} names it): remove the deployment first (reimage undeploy, or cleanup)",
+            by.display()
+        );
     }
     if sys::is_subvolume(&path).unwrap_or(false) {
         sys::subvolume_delete(&path)
