@@ -10,7 +10,8 @@ pub const BEGIN: &str =
     "# reimage: begin (written by reimage deploy; lines up to the end mark are replaced)";
 pub const END: &str = "# reimage: end";
 /// Why the `/usr` line is a comment.
-pub const USR_NOTE: &str = "# /usr is the view, mounted read-only by the initrd from mount.usr= and\n\
+pub const USR_NOTE: &str =
+    "# /usr is the view, mounted read-only by the initrd from mount.usr= and\n\
 # mount.usrflags= on the kernel command line. Not an active line: systemd-remount-fs\n\
 # would remount it, and with it the whole btrfs, read-only.\n";
 

@@ -1812,8 +1812,8 @@ pub fn rooted(pool: &Pool, name: &str) -> Result<Option<PathBuf>> {
         if p.extension().is_none_or(|x| x != "json") {
             continue;
         }
-        let text = std::fs::read_to_string(&p)
-            .with_context(|| format!("cannot read {}", p.display()))?;
+        let text =
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", p.display()))?;
         if v["views"]

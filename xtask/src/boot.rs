@@ -171,13 +171,28 @@ fn test_packages(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let mut b = builder(
         "reimage-boot-probe",
         "1.0",
-        "Prints the booted deployment to the console (boot test)",
+        "Prints the booted deployment to the console and powers off once the boot is assessed (boot test)",
     );
     add(
         &mut b,
         "/usr/lib/reimage/health.d/wanted.d/10-probe",
         b"#!/bin/bash\n{ echo \"reimage-probe: cmdline $(cat /proc/cmdline)\"\n  echo \"reimage-probe: hello $(command -v hello || echo absent)\"\n} > /dev/console\n".to_vec(),
         0o755,
+    )?;
+    // The minimal set has no logind to act on the ACPI power button: the
+    // guest powers itself off once the boot is assessed (blessed, or a
+    // fallback recorded), after a sync, so the ESP's renames are on disk.
+    add(
+        &mut b,
+        "/usr/lib/systemd/system/reimage-boot-probe.service",
+        b"[Unit]\nDescription=boot test: power off once the boot is assessed\nRequires=boot-complete.target\nAfter=boot-complete.target systemd-bless-boot.service reimage-boot-check.service multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/bin/bash -c 'sync; echo reimage-probe: done > /dev/console; systemctl --no-block poweroff'\n\n[Install]\nWantedBy=multi-user.target\n".to_vec(),
+        0o644,
+    )?;
+    add(
+        &mut b,
+        "/usr/lib/systemd/system-preset/70-reimage-boot-probe.preset",
+        b"enable reimage-boot-probe.service\n".to_vec(),
+        0o644,
     )?;
     let probe = b.build()?;
     let probe_path = dir.join(probe.canonical_filename()?);
@@ -263,8 +278,16 @@ impl Vm {
         }
     }
 
-    /// ACPI power button, then waits for qemu to exit (kills it after 120 s).
+    /// Waits for the guest to power itself off (the probe does), else the
+    /// ACPI power button, else kills qemu after 120 s.
     fn shutdown(mut self) -> Result<()> {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(60) {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
         if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&self.qmp) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut r = std::io::BufReader::new(s.try_clone()?);
@@ -427,8 +450,8 @@ pub fn boot_test() -> Result<()> {
         Duration::from_secs(600),
         healthy,
     )?;
-    vm.wait_for("the login prompt", Duration::from_secs(120), |t| {
-        t.contains("login:")
+    vm.wait_for("the probe's power-off", Duration::from_secs(120), |t| {
+        t.contains("reimage-probe: done")
     })?;
     vm.shutdown()?;
     let e = entries(&disk, off)?;
@@ -505,8 +528,8 @@ pub fn boot_test() -> Result<()> {
             vm.log.display()
         );
     }
-    vm.wait_for("the login prompt", Duration::from_secs(120), |t| {
-        t.contains("login:")
+    vm.wait_for("the probe's power-off", Duration::from_secs(120), |t| {
+        t.contains("reimage-probe: done")
     })?;
     vm.shutdown()?;
     let e = entries(&disk, off)?;
@@ -563,12 +586,12 @@ pub fn boot_test() -> Result<()> {
         |t| t.contains("deployment 3 did not boot healthy") || t.contains("is the default again"),
     )?;
     vm.wait_for(
-        "the login prompt after the fallback",
+        "the probe's power-off after the fallback",
         Duration::from_secs(300),
         |t| {
             t.rsplit("is the default again")
                 .next()
-                .is_some_and(|r| r.contains("login:"))
+                .is_some_and(|r| r.contains("reimage-probe: done"))
         },
     )?;
     let text = vm.text();
