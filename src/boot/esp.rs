@@ -11,6 +11,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+/// statfs(2)'s type of FAT filesystems.
+const MSDOS_SUPER_MAGIC: i64 = 0x4d44;
+
 /// Where the ESP is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Esp {
@@ -46,6 +49,16 @@ impl Esp {
         };
         let path = PathBuf::from(p);
         if off.is_none() && path.is_dir() {
+            // A mount point with nothing mounted on it is an empty directory
+            // of another filesystem: writing entries there would be lost.
+            let st = rustix::fs::statfs(&path)
+                .with_context(|| format!("cannot statfs the ESP {}", path.display()))?;
+            if st.f_type as i64 != MSDOS_SUPER_MAGIC {
+                bail!(
+                    "the ESP {} is not a mounted FAT filesystem (is it mounted?)",
+                    path.display()
+                );
+            }
             return Ok(Esp::Dir(path));
         }
         if !path.exists() {

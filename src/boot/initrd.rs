@@ -242,7 +242,7 @@ pub fn build(kernel: &Kernel, init: &Path) -> Result<(Vec<u8>, Built)> {
     c.entry("lib/modules/load-order", 0o100644, (0, 0), order.as_bytes());
     c.entry("TRAILER!!!", 0, (0, 0), &[]);
     let raw = c.out;
-    let packed = zstd::bulk::compress(&raw, 19).context("cannot compress the initrd")?;
+    let packed = zstd::bulk::compress(&raw, 3).context("cannot compress the initrd")?;
     let built = Built {
         kernel: kernel.version.clone(),
         modules: mods.iter().map(|(n, _)| n.clone()).collect(),

@@ -263,6 +263,19 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
     }
 
     // 3. Entries of deployments that are gone, then unused files.
+    remove_unused(esp, plan, &mut found, &mut done)?;
+    esp.sync()?;
+    Ok(done)
+}
+
+/// Removes the entries `plan` does not want, then the kernels and initrds
+/// no remaining entry uses.
+fn remove_unused(
+    esp: &Esp,
+    plan: &Plan,
+    found: &mut BTreeMap<u64, Found>,
+    done: &mut Applied,
+) -> Result<()> {
     let keep: Vec<u64> = plan.entries.iter().map(|w| w.id).collect();
     for f in found.values().filter(|f| !keep.contains(&f.id)) {
         esp.remove(&format!("{ENTRIES_DIR}/{}", f.file))?;
@@ -281,8 +294,7 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
             done.files_removed.push(name);
         }
     }
-    esp.sync()?;
-    Ok(done)
+    Ok(())
 }
 
 /// Installs systemd-boot on the ESP (`EFI/BOOT/BOOTX64.EFI`, the removable

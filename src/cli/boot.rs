@@ -130,7 +130,7 @@ pub fn run_boot(g: &Global, a: BootArgs) -> Result<i32> {
     match a.command {
         BootCommand::Check(at) => {
             at.use_esp()?;
-            let r = deploy::boot::check(at.sysroot.as_deref(), !at.no_wait, &reporter)?;
+            let r = deploy::bootcheck::check(at.sysroot.as_deref(), !at.no_wait, &reporter)?;
             if g.json {
                 out.json(&r)?;
             } else if !g.quiet {

@@ -238,48 +238,7 @@ fn install_on(
 
     // The packages, and the view.
     let (view, origin, packages) = match &opts.packages {
-        Packages::Files { paths, list } => {
-            let r = crate::store::import::import(
-                &pool,
-                &crate::store::import::ImportOptions {
-                    paths: paths.clone(),
-                    jobs: None,
-                    keyring: opts.keyring.clone(),
-                    wait: true,
-                    replace: false,
-                },
-                reporter,
-            )?;
-            if r.refused > 0 {
-                let why: Vec<String> = r
-                    .packages
-                    .iter()
-                    .filter_map(|p| {
-                        p.error
-                            .as_ref()
-                            .map(|e| format!("{}: {e}", p.source.display()))
-                    })
-                    .collect();
-                bail!("{} packages were refused:\n{}", r.refused, why.join("\n"));
-            }
-            let name = opts.view.clone().unwrap_or_else(|| "system".into());
-            let specs = match list {
-                Some(_) => Vec::new(),
-                None => r.packages.iter().filter_map(|p| p.file.clone()).collect(),
-            };
-            let c = crate::views::compose::compose(
-                &pool,
-                &crate::views::compose::ComposeOptions {
-                    name: name.clone(),
-                    specs,
-                    list: list.clone(),
-                    wait: true,
-                    ..Default::default()
-                },
-                reporter,
-            )?;
-            (name, None, c.packages)
-        }
+        Packages::Files { paths, list } => from_files(&pool, opts, paths, list, reporter)?,
         Packages::Published {
             source,
             image,
@@ -360,4 +319,54 @@ fn install_on(
         entry,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Imports the packages and composes the view; returns (view, no origin, packages).
+fn from_files(
+    pool: &crate::store::pool::Pool,
+    opts: &InstallOptions,
+    paths: &[PathBuf],
+    list: &Option<PathBuf>,
+    reporter: &dyn Reporter,
+) -> Result<(String, Option<crate::deploy::state::Origin>, usize)> {
+    let r = crate::store::import::import(
+        pool,
+        &crate::store::import::ImportOptions {
+            paths: paths.to_vec(),
+            jobs: None,
+            keyring: opts.keyring.clone(),
+            wait: true,
+            replace: false,
+        },
+        reporter,
+    )?;
+    if r.refused > 0 {
+        let why: Vec<String> = r
+            .packages
+            .iter()
+            .filter_map(|p| {
+                p.error
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", p.source.display()))
+            })
+            .collect();
+        bail!("{} packages were refused:\n{}", r.refused, why.join("\n"));
+    }
+    let name = opts.view.clone().unwrap_or_else(|| "system".into());
+    let specs = match list {
+        Some(_) => Vec::new(),
+        None => r.packages.iter().filter_map(|p| p.file.clone()).collect(),
+    };
+    let c = crate::views::compose::compose(
+        pool,
+        &crate::views::compose::ComposeOptions {
+            name: name.clone(),
+            specs,
+            list: list.clone(),
+            wait: true,
+            ..Default::default()
+        },
+        reporter,
+    )?;
+    Ok((name, None, c.packages))
 }

@@ -19,6 +19,7 @@
 //!                                subvolumes no deployment owns and no rollback touches
 //! ```
 pub mod boot;
+pub mod bootcheck;
 pub mod cleanup;
 pub mod etc;
 pub mod finalize;

@@ -182,8 +182,16 @@ pub fn open_locked_for(
     };
     // An interrupted writer's record is brought onto the ESP before the
     // deployments it no longer names are removed.
+    // Best effort: an ESP that cannot be written now (not mounted, say, at
+    // shutdown) must not stop finalize or cleanup; the commands that change
+    // the default write it and fail when they cannot.
     if sr.has_layout() {
-        crate::deploy::boot::sync(&sr, &pool, &state, &crate::util::report::Silent)?;
+        if let Err(e) = crate::deploy::boot::sync(&sr, &pool, &state, &crate::util::report::Silent)
+        {
+            crate::util::runner::log::warn(&format!(
+                "the boot entries are not brought in line now: {e:#}"
+            ));
+        }
     }
     clean_garbage(&sr, &state)?;
     Ok((sr, pool, lock, state, created))
