@@ -289,6 +289,43 @@ fn tail(s: &str, n: usize) -> String {
     format!("...{}", &t[start..])
 }
 
+/// The snapper way of an update: snapshot the root, `rpm -U` into it (the
+/// snapshot is deleted after each repetition).
+fn snapper<'a>(
+    ctx: &'a Ctx,
+    key: &'static str,
+    cmp: &Path,
+    root: PathBuf,
+    pkgs: Vec<PathBuf>,
+    prefix: String,
+) -> Contender<'a> {
+    let cmp = cmp.to_path_buf();
+    Contender::new(
+        key,
+        &format!("snapshot + rpm -U ({} packages)", pkgs.len()),
+        format!(
+            "btrfs subvolume snapshot ROOT S && rpm -U --root S {} PKGS",
+            RPM_FLAGS.join(" ")
+        ),
+        Box::new(move |rep| {
+            let snap = cmp.join(format!("{prefix}-{rep}"));
+            let r = ctx.timed(&mut sh(&format!(
+                "btrfs -q subvolume snapshot {} {s}\nrpm -U --root {s} {} {}",
+                q(&root),
+                RPM_FLAGS.join(" "),
+                qs(&pkgs),
+                s = q(&snap),
+            )));
+            ctx.run(
+                Command::new("btrfs")
+                    .args(["subvolume", "delete"])
+                    .arg(&snap),
+            )?;
+            r
+        }),
+    )
+}
+
 fn sh(script: &str) -> Command {
     let mut c = Command::new("bash");
     c.arg("-c").arg(format!("set -eo pipefail\n{script}"));
@@ -1206,28 +1243,13 @@ fn real_main() -> Result<bool> {
             }),
         ));
         if snapper_ok {
-            let (cmp, subvol_delete) = (&cmp, &subvol_delete);
-            let rroot = rroot.to_path_buf();
-            let pkgs = pkgs.clone();
-            cs.push(Contender::new(
+            cs.push(snapper(
+                ctx,
                 key_snap,
-                &format!("snapshot + rpm -U ({n} packages)"),
-                format!(
-                    "btrfs subvolume snapshot ROOT S && rpm -U --root S {} PKGS",
-                    RPM_FLAGS.join(" ")
-                ),
-                Box::new(move |rep| {
-                    let snap = cmp.join(format!("snapper{tag}-{rep}"));
-                    let r = ctx.timed(&mut sh(&format!(
-                        "btrfs -q subvolume snapshot {} {s}\nrpm -U --root {s} {} {}",
-                        q(&rroot),
-                        RPM_FLAGS.join(" "),
-                        qs(&pkgs),
-                        s = q(&snap),
-                    )));
-                    subvol_delete(&snap)?;
-                    r
-                }),
+                &cmp,
+                rroot.to_path_buf(),
+                pkgs.clone(),
+                format!("snapper{tag}"),
             ));
         }
     }
@@ -1315,27 +1337,13 @@ fn real_main() -> Result<bool> {
             }),
         ));
         if snapper_ok {
-            let (cmp, subvol_delete) = (&cmp, &subvol_delete);
-            let (rroot, pkgs) = (rr_v1.clone(), changed.clone());
-            cs.push(Contender::new(
+            cs.push(snapper(
+                ctx,
                 "deploy_snapper",
-                &format!("snapshot + rpm -U ({} packages)", pkgs.len()),
-                format!(
-                    "btrfs subvolume snapshot ROOT S && rpm -U --root S {} PKGS",
-                    RPM_FLAGS.join(" ")
-                ),
-                Box::new(move |rep| {
-                    let snap = cmp.join(format!("dsnapper-{rep}"));
-                    let r = ctx.timed(&mut sh(&format!(
-                        "btrfs -q subvolume snapshot {} {s}\nrpm -U --root {s} {} {}",
-                        q(&rroot),
-                        RPM_FLAGS.join(" "),
-                        qs(&pkgs),
-                        s = q(&snap),
-                    )));
-                    subvol_delete(&snap)?;
-                    r
-                }),
+                &cmp,
+                rr_v1.clone(),
+                changed.clone(),
+                "dsnapper".into(),
             ));
         }
     }

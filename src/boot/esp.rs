@@ -198,7 +198,11 @@ impl Esp {
                 self.sync()?;
                 // mren does not replace: the old file goes first (a reader
                 // in between finds none, never a half one).
-                if self.read(path)?.is_some() {
+                if self
+                    .list(if dir.is_empty() { "/" } else { dir })?
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(name))
+                {
                     self.remove(path)?;
                 }
                 self.rename(&tmp, path)

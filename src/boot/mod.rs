@@ -134,7 +134,7 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
     esp.mkdir_p(FILES_DIR)?;
     let mut found = read_entries(esp)?;
     let mut max_rank = found.values().map(|f| f.rank).max().unwrap_or(0);
-    let present: Vec<String> = esp.list(FILES_DIR)?;
+    let mut present: Vec<String> = esp.list(FILES_DIR)?;
 
     // 1. New entries: kernel and initrd first, then the entry.
     for w in &plan.entries {
@@ -175,6 +175,7 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
                 esp.write(&format!("{FILES_DIR}/{name}"), data)?;
                 crate::util::failpoint::hit("boot.file");
                 done.files_written.push(name.clone());
+                present.push(name.clone());
             }
         }
         let is_default = plan.default == Some(w.id);
@@ -240,13 +241,10 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
             } else {
                 f.counter
             };
-            let name = entries::file_name(d, c);
+            // Under a new name, the old one goes after: never no entry.
+            let name = write_entry(esp, &e, c)?;
             if name != f.file {
-                // A new name first, then the old one goes: never no entry.
-                write_entry(esp, &e, c)?;
                 esp.remove(&format!("{ENTRIES_DIR}/{}", f.file))?;
-            } else {
-                write_entry(esp, &e, c)?;
             }
             crate::util::failpoint::hit("boot.default");
             done.written.push(name.clone());

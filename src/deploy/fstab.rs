@@ -23,12 +23,17 @@ pub struct Line {
     pub fs_type: String,
     pub options: String,
     pub pass: u8,
+    /// Written as a comment, after this note (a line for readers, not for
+    /// mounting).
+    pub inactive: Option<&'static str>,
 }
 
 impl Line {
     fn render(&self) -> String {
         format!(
-            "{} {} {} {} 0 {}",
+            "{}{}{} {} {} {} 0 {}",
+            self.inactive.unwrap_or(""),
+            if self.inactive.is_some() { "#" } else { "" },
             self.what,
             escape(&self.mount_point),
             self.fs_type,
@@ -57,8 +62,15 @@ pub fn lines(
         fs_type: "btrfs".into(),
         options,
         pass: 0,
+        inactive: None,
     };
-    let mut v = vec![btrfs("/usr", format!("ro,subvol={view_subvol}"))];
+    // An active /usr line would be remounted by systemd-remount-fs with its
+    // options, and `remount,ro` of one btrfs mount makes the whole
+    // filesystem read-only, / included (seen in the boot test).
+    let mut v = vec![Line {
+        inactive: Some(USR_NOTE),
+        ..btrfs("/usr", format!("ro,subvol={view_subvol}"))
+    }];
     // /usr/local after /usr: mounts are made in order.
     for (subvol, mp) in shared {
         v.push(btrfs(mp, format!("subvol={subvol}")));
@@ -70,6 +82,7 @@ pub fn lines(
             fs_type: "vfat".into(),
             options: "umask=0077,nofail".into(),
             pass: 2,
+            inactive: None,
         });
     }
     v
@@ -105,13 +118,6 @@ pub fn merge(local: &str, lines: &[Line]) -> String {
     out.push_str(BEGIN);
     out.push('\n');
     for l in lines {
-        if l.mount_point == "/usr" {
-            // An active /usr line would be remounted by systemd-remount-fs
-            // with its options, and `remount,ro` of one btrfs mount makes the
-            // whole filesystem read-only, / included (seen in the boot test).
-            out.push_str(USR_NOTE);
-            out.push('#');
-        }
         out.push_str(&l.render());
         out.push('\n');
     }

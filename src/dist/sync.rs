@@ -797,17 +797,7 @@ impl Run<'_> {
                     Ok((index, built)) => {
                         self.store.add(&pool.packages_dir().join(&p.file), &index);
                         report.by_delta += 1;
-                        report.rpm_bytes += p.rpm_size;
-                        report.package_bytes += p.size;
-                        report.written_bytes += built.written;
-                        report.cloned_bytes += built.cloned;
-                        report.fetched.push(PackageSync {
-                            file: p.file.clone(),
-                            how: "delta",
-                            basis: None,
-                            written_bytes: built.written,
-                            cloned_bytes: built.cloned,
-                        });
+                        report.record(p, &built, "delta", None);
                         reporter.advance(1);
                     }
                     Err(e) => {
@@ -896,23 +886,14 @@ impl Run<'_> {
                     match res {
                         Ok((index, built)) => {
                             self.store.add(&dest, &index);
-                            let how = if src.live() { "rsync" } else { "whole" };
-                            if src.live() {
+                            let how = if src.live() {
                                 report.by_rsync += 1;
+                                "rsync"
                             } else {
                                 report.whole += 1;
-                            }
-                            report.rpm_bytes += p.rpm_size;
-                            report.package_bytes += p.size;
-                            report.written_bytes += built.written;
-                            report.cloned_bytes += built.cloned;
-                            report.fetched.push(PackageSync {
-                                file: p.file.clone(),
-                                how,
-                                basis: seeds.get(&p.file).cloned(),
-                                written_bytes: built.written,
-                                cloned_bytes: built.cloned,
-                            });
+                                "whole"
+                            };
+                            report.record(p, &built, how, seeds.get(&p.file).cloned());
                             reporter.advance(1);
                         }
                         Err(e) => self.failures.push(format!("{}: refused: {e:#}", p.file)),
@@ -921,6 +902,29 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl SyncReport {
+    /// Counts a package that arrived and was built.
+    fn record(
+        &mut self,
+        p: &ManifestPackage,
+        built: &crate::store::writer::Built,
+        how: &'static str,
+        basis: Option<String>,
+    ) {
+        self.rpm_bytes += p.rpm_size;
+        self.package_bytes += p.size;
+        self.written_bytes += built.written;
+        self.cloned_bytes += built.cloned;
+        self.fetched.push(PackageSync {
+            file: p.file.clone(),
+            how,
+            basis,
+            written_bytes: built.written,
+            cloned_bytes: built.cloned,
+        });
     }
 }
 

@@ -11,6 +11,12 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run `{line}` (is it installed?)"))?;
+    stdout_of(&line, out)
+}
+
+/// stdout of a finished command; on failure an error naming the command
+/// line, the exit status and the last lines of stderr.
+fn stdout_of(line: &str, out: std::process::Output) -> Result<String> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
@@ -38,14 +44,7 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Result<String> {
         .context("no stdin")?
         .write_all(input)
         .with_context(|| format!("cannot write to `{line}`"))?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("`{line}` failed ({}): {}", out.status, tail.join("\n"));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    stdout_of(&line, child.wait_with_output()?)
 }
 
 /// The command line as a person would type it.

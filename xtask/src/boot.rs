@@ -401,6 +401,92 @@ fn state_of(sysroot: &Path) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The file names in `dir`, sorted.
+fn file_names(dir: &Path) -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        v.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// An offline update from the host: import `import`, compose `view` from
+/// `from` with `specs`, deploy it with its boot entry on the disk's ESP.
+#[allow(clippy::too_many_arguments)]
+fn update(
+    bin: &Path,
+    disk: &Path,
+    dir: &Path,
+    esp: &str,
+    import: &[PathBuf],
+    view: &str,
+    from: &str,
+    specs: &[String],
+) -> Result<()> {
+    let m = Mounted::new(disk, dir)?;
+    let pool = m.mnt.join("pool");
+    let pooled = || {
+        let mut c = reimage(bin);
+        c.arg("--pool").arg(&pool);
+        c
+    };
+    cmd::run_visible(pooled().arg("import").args(import))?;
+    cmd::run_visible(pooled().args(["compose", view, "--from", from]).args(specs))?;
+    cmd::run_visible(
+        pooled()
+            .args(["deploy", view, "--sysroot"])
+            .arg(&m.mnt)
+            .arg("--esp")
+            .arg(esp),
+    )
+}
+
+/// Boots the disk and expects deployment `id` to come up healthy (and the
+/// serial log to show `also`), power off, and its entry to be blessed.
+/// Returns the time to the healthy verdict.
+fn boot_healthy(
+    dir: &Path,
+    disk: &Path,
+    off: u64,
+    name: &str,
+    id: u64,
+    also: Option<&str>,
+) -> Result<Duration> {
+    let mut vm = Vm::start(dir, disk, name)?;
+    let t = vm.wait_for(
+        &format!("a healthy boot of deployment {id}"),
+        Duration::from_secs(600),
+        |t| t.contains("reimage-health: healthy") && also.is_none_or(|a| t.contains(a)),
+    )?;
+    if !vm.text().contains(&format!("deployments/{id} ")) {
+        bail!(
+            "{name} did not boot deployment {id}; serial log {}",
+            vm.log.display()
+        );
+    }
+    vm.wait_for("the probe's power-off", Duration::from_secs(120), |t| {
+        t.contains("reimage-probe: done")
+    })?;
+    vm.shutdown()?;
+    let e = entries(disk, off)?;
+    if !e.contains(&format!("reimage-{id}.conf")) {
+        bail!("after a healthy boot, deployment {id}'s entry is not blessed: {e:?}");
+    }
+    eprintln!(
+        "boot-test: {name}: deployment {id} healthy in {:.0}s, entry blessed: {e:?}",
+        t.as_secs_f64()
+    );
+    Ok(t)
+}
+
 /// Runs the whole boot test.
 pub fn boot_test() -> Result<()> {
     crate::prereq::ensure("boot-test", BOOT_TOOLS)?;
@@ -415,9 +501,6 @@ pub fn boot_test() -> Result<()> {
     let bin = root.join("target/release/reimage");
     let (fail_rpm, probe_rpm) = test_packages(&dir.join("rpms"))?;
     let disk = dir.join("disk.img");
-    let esp_arg = |disk: &Path| -> Result<String> {
-        Ok(format!("{}@@{}", disk.display(), esp_offset(disk)?.0))
-    };
 
     // 1. Install v1 and boot it.
     let t = Instant::now();
@@ -437,144 +520,43 @@ pub fn boot_test() -> Result<()> {
             .arg(&probe_rpm),
     )?;
     let install_s = t.elapsed().as_secs_f64();
-    let esp = esp_arg(&disk)?;
     let off = esp_offset(&disk)?.0;
+    let esp = format!("{}@@{off}", disk.display());
     eprintln!(
         "boot-test: installed in {install_s:.1}s; entries {:?}",
         entries(&disk, off)?
     );
-    let mut vm = Vm::start(&dir, &disk, "boot1-v1")?;
-    let healthy = |t: &str| t.contains("reimage-health: healthy");
-    let b1 = vm.wait_for(
-        "a healthy boot of deployment 1",
-        Duration::from_secs(600),
-        healthy,
-    )?;
-    vm.wait_for("the probe's power-off", Duration::from_secs(120), |t| {
-        t.contains("reimage-probe: done")
-    })?;
-    vm.shutdown()?;
-    let e = entries(&disk, off)?;
-    if !e.contains(&"reimage-1.conf".to_string()) {
-        bail!("after a healthy boot, deployment 1's entry is not blessed: {e:?}");
-    }
-    eprintln!(
-        "boot-test: boot 1 healthy in {:.0}s, entry blessed: {e:?}",
-        b1.as_secs_f64()
-    );
+    let t1 = boot_healthy(&dir, &disk, off, "boot1-v1", 1, None)?;
 
     // 2. Update offline to v2 (adds `hello`), boot it.
-    {
-        let m = Mounted::new(&disk, &dir)?;
-        let pool = m.mnt.join("pool");
-        cmd::run_visible(
-            reimage(&bin)
-                .arg("--pool")
-                .arg(&pool)
-                .arg("import")
-                .arg(data.join("boot/v2")),
-        )?;
-        let mut specs: Vec<String> = Vec::new();
-        for e in std::fs::read_dir(data.join("boot/v2"))? {
-            specs.push(e?.file_name().to_string_lossy().into_owned());
-        }
-        specs.sort();
-        specs.push(
-            reimage_rpm
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-        );
-        specs.push(
-            probe_rpm
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-        );
-        cmd::run_visible(
-            reimage(&bin)
-                .arg("--pool")
-                .arg(&pool)
-                .args(["compose", "v2", "--from", "system"])
-                .args(&specs),
-        )?;
-        cmd::run_visible(
-            reimage(&bin)
-                .arg("--pool")
-                .arg(&pool)
-                .args(["deploy", "v2", "--sysroot"])
-                .arg(&m.mnt)
-                .arg("--esp")
-                .arg(&esp),
-        )?;
-        std::fs::write(dir.join("v2-specs.txt"), specs.join("\n"))?;
-    }
+    let mut specs = file_names(&data.join("boot/v2"))?;
+    specs.push(file_name(&reimage_rpm));
+    specs.push(file_name(&probe_rpm));
+    let v2 = [data.join("boot/v2")];
+    update(&bin, &disk, &dir, &esp, &v2, "v2", "system", &specs)?;
     eprintln!("boot-test: deployed v2; entries {:?}", entries(&disk, off)?);
-    let mut vm = Vm::start(&dir, &disk, "boot2-v2")?;
-    let b2 = vm.wait_for(
-        "a healthy boot of deployment 2",
-        Duration::from_secs(600),
-        |t| {
-            t.contains("reimage-health: healthy")
-                && t.contains("reimage-probe: hello /usr/bin/hello")
-        },
+    let t2 = boot_healthy(
+        &dir,
+        &disk,
+        off,
+        "boot2-v2",
+        2,
+        Some("reimage-probe: hello /usr/bin/hello"),
     )?;
-    let text = vm.text();
-    if !text.contains("deployments/2") {
-        bail!(
-            "boot 2 did not boot deployment 2; serial log {}",
-            vm.log.display()
-        );
-    }
-    vm.wait_for("the probe's power-off", Duration::from_secs(120), |t| {
-        t.contains("reimage-probe: done")
-    })?;
-    vm.shutdown()?;
-    let e = entries(&disk, off)?;
-    if !e.contains(&"reimage-2.conf".to_string()) {
-        bail!("after a healthy boot, deployment 2's entry is not blessed: {e:?}");
-    }
-    eprintln!(
-        "boot-test: boot 2 (v2, hello present) healthy in {:.0}s: {e:?}",
-        b2.as_secs_f64()
-    );
 
     // 3. A broken update (a required health check fails): systemd-boot
     // tries it twice, then boots deployment 2, which records the fallback.
-    {
-        let m = Mounted::new(&disk, &dir)?;
-        let pool = m.mnt.join("pool");
-        cmd::run_visible(
-            reimage(&bin)
-                .arg("--pool")
-                .arg(&pool)
-                .arg("import")
-                .arg(&fail_rpm),
-        )?;
-        let mut specs: Vec<String> = std::fs::read_to_string(dir.join("v2-specs.txt"))?
-            .lines()
-            .map(str::to_string)
-            .collect();
-        specs.push(fail_rpm.file_name().unwrap().to_string_lossy().into_owned());
-        cmd::run_visible(
-            reimage(&bin)
-                .arg("--pool")
-                .arg(&pool)
-                .args(["compose", "v3", "--from", "v2"])
-                .args(&specs),
-        )?;
-        cmd::run_visible(
-            reimage(&bin)
-                .arg("--pool")
-                .arg(&pool)
-                .args(["deploy", "v3", "--sysroot"])
-                .arg(&m.mnt)
-                .arg("--esp")
-                .arg(&esp),
-        )?;
-    }
+    specs.push(file_name(&fail_rpm));
+    update(
+        &bin,
+        &disk,
+        &dir,
+        &esp,
+        std::slice::from_ref(&fail_rpm),
+        "v3",
+        "v2",
+        &specs,
+    )?;
     eprintln!(
         "boot-test: deployed broken v3; entries {:?}",
         entries(&disk, off)?
@@ -619,8 +601,8 @@ pub fn boot_test() -> Result<()> {
     );
     let report = format!(
         "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\ntotal: {:.0}s\n",
-        b1.as_secs_f64(),
-        b2.as_secs_f64(),
+        t1.as_secs_f64(),
+        t2.as_secs_f64(),
         b3.as_secs_f64(),
         t_all.elapsed().as_secs_f64()
     );
