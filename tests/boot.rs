@@ -250,6 +250,31 @@ fn install_writes_a_bootable_layout_and_deploy_rollback_undeploy_keep_the_entrie
         // Another kernel, the same modules: the initrd is shared by content.
         assert_eq!(esp_ls(&disk, esp, "/reimage").len(), 3);
 
+        // A default that used up its tries stays so when the ESP is synced
+        // (by any writer): that is how `boot check` recognises a fallback.
+        let ren = mtools("mren", &disk, esp)
+            .arg("::/loader/entries/reimage-2+3.conf")
+            .arg("reimage-2+0-3.conf")
+            .status()
+            .unwrap();
+        assert!(ren.success());
+        let bs = reimage_at(&["boot", "sync", "--sysroot", sr, "--esp", &esp_arg]);
+        assert!(
+            bs.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bs.stderr)
+        );
+        assert_eq!(
+            esp_ls(&disk, esp, "/loader/entries"),
+            ["reimage-1+3.conf", "reimage-2+0-3.conf"]
+        );
+        let ren = mtools("mren", &disk, esp)
+            .arg("::/loader/entries/reimage-2+0-3.conf")
+            .arg("reimage-2+3.conf")
+            .status()
+            .unwrap();
+        assert!(ren.success());
+
         // status shows which entry boots next.
         let s = reimage_at(&["--json", "status", "--sysroot", sr, "--esp", &esp_arg]);
         let s: serde_json::Value = serde_json::from_slice(&s.stdout).unwrap();

@@ -51,8 +51,12 @@ pub struct Plan {
     pub entries: Vec<Want>,
     /// The entry that must sort first.
     pub default: Option<u64>,
-    /// Tries a new (or newly made default after failing) entry gets.
+    /// Tries a new entry gets.
     pub tries: u32,
+    /// An entry made the default on purpose (a rollback to it): when it has
+    /// no tries left it gets a fresh count. Any other exhausted entry keeps
+    /// its state: that is how a fallback is recognised (`boot check`).
+    pub retry: Option<u64>,
 }
 
 /// An entry as found on the ESP.
@@ -210,8 +214,8 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
         );
     }
 
-    // 2. The default sorts first: its rank above every other; an entry with
-    // no tries left gets a fresh count (a rollback to it is a new try).
+    // 2. The default sorts first: its rank above every other; rolled back
+    // to with no tries left, it gets a fresh count (a new try).
     if let Some(d) = plan.default {
         let f = found
             .get(&d)
@@ -223,7 +227,8 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
             .map(|o| o.rank)
             .max()
             .unwrap_or(0);
-        if f.rank <= others || f.counter.exhausted() {
+        let retry = plan.retry == Some(d) && f.counter.exhausted();
+        if f.rank <= others || retry {
             let want = plan.entries.iter().find(|w| w.id == d);
             let e = Entry {
                 id: d,
@@ -233,7 +238,7 @@ pub fn apply(esp: &Esp, plan: &Plan, reporter: &dyn Reporter) -> Result<Applied>
                 initrd: f.initrd.clone(),
                 options: f.options.clone(),
             };
-            let c = if f.counter.exhausted() {
+            let c = if retry {
                 Counter::Counting {
                     left: plan.tries,
                     done: 0,

@@ -51,7 +51,7 @@ pub fn options_of(sr: &Sysroot, state: &State, id: u64) -> Result<String> {
 }
 
 /// The plan of entries the record wants: one per deployment.
-pub fn plan(sr: &Sysroot, pool: &Pool, state: &State) -> Result<boot::Plan> {
+pub fn plan(sr: &Sysroot, pool: &Pool, state: &State, retry: Option<u64>) -> Result<boot::Plan> {
     let mut entries = Vec::new();
     for d in &state.deployments {
         let version = d
@@ -71,6 +71,7 @@ pub fn plan(sr: &Sysroot, pool: &Pool, state: &State) -> Result<boot::Plan> {
         entries,
         default: state.default,
         tries: state.boot.as_ref().map_or(entries::TRIES, |b| b.tries),
+        retry,
     })
 }
 
@@ -81,10 +82,22 @@ pub fn sync(
     state: &State,
     reporter: &dyn Reporter,
 ) -> Result<Option<boot::Applied>> {
+    sync_retrying(sr, pool, state, None, reporter)
+}
+
+/// [`sync`], giving `retry` a fresh count of tries when it has none left
+/// (`rollback` to it).
+pub fn sync_retrying(
+    sr: &Sysroot,
+    pool: &Pool,
+    state: &State,
+    retry: Option<u64>,
+    reporter: &dyn Reporter,
+) -> Result<Option<boot::Applied>> {
     let Some(esp) = esp_of(state)? else {
         return Ok(None);
     };
-    let plan = plan(sr, pool, state)?;
+    let plan = plan(sr, pool, state, retry)?;
     let applied = boot::apply(&esp, &plan, reporter)
         .with_context(|| format!("cannot write the boot entries on the ESP ({esp})"))?;
     Ok(Some(applied))

@@ -27,7 +27,13 @@ pub fn rollback(sysroot: Option<&std::path::Path>, wait: bool) -> Result<Rollbac
     state.default = Some(to.id);
     crate::deploy::system::commit_state(&sr, &pool, &state)?;
     failpoint::hit("rollback.state");
-    crate::deploy::boot::sync(&sr, &pool, &state, &crate::util::report::Silent)?;
+    crate::deploy::boot::sync_retrying(
+        &sr,
+        &pool,
+        &state,
+        Some(to.id),
+        &crate::util::report::Silent,
+    )?;
     Ok(RollbackReport {
         from,
         to: to.id,
