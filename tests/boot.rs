@@ -348,3 +348,45 @@ fn a_view_without_a_kernel_is_refused_with_the_reason() {
     assert!(err.contains("has no kernel"), "{err}");
     assert!(!disk.exists());
 }
+
+#[test]
+fn install_from_a_published_image_records_it_as_the_origin() {
+    require_root!();
+    let dir = tempfile::tempdir_in(repo().join("target")).unwrap();
+    let k1 = kernel_package(dir.path(), "1");
+    let repo_dir = dir.path().join("repo");
+    let p = reimage_at(&[
+        "publish",
+        repo_dir.to_str().unwrap(),
+        "testos",
+        "1",
+        k1.to_str().unwrap(),
+    ]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let disk = dir.path().join("disk.img");
+    let out = reimage_at(&[
+        "--json",
+        "install",
+        "--disk",
+        disk.to_str().unwrap(),
+        "--size",
+        "1G",
+        "--from",
+        repo_dir.to_str().unwrap(),
+        "testos",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["packages"], 1);
+    let (esp, _, _) = parts(&disk);
+    assert_eq!(esp_ls(&disk, esp, "/loader/entries"), ["reimage-1+3.conf"]);
+    let root = Root::mount(&disk, dir.path());
+    let st: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.mnt.join("reimage/state.json")).unwrap(),
+    )
+    .unwrap();
+    let origin = &st["deployments"][0]["origin"];
+    assert_eq!(origin["image"], "testos");
+    assert_eq!(origin["version"], "1");
+    assert_eq!(origin["source"], repo_dir.to_str().unwrap());
+}
