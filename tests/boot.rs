@@ -375,7 +375,11 @@ fn install_from_a_published_image_records_it_as_the_origin() {
         repo_dir.to_str().unwrap(),
         "testos",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["packages"], 1);
     let (esp, _, _) = parts(&disk);
