@@ -287,6 +287,47 @@ fn install_writes_a_bootable_layout_and_deploy_rollback_undeploy_keep_the_entrie
             .collect();
         assert_eq!(first, [2]);
 
+        // fsck agrees with the ESP; an entry of no deployment is a problem.
+        let fsck = |want_ok: bool| -> serde_json::Value {
+            let o = reimage_at(&[
+                "--json",
+                "--pool",
+                pool_s,
+                "fsck",
+                "--sysroot",
+                sr,
+                "--esp",
+                &esp_arg,
+            ]);
+            assert_eq!(
+                o.status.success(),
+                want_ok,
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            serde_json::from_slice(&o.stdout).unwrap()
+        };
+        assert_eq!(fsck(true)["system"]["problems"], serde_json::json!([]));
+        let cp = mtools("mcopy", &disk, esp)
+            .arg("::/loader/entries/reimage-1+3.conf")
+            .arg("::/loader/entries/reimage-9+3.conf")
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        let r = fsck(false);
+        assert!(
+            r["system"]["problems"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("reimage-9+3.conf is the entry of no deployment"),
+            "{r}"
+        );
+        let rm = mtools("mdel", &disk, esp)
+            .arg("::/loader/entries/reimage-9+3.conf")
+            .status()
+            .unwrap();
+        assert!(rm.success());
+
         // Rollback rewrites only the old entry: it now sorts first.
         let rb = reimage_at(&["rollback", "--sysroot", sr, "--esp", &esp_arg]);
         assert!(

@@ -295,3 +295,70 @@ fn bad_input_is_refused_clearly() {
     assert!(e.contains("on another filesystem"), "{e}");
     assert!(!other.path().join("reimage/state.json").exists());
 }
+
+#[test]
+fn fsck_checks_the_system_its_deployments_and_garbage() {
+    require_root!();
+    let sys = System::new();
+    sys.json(&["deploy", "va"]);
+    sys.json(&["deploy", "vb"]);
+    let r = sys.json(&["fsck"]);
+    assert_eq!(r["system"]["deployments"], 2);
+    assert_eq!(r["system"]["problems"], serde_json::json!([]));
+
+    // Garbage an interrupted deploy leaves is listed, not a problem, and
+    // --repair removes it (and nothing the record names).
+    let stray = sys.root().join("reimage/deployments/99");
+    reimage::sys::subvolume_create(&stray).unwrap();
+    let r = sys.json(&["fsck"]);
+    assert_eq!(r["system"]["problems"], serde_json::json!([]));
+    assert_eq!(r["system"]["garbage"][0], stray.to_str().unwrap());
+    let r = sys.json(&["fsck", "--repair"]);
+    assert_eq!(r["system"]["repaired"][0], stray.to_str().unwrap());
+    assert!(!stray.exists());
+    assert!(sys.root().join("reimage/deployments/2").exists());
+
+    // A view a deployment uses that the pool's root file does not protect:
+    // a problem, exit status 1.
+    let problems = |sys: &System| -> Vec<String> {
+        let s = sys.sysroot();
+        let out = reimage(&sys.pool, &["--json", "fsck", "--sysroot", &s]);
+        assert_eq!(out.status.code(), Some(1));
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["system"]["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let roots = sys.pool.join("roots");
+    let f = std::fs::read_dir(&roots)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let good_roots = std::fs::read_to_string(&f).unwrap();
+    let mut v: Value = serde_json::from_str(&good_roots).unwrap();
+    v["views"] = serde_json::json!(["va"]);
+    std::fs::write(&f, v.to_string()).unwrap();
+    let msgs = problems(&sys);
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("view vb is used by a deployment but not protected")),
+        "{msgs:?}"
+    );
+    std::fs::write(&f, good_roots).unwrap();
+
+    // A record that breaks its own rules (the default is gone): a problem.
+    let state = sys.root().join("reimage/state.json");
+    let mut st: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    st["default"] = serde_json::json!(7);
+    std::fs::write(&state, st.to_string()).unwrap();
+    let msgs = problems(&sys);
+    assert!(
+        msgs.iter().any(|m| m.contains("default deployment 7")),
+        "{msgs:?}"
+    );
+}

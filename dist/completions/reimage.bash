@@ -866,12 +866,20 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__fsck)
-            opts="-v -q -h --repair --full --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --repair --full --no-wait --sysroot --esp --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pool)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

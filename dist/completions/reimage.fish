@@ -170,6 +170,8 @@ complete -c reimage -n "__fish_reimage_using_subcommand sync" -s v -l verbose -d
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -s q -l quiet -d 'Say nothing but errors; no progress bars'
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -l json -d 'Machine-readable output on stdout'
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c reimage -n "__fish_reimage_using_subcommand fsck" -l sysroot -d 'Also check the system at DIR (the mounted top level of its btrfs): the state record, its deployments and their views, the boot entries. On a running reimage system its own layout is checked without this' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand fsck" -l esp -d 'Offline: the ESP to compare the boot entries on (as `deploy --esp`)' -r
 complete -c reimage -n "__fish_reimage_using_subcommand fsck" -l pool -d 'The pool directory' -r -F
 complete -c reimage -n "__fish_reimage_using_subcommand fsck" -l repair -d 'Remove what is provably garbage: tmp/ content and temporary files left by interrupted writes. Never packages or views'
 complete -c reimage -n "__fish_reimage_using_subcommand fsck" -l full -d 'Also check every file against its header\'s file digest (slower)'

@@ -19,6 +19,14 @@ pub struct FsckArgs {
     /// With --repair: fail at once if another writer holds the pool.
     #[arg(long)]
     pub no_wait: bool,
+    /// Also check the system at DIR (the mounted top level of its btrfs): the
+    /// state record, its deployments and their views, the boot entries. On a
+    /// running reimage system its own layout is checked without this.
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<std::path::PathBuf>,
+    /// Offline: the ESP to compare the boot entries on (as `deploy --esp`).
+    #[arg(long, value_name = "ESP")]
+    pub esp: Option<String>,
 }
 
 /// `reimage fsck`.
@@ -32,10 +40,53 @@ pub fn run_fsck(global: &Global, args: FsckArgs) -> Result<i32> {
             wait: !args.no_wait,
         },
     )?;
+    if let Some(e) = &args.esp {
+        crate::deploy::boot::use_esp(crate::boot::esp::Esp::parse(e)?);
+    }
+    let system = match &args.sysroot {
+        Some(dir) => Some(crate::deploy::check::check(
+            Some(dir),
+            args.repair,
+            !args.no_wait,
+        )?),
+        // A running reimage system checks its own layout; elsewhere there is none.
+        None => crate::deploy::check::check(None, args.repair, !args.no_wait).ok(),
+    };
+    let sys_ok = system.as_ref().is_none_or(|s| s.problems.is_empty());
     let mut out = Out::new();
     if global.json {
-        out.json(&r)?;
+        let mut v = serde_json::to_value(&r)?;
+        if let Some(s) = &system {
+            v["system"] = serde_json::to_value(s)?;
+        }
+        out.json(&v)?;
     } else {
+        if let Some(s) = &system {
+            for p in &s.problems {
+                out.line(format!("{}: {}: {}", p.kind, p.path.display(), p.message))?;
+            }
+            for g in &s.repaired {
+                out.line(format!("removed {}", g.display()))?;
+            }
+            if !global.quiet {
+                out.line(format!(
+                    "system {}: {} deployments: {}{}",
+                    s.sysroot.display(),
+                    s.deployments,
+                    if s.problems.is_empty() {
+                        "ok".to_string()
+                    } else {
+                        format!("{} problem(s)", s.problems.len())
+                    },
+                    match s.garbage.len() - s.repaired.len().min(s.garbage.len()) {
+                        0 => String::new(),
+                        n => format!(
+                            ", {n} garbage entries (removed by the next writer, or --repair)"
+                        ),
+                    }
+                ))?;
+            }
+        }
         for p in &r.problems {
             out.line(format!("{}: {}: {}", p.kind, p.path.display(), p.message))?;
         }
@@ -98,5 +149,5 @@ pub fn run_fsck(global: &Global, args: FsckArgs) -> Result<i32> {
             ))?;
         }
     }
-    Ok(if r.ok() { 0 } else { 1 })
+    Ok(if r.ok() && sys_ok { 0 } else { 1 })
 }

@@ -20,6 +20,7 @@
 //! ```
 pub mod boot;
 pub mod bootcheck;
+pub mod check;
 pub mod cleanup;
 pub mod etc;
 pub mod finalize;

@@ -92,26 +92,35 @@ pub fn commit_state(sr: &Sysroot, pool: &Pool, state: &State) -> Result<()> {
 /// exchanges inside deployments, records and histories of deployments that
 /// are gone. Call with the pool's writer lock held.
 pub fn clean_garbage(sr: &Sysroot, state: &State) -> Result<Vec<PathBuf>> {
-    let mut removed = Vec::new();
     std::fs::create_dir_all(sr.tmp_dir())?;
+    let victims = garbage(sr, state);
+    for v in &victims {
+        crate::sys::rmtree::remove_path(v)
+            .with_context(|| format!("cannot remove {}", v.display()))?;
+    }
+    Ok(victims)
+}
+
+/// What [`clean_garbage`] removes: everything in `reimage/tmp/`,
+/// deployments, histories and records the record does not list, and
+/// half-made `etc` exchanges inside deployments.
+pub fn garbage(sr: &Sysroot, state: &State) -> Vec<PathBuf> {
     let listed = |name: &str| {
         name.parse::<u64>()
             .ok()
             .is_some_and(|id| state.get(id).is_some())
     };
-    let mut victims: Vec<PathBuf> = std::fs::read_dir(sr.tmp_dir())?
+    let mut victims: Vec<PathBuf> = std::fs::read_dir(sr.tmp_dir())
+        .into_iter()
+        .flatten()
         .flatten()
         .map(|e| e.path())
         .collect();
-    for (dir, keep_listed) in [
-        (sr.deployments_dir(), true),
-        (sr.history_dir(), true),
-        (sr.records_dir(), true),
-    ] {
+    for dir in [sr.deployments_dir(), sr.history_dir(), sr.records_dir()] {
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let stem = name.strip_suffix(".json").unwrap_or(&name);
-            if keep_listed && !listed(stem) {
+            if !listed(stem) {
                 victims.push(e.path());
             }
         }
@@ -127,12 +136,7 @@ pub fn clean_garbage(sr: &Sysroot, state: &State) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    for v in victims {
-        crate::sys::rmtree::remove_path(&v)
-            .with_context(|| format!("cannot remove {}", v.display()))?;
-        removed.push(v);
-    }
-    Ok(removed)
+    victims
 }
 
 /// Whether `path` exists (for messages).

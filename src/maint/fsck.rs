@@ -56,7 +56,8 @@ pub struct FsckOptions {
 /// One thing wrong with the pool.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
-    /// `package`, `view`, `stray`, `pool`.
+    /// `package`, `view`, `stray`, `pool`; for a system (deploy/check.rs)
+    /// `state`, `deployment`, `boot`.
     pub kind: &'static str,
     pub path: PathBuf,
     pub message: String,
