@@ -14,6 +14,7 @@
 //! - `boot`: the ESP, boot entries, the initrd, boot counting;
 //! - `deploy`: deployments around views, the /etc merge, rollback, and
 //!   their boot entries (through `boot`);
+//! - `live`: switching a running system's `/usr` to a new view (apply-live);
 //! - `cli`: clap and printing, on top of everything else.
 //!
 //! A layer uses only layers above it in this list; the library never uses
@@ -25,6 +26,7 @@ mod boot;
 pub mod cli;
 mod deploy;
 mod dist;
+mod live;
 mod maint;
 mod rpm;
 mod store;

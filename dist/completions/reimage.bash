@@ -16,6 +16,9 @@ _reimage() {
             ",$1")
                 cmd="reimage"
                 ;;
+            reimage,apply-live)
+                cmd="reimage__subcmd__apply__subcmd__live"
+                ;;
             reimage,boot)
                 cmd="reimage__subcmd__boot"
                 ;;
@@ -157,6 +160,9 @@ _reimage() {
             reimage__subcmd__etc__subcmd__help,sync)
                 cmd="reimage__subcmd__etc__subcmd__help__subcmd__sync"
                 ;;
+            reimage__subcmd__help,apply-live)
+                cmd="reimage__subcmd__help__subcmd__apply__subcmd__live"
+                ;;
             reimage__subcmd__help,boot)
                 cmd="reimage__subcmd__help__subcmd__boot"
                 ;;
@@ -272,12 +278,46 @@ _reimage() {
 
     case "${cmd}" in
         reimage)
-            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc install boot health help"
+            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__apply__subcmd__live)
+            opts="-v -q -h --sysroot --no-wait --esp --deployment --allow-replacement --root --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pool)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -932,8 +972,22 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__help)
-            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status rollback pin unpin undeploy cleanup finalize etc install boot health help"
+            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__apply__subcmd__live)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1766,7 +1820,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__status)
-            opts="-v -q -h --sysroot --no-wait --esp --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --root --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1777,6 +1831,10 @@ _reimage() {
                     return 0
                     ;;
                 --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -36,6 +36,16 @@ impl SysrootArg {
 }
 
 #[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub at: SysrootArg,
+    /// The running root whose live /usr to report (default `/` on a running
+    /// system; for a deployment mounted elsewhere, as `apply-live --root`).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct DeployArgs {
     /// The view to deploy (POOL/views/VIEW).
     pub view: String,
@@ -202,9 +212,10 @@ fn rule(r: deploy::merge::Rule) -> String {
         .unwrap_or_default()
 }
 
-pub fn run_status(g: &Global, a: SysrootArg) -> Result<i32> {
-    a.use_esp()?;
-    let s = deploy::status::status(a.sysroot.as_deref())?;
+pub fn run_status(g: &Global, a: StatusArgs) -> Result<i32> {
+    a.at.use_esp()?;
+    let root = a.root.as_deref().map(std::fs::canonicalize).transpose()?;
+    let s = deploy::status::status(a.at.sysroot.as_deref(), root.as_deref())?;
     let mut out = Out::new();
     if g.json {
         out.json(&s)?;
@@ -268,6 +279,20 @@ pub fn run_status(g: &Global, a: SysrootArg) -> Result<i32> {
     }
     if s.deployments.is_empty() {
         out.line("no deployments")?;
+    }
+    if let Some(l) = &s.live {
+        out.line(format!(
+            "live: /usr is view {} (deployment {}) over booted deployment {}, applied {}{}",
+            l.view,
+            l.deployment,
+            l.booted,
+            time(l.applied),
+            if l.previous.len() > 1 {
+                format!("; beneath it: {}", l.previous.join(" < "))
+            } else {
+                String::new()
+            }
+        ))?;
     }
     if let Some(e) = &s.esp_error {
         out.line(format!(

@@ -6,6 +6,7 @@ pub mod common;
 pub mod deploy;
 pub mod dist;
 pub mod fsck;
+pub mod live;
 pub mod progress;
 pub mod query;
 pub mod storage;
@@ -74,7 +75,9 @@ pub enum Command {
     /// Make a bootable deployment of a view, the default for the next boot.
     Deploy(crate::cli::deploy::DeployArgs),
     /// The deployments of a system: booted, default, pinned, package diffs.
-    Status(crate::cli::deploy::SysrootArg),
+    Status(crate::cli::deploy::StatusArgs),
+    /// Make the default (staged) deployment's view the running /usr now, without a reboot.
+    ApplyLive(crate::cli::live::ApplyLiveArgs),
     /// Make the previous deployment the default again.
     Rollback(crate::cli::deploy::SysrootArg),
     /// Keep a deployment whatever the retention setting.
@@ -177,6 +180,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Fsck(a) => return crate::cli::fsck::run_fsck(&g, a),
         Command::Deploy(a) => return crate::cli::deploy::run_deploy(&g, a),
         Command::Status(a) => return crate::cli::deploy::run_status(&g, a),
+        Command::ApplyLive(a) => return crate::cli::live::run_apply_live(&g, a),
         Command::Rollback(a) => return crate::cli::deploy::run_rollback(&g, a),
         Command::Pin(a) => return crate::cli::deploy::run_pin(&g, a, true),
         Command::Unpin(a) => return crate::cli::deploy::run_pin(&g, a, false),

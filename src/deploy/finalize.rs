@@ -139,10 +139,17 @@ pub fn finalize(
         );
     }
     let view = crate::deploy::system::view_path(&pool, &staged.view)?;
+    // After `apply-live`, the running /etc was merged against the live
+    // view's defaults: those are the old defaults now.
+    let live = sr
+        .running
+        .then(|| crate::deploy::live::current(&pool, &state, Path::new("/"), from))
+        .flatten();
+    let old_base = live.map_or(src.merge_base.clone(), |l| l.view);
     let summary = rebuild_etc(
         &sr,
         staged.id,
-        &crate::deploy::system::view_path(&pool, &src.merge_base)?.join("etc"),
+        &crate::deploy::system::view_path(&pool, &old_base)?.join("etc"),
         &sr.deployment(from).join("etc"),
         &view.join("etc"),
         Some((

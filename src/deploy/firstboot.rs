@@ -59,7 +59,8 @@ pub struct Steps<'a> {
     pub fstab: Vec<crate::deploy::fstab::Line>,
 }
 
-fn tool(name: &str) -> Option<PathBuf> {
+/// Where `name` is installed (PATH, then the usual directories).
+pub fn tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))

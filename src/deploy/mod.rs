@@ -28,6 +28,7 @@ pub mod firstboot;
 pub mod fstab;
 pub mod health;
 pub mod install;
+pub mod live;
 pub mod merge;
 pub mod new;
 pub mod pin;

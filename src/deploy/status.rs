@@ -49,13 +49,26 @@ pub struct Status {
     /// The ESP, when the system has boot entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub esp: Option<String>,
+    /// What `apply-live` made `/usr` now, over the booted deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::deploy::live::Live>,
     /// Why the ESP could not be read, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub esp_error: Option<String>,
 }
 
-pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
+/// The status; `root` is the running root whose live `/usr` is reported
+/// (for `apply-live --root`; default `/` on a running system).
+pub fn status(sysroot: Option<&std::path::Path>, root: Option<&std::path::Path>) -> Result<Status> {
     let sr = crate::deploy::sysroot::open(sysroot)?;
+    let root = root.or(sr.running.then_some(std::path::Path::new("/")));
+    let booted = match root {
+        Some(r) if r != std::path::Path::new("/") => {
+            crate::deploy::sysroot::deployment_at(&sr.uuid, r)
+        }
+        _ => sr.booted,
+    };
+    let sr = crate::deploy::sysroot::Sysroot { booted, ..sr };
     let state = sr.read_state()?;
     let pool = Pool::open(&sr.pool_path(&state))?;
     let reference = sr.booted.or(state.default).and_then(|id| state.get(id));
@@ -96,6 +109,9 @@ pub fn status(sysroot: Option<&std::path::Path>) -> Result<Status> {
         default: state.default,
         retain: state.retain,
         deployments: out,
+        live: root
+            .zip(booted)
+            .and_then(|(r, b)| crate::deploy::live::current(&pool, &state, r, b)),
         esp: crate::deploy::boot::esp_of(&state)?.map(|e| e.to_string()),
         esp_error,
     })

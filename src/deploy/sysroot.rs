@@ -133,11 +133,17 @@ fn open_dir(dir: &Path, running: bool) -> Result<Sysroot> {
 
 /// The deployment mounted at `/`, if `/` is one of this filesystem's.
 fn booted_deployment(uuid: &str) -> Option<u64> {
+    deployment_at(uuid, Path::new("/"))
+}
+
+/// The deployment mounted at `at` (a running root), if it is one of the
+/// filesystem `uuid`'s.
+pub fn deployment_at(uuid: &str, at: &Path) -> Option<u64> {
     let root = sys::mounts()
         .ok()?
         .into_iter()
         .rev()
-        .find(|m| m.mount_point == Path::new("/"))?;
+        .find(|m| m.mount_point == at)?;
     if root.fs_type != "btrfs" {
         return None;
     }
@@ -148,7 +154,7 @@ fn booted_deployment(uuid: &str) -> Option<u64> {
         .to_str()?
         .parse()
         .ok()?;
-    let f = std::fs::File::open("/").ok()?;
+    let f = std::fs::File::open(at).ok()?;
     (sys::btrfs_uuid(&f).ok()? == uuid).then_some(id)
 }
 

@@ -43,6 +43,10 @@ pub const TEST: &[Tool] = &[
         "/usr/lib/systemd/boot/efi/systemd-bootx64.efi",
         "systemd-boot-efi",
     ),
+    // tests/live.rs: the live steps run the real tools with --root.
+    ("systemd-sysusers", "systemd"),
+    ("systemd-tmpfiles", "systemd"),
+    ("ldconfig", "libc-bin"),
 ];
 
 /// What the benchmark compares against (benches/compare.rs `TOOLS`).

@@ -487,6 +487,121 @@ pub fn write(plan: &Plan, local: &Tree, new: &Tree, dest: &Path) -> io::Result<(
     Ok(())
 }
 
+/// What [`apply_in_place`] changed in the local tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// Paths given the new default's content (or created).
+    pub written: Vec<PathBuf>,
+    /// Paths removed (the new defaults removed what was untouched).
+    pub removed: Vec<PathBuf>,
+    /// `FILE.rpmnew` files written beside conflicts.
+    pub rpmnew: Vec<PathBuf>,
+}
+
+/// Brings a merge result into the local tree where it lies (a running
+/// system's `/etc`, for `apply-live`): each path whose result comes from
+/// the new defaults and differs from the local one is written under a
+/// temporary name beside it and renamed over it (each file is replaced
+/// atomically; the tree as a whole is not), the paths the result drops are
+/// removed deepest first (special files never), and each `.rpmnew` is
+/// written. Paths the local side wins are not touched.
+pub fn apply_in_place(plan: &Plan, local: &Tree, new: &Tree) -> io::Result<Applied> {
+    let dest = local
+        .root
+        .as_deref()
+        .ok_or_else(|| io::Error::other("a local tree without a root cannot be changed"))?;
+    let src_root = new
+        .root
+        .as_deref()
+        .ok_or_else(|| io::Error::other("a tree without a root cannot be copied from"))?;
+    let mut done = Applied::default();
+    for (path, (side, e)) in &plan.result {
+        if *side == Side::Local || local.entries.get(path) == Some(e) {
+            continue;
+        }
+        install(
+            &src_root.join(path),
+            &dest.join(path),
+            local.entries.get(path),
+            e,
+        )?;
+        done.written.push(path.clone());
+    }
+    for (rpmnew, of) in &plan.rpmnew {
+        if let Some(e) = new
+            .entries
+            .get(of)
+            .filter(|e| local.entries.get(rpmnew) != Some(*e))
+        {
+            install(
+                &src_root.join(of),
+                &dest.join(rpmnew),
+                local.entries.get(rpmnew),
+                e,
+            )?;
+            done.rpmnew.push(rpmnew.clone());
+        }
+    }
+    for (path, e) in local.entries.iter().rev() {
+        if plan.result.contains_key(path)
+            || plan.rpmnew.contains_key(path)
+            || matches!(e.kind, Kind::Special(_))
+        {
+            continue;
+        }
+        let p = dest.join(path);
+        let r = if e.kind == Kind::Dir {
+            std::fs::remove_dir(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match r {
+            Ok(()) => done.removed.push(path.clone()),
+            // A directory that still holds a local file, or a path gone already.
+            Err(err)
+                if err.kind() == io::ErrorKind::NotFound
+                    || err.kind() == io::ErrorKind::DirectoryNotEmpty => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(done)
+}
+
+/// Puts `e` (read from `src`) at `dst`, replacing what `old` is there.
+fn install(src: &Path, dst: &Path, old: Option<&Entry>, e: &Entry) -> io::Result<()> {
+    let old_dir = old.is_some_and(|o| o.kind == Kind::Dir);
+    if e.kind == Kind::Dir {
+        if old.is_some() && !old_dir {
+            std::fs::remove_file(dst)?;
+        }
+        if !old_dir {
+            std::fs::create_dir(dst)?;
+        }
+        return set_attrs(dst, src, e).and_then(|()| copy_times(src, dst));
+    }
+    let name = dst
+        .file_name()
+        .ok_or_else(|| io::Error::other("a path without a name"))?;
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".reimage-new");
+    let tmp = dst.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    match &e.kind {
+        Kind::Symlink(t) => std::os::unix::fs::symlink(t, &tmp)?,
+        Kind::File { .. } => {
+            std::fs::copy(src, &tmp)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+        }
+        Kind::Dir | Kind::Special(_) => return Ok(()),
+    }
+    set_attrs(&tmp, src, e)?;
+    if old_dir {
+        std::fs::remove_dir_all(dst)?;
+    }
+    std::fs::rename(&tmp, dst)
+}
+
 fn set_attrs(dst: &Path, src: &Path, e: &Entry) -> io::Result<()> {
     use rustix::fs::{AtFlags, Gid, Uid, CWD};
     let (uid, gid) = (Uid::from_raw(e.uid), Gid::from_raw(e.gid));

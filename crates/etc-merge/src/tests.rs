@@ -408,3 +408,95 @@ fn on_disk_round_trip() {
         .entries
         .is_empty());
 }
+
+/// The live form: the result brought into the local tree itself.
+#[test]
+fn in_place_brings_new_defaults_into_the_local_tree() {
+    let t = tempfile::tempdir().unwrap();
+    let mk = |name: &str, files: &[(&str, &str)]| {
+        let root = t.path().join(name);
+        std::fs::create_dir(&root).unwrap();
+        for (p, content) in files {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            if let Some(target) = content.strip_prefix("->") {
+                std::os::unix::fs::symlink(target, &path).unwrap();
+            } else if content.is_empty() {
+                std::fs::create_dir(&path).unwrap();
+            } else {
+                std::fs::write(&path, content).unwrap();
+            }
+        }
+        root
+    };
+    let old = mk(
+        "old",
+        &[
+            ("conf", "1"),
+            ("same", "s"),
+            ("gone", "g"),
+            ("d/x", "x"),
+            ("l", "->a"),
+        ],
+    );
+    let local = mk(
+        "local",
+        &[
+            ("conf", "mine"),
+            ("same", "s"),
+            ("gone", "g"),
+            ("d/x", "x"),
+            ("d/local", "kept"),
+            ("l", "->a"),
+            ("own", "o"),
+        ],
+    );
+    let new = mk(
+        "new",
+        &[
+            ("conf", "2"),
+            ("same", "s2"),
+            ("added/a", "A"),
+            ("l", "->b"),
+        ],
+    );
+    let (o, l, n) = (
+        read_tree(&old).unwrap(),
+        read_tree(&local).unwrap(),
+        read_tree(&new).unwrap(),
+    );
+    let plan = merge(&o, &l, &n);
+    let applied = apply_in_place(&plan, &l, &n).unwrap();
+    let read = |p: &str| std::fs::read_to_string(local.join(p)).unwrap();
+    assert_eq!(read("conf"), "mine", "a local change is kept");
+    assert_eq!(read("conf.rpmnew"), "2");
+    assert_eq!(
+        read("same"),
+        "s2",
+        "an untouched file follows the new default"
+    );
+    assert_eq!(read("added/a"), "A");
+    assert_eq!(read("own"), "o");
+    assert_eq!(read("d/local"), "kept", "a local file keeps its directory");
+    assert!(
+        !local.join("gone").exists(),
+        "an untouched removed default goes"
+    );
+    assert!(!local.join("d/x").exists());
+    assert_eq!(std::fs::read_link(local.join("l")).unwrap(), Path::new("b"));
+    assert!(applied.removed.contains(&PathBuf::from("gone")));
+    assert_eq!(applied.rpmnew, vec![PathBuf::from("conf.rpmnew")]);
+    // No temporary file is left, and the tree now equals the plan.
+    let back = read_tree(&local).unwrap();
+    assert!(back
+        .entries
+        .keys()
+        .all(|p| !p.to_string_lossy().contains(".reimage-new")));
+    for (p, (_, e)) in &plan.result {
+        assert_eq!(back.entries.get(p), Some(e), "{}", p.display());
+    }
+    // Applying the same merge again changes nothing.
+    let again = merge(&o, &back, &n);
+    let second = apply_in_place(&again, &back, &n).unwrap();
+    assert_eq!(second, Applied::default());
+}

@@ -241,6 +241,9 @@ pub fn syncfs(file_or_dir: &File) -> Result<(), SysError> {
 /// One line of `/proc/self/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The mount's id, and the id of the mount it is mounted on.
+    pub id: u64,
+    pub parent: u64,
     /// The path inside the filesystem mounted here (`/deploy/3` for a btrfs
     /// subvolume mounted with `subvol=`; `/` for a whole filesystem).
     pub root: PathBuf,
@@ -261,12 +264,16 @@ pub fn mounts() -> Result<Vec<MountEntry>, SysError> {
 /// `id parent major:minor root mountpoint options [optional...] - fstype source superoptions`
 fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let (left, right) = line.split_once(" - ")?;
+    let mut ids = left.split(' ').map(|w| w.parse::<u64>().ok());
+    let (id, parent) = (ids.next()??, ids.next()??);
     let root = unescape_mountinfo(left.split(' ').nth(3)?);
     let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
     let mut r = right.split(' ');
     let fs_type = unescape_mountinfo(r.next()?);
     let source = unescape_mountinfo(r.next().unwrap_or(""));
     Some(MountEntry {
+        id,
+        parent,
         root: PathBuf::from(root),
         mount_point: PathBuf::from(mount_point),
         fs_type,
@@ -1738,6 +1745,35 @@ pub fn private_mount_namespace() -> Result<(), SysError> {
         rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
     )
     .map_err(|e| SysError::from_errno("make the mounts private", e))
+}
+
+/// The mount namespace this thread is in now (`/proc/thread-self/ns/mnt`),
+/// to come back to with [`enter_mount_namespace`].
+pub fn current_mount_namespace() -> Result<File, SysError> {
+    File::open("/proc/thread-self/ns/mnt")
+        .map_err(|e| SysError::from_io("open /proc/thread-self/ns/mnt", &e))
+}
+
+/// Moves this thread into the mount namespace `ns` (from
+/// [`current_mount_namespace`]); a no-op when it is there already. Works
+/// after [`private_mount_namespace`], which gave this thread its own
+/// filesystem context.
+pub fn enter_mount_namespace(ns: &File) -> Result<(), SysError> {
+    let here = current_mount_namespace()?;
+    let (a, b) = (
+        here.metadata()
+            .map_err(|e| SysError::from_io("stat a mount namespace", &e))?,
+        ns.metadata()
+            .map_err(|e| SysError::from_io("stat a mount namespace", &e))?,
+    );
+    if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+        return Ok(());
+    }
+    rustix::thread::move_into_link_name_space(
+        ns.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Mount),
+    )
+    .map_err(|e| SysError::from_errno("enter a mount namespace (setns)", e))
 }
 
 #[cfg(test)]
