@@ -205,6 +205,9 @@ pub fn apply_live(o: &ApplyOptions, reporter: &dyn Reporter) -> Result<ApplyRepo
     // The namespace the running system's mounts are in, before reimage
     // moves into its own to reach the top level of the filesystem.
     let host = crate::sys::current_mount_namespace()?;
+    // reimage's own namespace for everything else, with --sysroot too: the
+    // mount is made by going back (the same path on every system).
+    crate::deploy::system::private_namespace()?;
     let root = running_root(o.root.as_deref())?;
     let (sr, pool, _lock, mut state, _) =
         crate::deploy::system::open_locked(o.sysroot.as_deref(), None, false, o.wait)?;

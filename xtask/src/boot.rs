@@ -150,6 +150,30 @@ pub fn rpm() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// What the probe does once the boot is assessed: when the host left a
+/// view's name in `/var/lib/reimage-test/live`, deploy that view and apply
+/// it live, then run `hello` (which only the new view has) without a
+/// reboot; then power off (the minimal set has no logind to act on the
+/// ACPI power button), after a sync, so the ESP's renames are on disk.
+const PROBE: &[u8] = br#"#!/bin/bash
+say() { echo "reimage-probe: $*" > /dev/console; }
+f=/var/lib/reimage-test/live
+if [ -f "$f" ]; then
+    view=$(cat "$f"); rm -f "$f"; sync
+    say "live: deploying $view"
+    reimage --quiet deploy "$view" > /dev/console 2>&1 || say "live: deploy failed"
+    t0=$(date +%s%N)
+    reimage apply-live > /dev/console 2>&1; rc=$?
+    t1=$(date +%s%N)
+    say "live: apply-live exit $rc in $(( (t1 - t0) / 1000000 )) ms"
+    say "live: hello says $(hello 2>&1)"
+    say "live: $(reimage status | grep '^live:')"
+fi
+sync
+say done
+systemctl --no-block poweroff
+"#;
+
 /// A package whose required health check fails (the broken update), and
 /// a probe that prints what the booted system is to the console.
 fn test_packages(dir: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -185,9 +209,10 @@ fn test_packages(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     add(
         &mut b,
         "/usr/lib/systemd/system/reimage-boot-probe.service",
-        b"[Unit]\nDescription=boot test: power off once the boot is assessed\nRequires=boot-complete.target\nAfter=boot-complete.target systemd-bless-boot.service reimage-boot-check.service multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/bin/bash -c 'sync; echo reimage-probe: done > /dev/console; systemctl --no-block poweroff'\n\n[Install]\nWantedBy=multi-user.target\n".to_vec(),
+        b"[Unit]\nDescription=boot test: power off once the boot is assessed\nRequires=boot-complete.target\nAfter=boot-complete.target systemd-bless-boot.service reimage-boot-check.service multi-user.target\n\n[Service]\nType=oneshot\nTimeoutStartSec=900\nExecStart=/usr/lib/reimage/boot-probe\n\n[Install]\nWantedBy=multi-user.target\n".to_vec(),
         0o644,
     )?;
+    add(&mut b, "/usr/lib/reimage/boot-probe", PROBE.to_vec(), 0o755)?;
     add(
         &mut b,
         "/usr/lib/systemd/system-preset/70-reimage-boot-probe.preset",
@@ -418,14 +443,16 @@ fn file_names(dir: &Path) -> Result<Vec<String>> {
     Ok(v)
 }
 
-/// An offline update from the host: import `import`, compose `view` from
-/// `from` with `specs`, deploy it with its boot entry on the disk's ESP.
+/// An update from the host: import `import`, compose `view` from `from`
+/// with `specs`, and (with `esp`) deploy it with its boot entry on the
+/// disk's ESP offline; without, leave the view's name for the guest's
+/// probe to deploy and apply live.
 #[allow(clippy::too_many_arguments)]
 fn update(
     bin: &Path,
     disk: &Path,
     dir: &Path,
-    esp: &str,
+    esp: Option<&str>,
     import: &[PathBuf],
     view: &str,
     from: &str,
@@ -440,6 +467,12 @@ fn update(
     };
     cmd::run_visible(pooled().arg("import").args(import))?;
     cmd::run_visible(pooled().args(["compose", view, "--from", from]).args(specs))?;
+    let Some(esp) = esp else {
+        let trigger = m.mnt.join("shared/var/lib/reimage-test/live");
+        std::fs::create_dir_all(trigger.parent().unwrap())?;
+        std::fs::write(&trigger, view)?;
+        return Ok(());
+    };
     cmd::run_visible(
         pooled()
             .args(["deploy", view, "--sysroot"])
@@ -487,6 +520,49 @@ fn boot_healthy(
     Ok(t)
 }
 
+/// Boots deployment 1 with a view left for the probe to apply live;
+/// expects `hello` to run in the same boot, and `status` to show the live
+/// view. Returns the report's line.
+fn live_apply(dir: &Path, disk: &Path, off: u64) -> Result<String> {
+    let mut vm = Vm::start(dir, disk, "boot2-live")?;
+    vm.wait_for("the probe's live apply", Duration::from_secs(900), |t| {
+        t.contains("reimage-probe: done")
+    })?;
+    let text = vm.text();
+    let log = vm.log.clone();
+    vm.shutdown()?;
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.split_once(&format!("reimage-probe: live: {key}"))
+                    .map(|(_, r)| r.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let (exit, hello, status) = (line("apply-live exit"), line("hello says"), line("live:"));
+    if !exit.starts_with("0 ") || !hello.contains("Hello, world!") || !status.contains("view v2") {
+        bail!(
+            "the live apply in the guest did not work: exit {exit:?}, hello {hello:?}, status {status:?}; serial log {}",
+            log.display()
+        );
+    }
+    if !text.contains("deployments/1 ") {
+        bail!(
+            "the live apply ran in another deployment than 1; serial log {}",
+            log.display()
+        );
+    }
+    let e = entries(disk, off)?;
+    if !e.iter().any(|n| n.starts_with("reimage-2")) {
+        bail!("after the live apply deployment 2 has no boot entry: {e:?}");
+    }
+    eprintln!("boot-test: live apply in the guest: exit {exit}; hello: {hello}; {status}");
+    Ok(format!(
+        "apply-live of v2 in the running v1 (guest, TCG): {}",
+        exit.trim_start_matches("0 in ")
+    ))
+}
+
 /// Runs the whole boot test.
 pub fn boot_test() -> Result<()> {
     crate::prereq::ensure("boot-test", BOOT_TOOLS)?;
@@ -528,13 +604,19 @@ pub fn boot_test() -> Result<()> {
     );
     let t1 = boot_healthy(&dir, &disk, off, "boot1-v1", 1, None)?;
 
-    // 2. Update offline to v2 (adds `hello`), boot it.
+    // 2. v2 (adds `hello`), composed from the host, deployed and applied
+    // live by the running v1: `hello` runs without a reboot; the next boot
+    // starts deployment 2, and `hello` is still there.
     let mut specs = file_names(&data.join("boot/v2"))?;
     specs.push(file_name(&reimage_rpm));
     specs.push(file_name(&probe_rpm));
     let v2 = [data.join("boot/v2")];
-    update(&bin, &disk, &dir, &esp, &v2, "v2", "system", &specs)?;
-    eprintln!("boot-test: deployed v2; entries {:?}", entries(&disk, off)?);
+    update(&bin, &disk, &dir, None, &v2, "v2", "system", &specs)?;
+    let live = live_apply(&dir, &disk, off)?;
+    eprintln!(
+        "boot-test: applied v2 live; entries {:?}",
+        entries(&disk, off)?
+    );
     let t2 = boot_healthy(
         &dir,
         &disk,
@@ -551,7 +633,7 @@ pub fn boot_test() -> Result<()> {
         &bin,
         &disk,
         &dir,
-        &esp,
+        Some(&esp),
         std::slice::from_ref(&fail_rpm),
         "v3",
         "v2",
@@ -600,7 +682,7 @@ pub fn boot_test() -> Result<()> {
         failed3.unwrap_or_default()
     );
     let report = format!(
-        "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\ntotal: {:.0}s\n",
+        "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\n{live}\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\ntotal: {:.0}s\n",
         t1.as_secs_f64(),
         t2.as_secs_f64(),
         b3.as_secs_f64(),

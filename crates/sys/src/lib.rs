@@ -1755,9 +1755,8 @@ pub fn current_mount_namespace() -> Result<File, SysError> {
 }
 
 /// Moves this thread into the mount namespace `ns` (from
-/// [`current_mount_namespace`]); a no-op when it is there already. Works
-/// after [`private_mount_namespace`], which gave this thread its own
-/// filesystem context.
+/// [`current_mount_namespace`]); a no-op when it is there already. The
+/// thread's root and working directory become that namespace's root.
 pub fn enter_mount_namespace(ns: &File) -> Result<(), SysError> {
     let here = current_mount_namespace()?;
     let (a, b) = (
@@ -1769,6 +1768,14 @@ pub fn enter_mount_namespace(ns: &File) -> Result<(), SysError> {
     if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
         return Ok(());
     }
+    // setns(CLONE_NEWNS) refuses a thread whose filesystem context (root,
+    // cwd, umask) other threads share, as every thread made after
+    // `private_mount_namespace` does: this thread takes its own copy first.
+    // SAFETY: only CLONE_FS is unshared: this thread's root, cwd and umask
+    // stop being shared; no file descriptor table changes, so no fd is
+    // invalidated for anyone.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }
+        .map_err(|e| SysError::from_errno("unshare the filesystem context", e))?;
     rustix::thread::move_into_link_name_space(
         ns.as_fd(),
         Some(rustix::thread::LinkNameSpaceType::Mount),
