@@ -25,6 +25,10 @@ pub struct InstallArgs {
     /// A kernel command line argument of the boot entry (repeatable), e.g. console=ttyS0.
     #[arg(long = "kernel-arg", value_name = "ARG")]
     pub kernel_args: Vec<String>,
+    /// Boot diskless: the initrd copies the deployment into RAM and lets the
+    /// disk go (`reimage.toram`; docs/live.md).
+    #[arg(long)]
+    pub diskless: bool,
     /// Install a published image instead: SOURCE IMAGE [VERSION] (as `sync`);
     /// later updates follow it.
     #[arg(long, num_args = 2..=3, value_names = ["SOURCE", "IMAGE"])]
@@ -95,7 +99,7 @@ pub fn run_install(g: &Global, a: InstallArgs) -> Result<i32> {
             esp_size: a.esp_size,
             packages,
             view: a.view,
-            kernel_args: a.kernel_args,
+            kernel_args: crate::deploy::new::with_diskless(a.kernel_args, a.diskless),
             tries: a.tries,
             timeout: a.timeout,
             keyring: a.keyring,

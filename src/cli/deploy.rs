@@ -60,6 +60,10 @@ pub struct DeployArgs {
     /// Do not remove the deployments retention no longer keeps.
     #[arg(long)]
     pub no_cleanup: bool,
+    /// Boot it diskless: the initrd copies it into RAM and lets the disk go
+    /// (`reimage.toram` on its kernel command line; docs/live.md).
+    #[arg(long)]
+    pub diskless: bool,
 }
 
 #[derive(Args, Debug)]
@@ -136,6 +140,7 @@ pub fn run_deploy(g: &Global, a: DeployArgs) -> Result<i32> {
             pool: g.pool.clone(),
             no_default: a.no_default,
             kernel_args: a.kernel_args,
+            diskless: a.diskless,
             origin: None,
             no_cleanup: a.no_cleanup,
             wait: !a.at.no_wait,

@@ -90,8 +90,14 @@ pub fn commit(o: &EtcOptions, message: &str, limit: usize) -> Result<(u64, Commi
     if crate::deploy::system::exists(&snap) {
         crate::sys::rmtree::remove_path(&snap)?;
     }
-    crate::sys::snapshot(&sr.deployment(id).join("etc"), &snap, true)
-        .with_context(|| format!("cannot snapshot the etc of deployment {id}"))?;
+    if sr.diskless && sr.booted == Some(id) {
+        // Diskless: the running /etc lives in RAM; the commit is a copy of
+        // it, which the initrd restores at the next diskless boot.
+        save_running_etc(&snap)?;
+    } else {
+        crate::sys::snapshot(&sr.deployment(id).join("etc"), &snap, true)
+            .with_context(|| format!("cannot snapshot the etc of deployment {id}"))?;
+    }
     failpoint::hit("etc.snapshot");
     let c = Commit {
         rev,
@@ -113,6 +119,22 @@ pub fn commit(o: &EtcOptions, message: &str, limit: usize) -> Result<(u64, Commi
         pruned.push(old.rev);
     }
     Ok((id, c, pruned))
+}
+
+/// A read-only subvolume `snap` holding a copy of the running `/etc`.
+fn save_running_etc(snap: &Path) -> Result<()> {
+    crate::sys::subvolume_create(snap)
+        .with_context(|| format!("cannot create {}", snap.display()))?;
+    crate::util::runner::run(
+        std::process::Command::new("cp")
+            .args(["-a", "--no-target-directory", "/etc"])
+            .arg(snap),
+    )
+    .context("cannot copy the running /etc to the disk")?;
+    crate::sys::syncfs(&std::fs::File::open(snap)?)?;
+    crate::sys::set_readonly(snap, true)
+        .with_context(|| format!("cannot make {} read-only", snap.display()))?;
+    Ok(())
 }
 
 /// `etc log`: the commits of the deployment.

@@ -293,6 +293,7 @@ fn install_on(
             pool: pool_dir.clone(),
             no_default: false,
             kernel_args: opts.kernel_args.clone(),
+            diskless: false,
             origin,
             no_cleanup: true,
             wait: true,

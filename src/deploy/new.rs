@@ -33,7 +33,11 @@ pub struct DeployOptions {
     pub pool: PathBuf,
     /// Stage only: the default stays as it is.
     pub no_default: bool,
+    /// Extra kernel arguments (default: the base deployment's).
     pub kernel_args: Vec<String>,
+    /// Add `reimage.toram`: boot it diskless (the base's arguments are
+    /// inherited, so a diskless system's updates stay diskless).
+    pub diskless: bool,
     pub origin: Option<Origin>,
     /// Do not remove deployments the retention rule no longer keeps.
     pub no_cleanup: bool,
@@ -59,6 +63,19 @@ pub struct DeployReport {
     pub removed: Vec<u64>,
     pub created_layout: bool,
     pub seconds: f64,
+}
+
+/// The kernel arguments, with `reimage.toram` (diskless mode) added when
+/// asked for.
+pub fn with_diskless(mut args: Vec<String>, diskless: bool) -> Vec<String> {
+    if diskless
+        && !args
+            .iter()
+            .any(|a| a.split('=').next() == Some("reimage.toram"))
+    {
+        args.push("reimage.toram".into());
+    }
+    args
 }
 
 pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployReport> {
@@ -141,13 +158,16 @@ pub fn deploy(opts: &DeployOptions, reporter: &dyn Reporter) -> Result<DeployRep
             .clone()
             .or_else(|| base.as_ref().and_then(|b| b.origin.clone())),
         packages,
-        kernel_args: if opts.kernel_args.is_empty() {
-            base.as_ref()
-                .map(|b| b.kernel_args.clone())
-                .unwrap_or_default()
-        } else {
-            opts.kernel_args.clone()
-        },
+        kernel_args: with_diskless(
+            if opts.kernel_args.is_empty() {
+                base.as_ref()
+                    .map(|b| b.kernel_args.clone())
+                    .unwrap_or_default()
+            } else {
+                opts.kernel_args.clone()
+            },
+            opts.diskless,
+        ),
     };
     record::write(&sr, id, &record::Record::new(&dep, &summary, &steps))?;
     // Durable, then visible.

@@ -44,6 +44,9 @@ pub struct Sysroot {
     /// Whether reimage found the layout itself (a running system) rather
     /// than being given `--sysroot`.
     pub running: bool,
+    /// A running system booted diskless (`reimage.toram`): `/` is a tmpfs,
+    /// the disk is mounted only in reimage's namespace, while it runs.
+    pub diskless: bool,
 }
 
 impl Sysroot {
@@ -128,6 +131,7 @@ fn open_dir(dir: &Path, running: bool) -> Result<Sysroot> {
         uuid,
         booted,
         running,
+        diskless: false,
     })
 }
 
@@ -167,6 +171,17 @@ fn discover() -> Result<Sysroot> {
         .find(|m| m.mount_point == Path::new("/"))
         .context("cannot find the root mount in /proc/self/mountinfo")?;
     let deployed = root.fs_type == "btrfs" && root.root.starts_with(format!("/{DIR}/deployments"));
+    if !deployed && root.fs_type == "tmpfs" {
+        if let Some((device, id)) = diskless_boot() {
+            sys::private_mount_namespace()?;
+            let sr = mount_top(&device)?;
+            return Ok(Sysroot {
+                booted: Some(id),
+                diskless: true,
+                ..sr
+            });
+        }
+    }
     if !deployed {
         bail!(
             "this system was not booted from a reimage deployment (/ is {} {}); \
@@ -177,10 +192,40 @@ fn discover() -> Result<Sysroot> {
     }
     let device = root.source.clone();
     sys::private_mount_namespace()?;
+    mount_top(&device)
+}
+
+/// On a diskless boot (`reimage.toram`): the disk, by the `root=UUID=` of
+/// the kernel command line, and the deployment from `rootflags=subvol=`.
+fn diskless_boot() -> Option<(String, u64)> {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    if !words
+        .iter()
+        .any(|w| *w == "reimage.toram" || w.starts_with("reimage.toram="))
+    {
+        return None;
+    }
+    let uuid = words.iter().find_map(|w| w.strip_prefix("root=UUID="))?;
+    let id = words
+        .iter()
+        .find_map(|w| w.strip_prefix("rootflags="))?
+        .split(',')
+        .find_map(|o| o.strip_prefix(&format!("subvol=/{DIR}/deployments/")))?
+        .parse()
+        .ok()?;
+    let dev = Path::new("/dev/disk/by-uuid").join(uuid.to_ascii_lowercase());
+    let dev = std::fs::canonicalize(&dev).ok()?;
+    Some((dev.display().to_string(), id))
+}
+
+/// Mounts the top level of the btrfs on `device` at [`RUN_SYSROOT`] (in
+/// reimage's private namespace) and opens it.
+fn mount_top(device: &str) -> Result<Sysroot> {
     std::fs::create_dir_all(RUN_SYSROOT).with_context(|| format!("cannot create {RUN_SYSROOT}"))?;
     let data = std::ffi::CString::new("subvolid=5").unwrap();
     rustix::mount::mount(
-        device.as_str(),
+        device,
         RUN_SYSROOT,
         "btrfs",
         rustix::mount::MountFlags::empty(),

@@ -169,6 +169,18 @@ if [ -f "$f" ]; then
     say "live: hello says $(hello 2>&1)"
     say "live: $(reimage status | grep '^live:')"
 fi
+if grep -qw 'reimage.toram\(=[^ ]*\)\?' /proc/cmdline; then
+    say "diskless: / is $(findmnt -n -o FSTYPE /), /usr is $(findmnt -n -o FSTYPE /usr)"
+    say "diskless: disk mounts besides the ESP: $(grep '^/dev/vda' /proc/mounts | grep -vc ' /efi ')"
+    say "diskless: memory used $(free -m | awk '/^Mem:/{print $3}') MiB of $(free -m | awk '/^Mem:/{print $2}') MiB; / holds $(df -m / | awk 'NR==2{print $3}') MiB"
+    if [ -f /etc/reimage-diskless-test ]; then
+        say "diskless: kept $(cat /etc/reimage-diskless-test)"
+    else
+        echo "saved-by-the-first-diskless-boot" > /etc/reimage-diskless-test
+        reimage --quiet etc commit -m "boot test" > /dev/console 2>&1
+        say "diskless: commit exit $?"
+    fi
+fi
 sync
 say done
 systemctl --no-block poweroff
@@ -242,7 +254,7 @@ impl Vm {
         let qmp = dir.join("qmp.sock");
         let _ = std::fs::remove_file(&qmp);
         let child = Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2"])
+            .args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2"])
             .args(["-machine", "q35"])
             .arg("-drive")
             .arg("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -563,6 +575,55 @@ fn live_apply(dir: &Path, disk: &Path, off: u64) -> Result<String> {
     ))
 }
 
+/// The initrd's time from its start to the root switch, from a serial log.
+fn initrd_seconds(log: &Path) -> Result<f64> {
+    let text = String::from_utf8_lossy(&std::fs::read(log)?).into_owned();
+    text.lines()
+        .find_map(|l| {
+            l.split_once("(initrd took ")?
+                .1
+                .split_once('s')?
+                .0
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("no initrd time in {}", log.display()))
+}
+
+/// Boots deployment 4 diskless and expects the disk unmounted, / and /usr
+/// on tmpfs, and the serial log to show `also`. Returns the initrd's time
+/// and the memory line.
+fn boot_diskless(dir: &Path, disk: &Path, name: &str, also: &str) -> Result<(f64, String)> {
+    let mut vm = Vm::start(dir, disk, name)?;
+    vm.wait_for(
+        "the probe on a diskless boot",
+        Duration::from_secs(900),
+        |t| t.contains("reimage-probe: done"),
+    )?;
+    let text = vm.text();
+    let log = vm.log.clone();
+    vm.shutdown()?;
+    let want = [
+        "deployments/4 ",
+        "reimage-init: diskless: deployment 4 in RAM",
+        "reimage-probe: diskless: / is tmpfs, /usr is tmpfs",
+        "reimage-probe: diskless: disk mounts besides the ESP: 0",
+        "reimage-health: healthy",
+        also,
+    ];
+    if let Some(missing) = want.iter().find(|w| !text.contains(*w)) {
+        bail!("{name}: the serial log {} lacks {missing:?}", log.display());
+    }
+    let mem = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("reimage-probe: diskless: memory ")
+                .map(|(_, r)| format!("memory {}", r.trim()))
+        })
+        .unwrap_or_default();
+    Ok((initrd_seconds(&log)?, mem))
+}
+
 /// Runs the whole boot test.
 pub fn boot_test() -> Result<()> {
     crate::prereq::ensure("boot-test", BOOT_TOOLS)?;
@@ -681,8 +742,34 @@ pub fn boot_test() -> Result<()> {
         b3.as_secs_f64(),
         failed3.unwrap_or_default()
     );
+    // 4. Diskless: v2 deployed again with --diskless (deployment 4). The
+    // disk is not mounted once booted, / and /usr are in RAM; a change of
+    // /etc committed with `etc commit` is there at the next diskless boot.
+    let m = Mounted::new(&disk, &dir)?;
+    cmd::run_visible(
+        reimage(&bin)
+            .arg("--pool")
+            .arg(m.mnt.join("pool"))
+            .args(["deploy", "v2", "--diskless", "--sysroot"])
+            .arg(&m.mnt)
+            .arg("--esp")
+            .arg(&esp),
+    )?;
+    drop(m);
+    let normal_initrd = initrd_seconds(&dir.join("boot2-v2.log"))?;
+    let (d1, mem) = boot_diskless(&dir, &disk, "boot4-diskless", "diskless: commit exit 0")?;
+    let (d2, _) = boot_diskless(
+        &dir,
+        &disk,
+        "boot5-diskless-again",
+        "diskless: kept saved-by-the-first-diskless-boot",
+    )?;
+    let diskless = format!(
+        "diskless boots: initrd start to root switch {d1:.1}s and {d2:.1}s (normal boot: {normal_initrd:.1}s); {mem}; /etc change committed and restored"
+    );
+    eprintln!("boot-test: {diskless}");
     let report = format!(
-        "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\n{live}\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\ntotal: {:.0}s\n",
+        "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\n{live}\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\n{diskless}\ntotal: {:.0}s\n",
         t1.as_secs_f64(),
         t2.as_secs_f64(),
         b3.as_secs_f64(),

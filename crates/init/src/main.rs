@@ -181,8 +181,17 @@ fn mount_btrfs(dev: &Path, target: &str, opts: &str) -> Result<()> {
         .map_err(|e| format!("cannot mount {} on {target} ({opts}): {e}", dev.display()))
 }
 
+/// Seconds since the kernel started (`/proc/uptime`).
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn run() -> Result<()> {
     mount_api()?;
+    let started = uptime();
     let args = cmdline(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let n = load_modules()?;
     say(&format!("{n} modules loaded"));
@@ -207,8 +216,8 @@ fn run() -> Result<()> {
         mount_btrfs(&usr_dev, "/sysroot/usr", &flags)?;
         say(&format!("/usr ({flags}) mounted"));
     }
-    if args.contains_key("reimage.toram") {
-        toram()?;
+    if let Some(size) = args.get("reimage.toram") {
+        toram(&dev, &args, size)?;
     }
     for d in ["/dev", "/proc", "/sys", "/run"] {
         let target = format!("/sysroot{d}");
@@ -224,16 +233,220 @@ fn run() -> Result<()> {
         None if Path::new("/usr/lib/systemd/systemd").exists() => "/usr/lib/systemd/systemd".into(),
         None => "/sbin/init".into(),
     };
-    say(&format!("switching root, exec {init}"));
+    let now = uptime();
+    say(&format!(
+        "switching root, exec {init} (initrd took {:.2}s: from {started:.2}s to {now:.2}s after the kernel started)",
+        now - started
+    ));
     let e = std::process::Command::new(&init).arg0(&init).exec();
     Err(format!("cannot exec {init}: {e}"))
 }
 
-/// The diskless mode's step (docs/live.md): the view and the deployment's
-/// `/etc` are copied into RAM and the disk is let go. Implemented with
-/// diskless mode; until then the option is refused rather than ignored.
-fn toram() -> Result<()> {
-    Err("reimage.toram: this initrd has no diskless mode".into())
+/// The diskless mode's step (docs/live.md): the deployment's root, its
+/// `/etc` from the latest `etc commit` (else its own) and its view are
+/// copied into a tmpfs, which becomes `/sysroot`; the disk is unmounted.
+/// `/var` and `/home` are directories of that tmpfs; the fstab lines that
+/// would mount the disk are made comments, and the ESP's line an automount
+/// that lets go after 10 s idle (it is mounted to bless the entry).
+/// `reimage.toram=SIZE` sizes the tmpfs (default 90% of RAM).
+fn toram(dev: &Path, args: &BTreeMap<String, String>, size: &str) -> Result<()> {
+    let t0 = Instant::now();
+    let size = if size.is_empty() { "90%" } else { size };
+    mkdir("/ram");
+    let opts = std::ffi::CString::new(format!("mode=0755,size={size}")).unwrap();
+    mount(
+        "tmpfs",
+        "/ram",
+        "tmpfs",
+        MountFlags::empty(),
+        Some(opts.as_c_str()),
+    )
+    .map_err(|e| format!("cannot mount a tmpfs of {size} on /ram: {e}"))?;
+    let id = args
+        .get("rootflags")
+        .and_then(|f| f.split(',').find_map(|o| o.strip_prefix("subvol=")))
+        .and_then(|s| s.trim_end_matches('/').rsplit('/').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or("reimage.toram: rootflags= names no subvol=/reimage/deployments/ID")?;
+    mkdir("/top");
+    mount_btrfs(dev, "/top", "ro,subvolid=5")?;
+    let etc = latest_commit(
+        Path::new("/top/reimage/etc-history")
+            .join(id.to_string())
+            .as_path(),
+    )
+    .unwrap_or_else(|| PathBuf::from("/sysroot/etc"));
+    let mut copy = Copy::default();
+    copy.tree(Path::new("/sysroot"), Path::new("/ram"), &["usr", "etc"])?;
+    copy.tree(&etc, Path::new("/ram/etc"), &[])?;
+    copy.tree(Path::new("/sysroot/usr"), Path::new("/ram/usr"), &[])?;
+    diskless_fstab(Path::new("/ram/etc/fstab"), args)?;
+    for m in ["/top", "/sysroot/usr", "/sysroot"] {
+        rustix::mount::unmount(m, rustix::mount::UnmountFlags::empty())
+            .map_err(|e| format!("cannot unmount {m}: {e}"))?;
+    }
+    mount_move("/ram", "/sysroot").map_err(|e| format!("cannot move /ram to /sysroot: {e}"))?;
+    say(&format!(
+        "diskless: deployment {id} in RAM ({} MiB in {} files, /etc from {}) in {:.1}s; the disk is not mounted",
+        copy.bytes >> 20,
+        copy.files,
+        etc.display(),
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// The newest commit of an `etc-history/ID` directory: the highest `N`
+/// with its `N.json` beside it.
+fn latest_commit(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|n| dir.join(format!("{n}.json")).is_file())
+        .max()
+        .map(|n| dir.join(n.to_string()))
+}
+
+/// reimage's fstab lines for a diskless boot: those that mount the root
+/// filesystem (the shared subvolumes) become comments, the ESP's an
+/// automount.
+pub fn diskless_fstab_text(text: &str, root_uuid: &str) -> String {
+    let mut out = String::new();
+    let mut ours = false;
+    for line in text.lines() {
+        if line.starts_with("# reimage: begin") {
+            ours = true;
+        } else if line.starts_with("# reimage: end") {
+            ours = false;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if ours && !line.starts_with('#') && f.len() >= 4 {
+            if f[0].eq_ignore_ascii_case(&format!("UUID={root_uuid}")) {
+                out.push_str(&format!("#diskless: {line}\n"));
+                continue;
+            }
+            if f[2] == "vfat" {
+                let opts = format!(
+                    "{},noauto,x-systemd.automount,x-systemd.idle-timeout=10",
+                    f[3]
+                );
+                let rest: Vec<&str> = f[4..].to_vec();
+                out.push_str(&format!(
+                    "{} {} {} {opts} {}\n",
+                    f[0],
+                    f[1],
+                    f[2],
+                    rest.join(" ")
+                ));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn diskless_fstab(path: &Path, args: &BTreeMap<String, String>) -> Result<()> {
+    let uuid = args
+        .get("root")
+        .map(|r| uuid_of(r, "root"))
+        .transpose()?
+        .unwrap_or_default();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    std::fs::write(path, diskless_fstab_text(&text, &uuid))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// A tree copy that keeps types, owners, modes, extended attributes
+/// (file capabilities), times and hard links.
+#[derive(Default)]
+struct Copy {
+    links: BTreeMap<(u64, u64), PathBuf>,
+    bytes: u64,
+    files: u64,
+}
+
+impl Copy {
+    fn tree(&mut self, src: &Path, dst: &Path, skip: &[&str]) -> Result<()> {
+        let err = |what: &str, p: &Path, e: std::io::Error| {
+            format!("diskless: cannot {what} {}: {e}", p.display())
+        };
+        let m = std::fs::symlink_metadata(src).map_err(|e| err("read", src, e))?;
+        if !dst.exists() {
+            std::fs::create_dir(dst).map_err(|e| err("create", dst, e))?;
+        }
+        for e in std::fs::read_dir(src).map_err(|e| err("read", src, e))? {
+            let e = e.map_err(|e| err("read", src, e))?;
+            let name = e.file_name();
+            if skip.iter().any(|s| name == *s) {
+                mkdir(&dst.join(&name).display().to_string());
+                continue;
+            }
+            let (s, d) = (e.path(), dst.join(&name));
+            let em = std::fs::symlink_metadata(&s).map_err(|e| err("read", &s, e))?;
+            let ft = em.file_type();
+            if ft.is_dir() {
+                self.tree(&s, &d, &[])?;
+                continue;
+            }
+            use std::os::unix::fs::MetadataExt;
+            if ft.is_file() && em.nlink() > 1 {
+                if let Some(first) = self.links.get(&(em.dev(), em.ino())) {
+                    std::fs::hard_link(first, &d).map_err(|e| err("link", &d, e))?;
+                    continue;
+                }
+                self.links.insert((em.dev(), em.ino()), d.clone());
+            }
+            if ft.is_symlink() {
+                let t = std::fs::read_link(&s).map_err(|e| err("read", &s, e))?;
+                std::os::unix::fs::symlink(&t, &d).map_err(|e| err("create", &d, e))?;
+            } else if ft.is_file() {
+                self.bytes += std::fs::copy(&s, &d).map_err(|e| err("copy", &s, e))?;
+                self.files += 1;
+            } else {
+                continue; // sockets, fifos, device nodes: none in a deployment
+            }
+            attrs(&s, &d, &em).map_err(|e| err("set the attributes of", &d, e))?;
+        }
+        attrs(src, dst, &m).map_err(|e| err("set the attributes of", dst, e))
+    }
+}
+
+fn attrs(src: &Path, dst: &Path, m: &std::fs::Metadata) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Gid, Timespec, Timestamps, Uid, XattrFlags, CWD};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    rustix::fs::chownat(
+        CWD,
+        dst,
+        Some(Uid::from_raw(m.uid())),
+        Some(Gid::from_raw(m.gid())),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    if m.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mut names = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(src, &mut names[..]).unwrap_or(0);
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+        let mut value = vec![0u8; 65536];
+        if let Ok(len) = rustix::fs::lgetxattr(src, name, &mut value[..]) {
+            rustix::fs::lsetxattr(dst, name, &value[..len], XattrFlags::empty())?;
+        }
+    }
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+    let t = |s: i64, ns: i64| Timespec {
+        tv_sec: s,
+        tv_nsec: ns as _,
+    };
+    let ts = Timestamps {
+        last_access: t(m.atime(), m.atime_nsec()),
+        last_modification: t(m.mtime(), m.mtime_nsec()),
+    };
+    rustix::fs::utimensat(CWD, dst, &ts, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -253,5 +466,27 @@ mod tests {
         let (f, d) = options("subvol=/pool/views/v2,ro");
         assert!(f.contains(MountFlags::RDONLY));
         assert_eq!(d, "subvol=/pool/views/v2");
+    }
+
+    #[test]
+    fn diskless_fstab_keeps_the_disk_unmounted() {
+        let t = "/dev/sdb1 /data ext4 defaults 0 2\n\
+# reimage: begin (written by reimage deploy; lines up to the end mark are replaced)\n\
+#UUID=ab /usr btrfs ro,subvol=/pool/views/v1 0 0\n\
+UUID=ab /var btrfs subvol=/shared/var 0 0\n\
+UUID=AB /home btrfs subvol=/shared/home 0 0\n\
+UUID=1234-ABCD /efi vfat umask=0077 0 2\n\
+# reimage: end\n\
+UUID=ab /mine btrfs subvol=/mine 0 0\n";
+        let d = diskless_fstab_text(t, "ab");
+        assert!(d.contains("#diskless: UUID=ab /var"), "{d}");
+        assert!(d.contains("#diskless: UUID=AB /home"), "{d}");
+        assert!(d.contains("UUID=1234-ABCD /efi vfat umask=0077,noauto,x-systemd.automount,x-systemd.idle-timeout=10 0 2"), "{d}");
+        assert!(d.starts_with("/dev/sdb1 /data ext4"), "local lines kept");
+        assert!(
+            d.contains("\nUUID=ab /mine btrfs"),
+            "a local line outside the marks is the user's: {d}"
+        );
+        assert!(d.contains("#UUID=ab /usr"));
     }
 }
