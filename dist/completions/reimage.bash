@@ -542,7 +542,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__deploy)
-            opts="-v -q -h --sysroot --no-wait --esp --no-default --kernel-arg --no-cleanup --pool --verbose --quiet --json --help"
+            opts="-v -q -h --sysroot --no-wait --esp --no-default --kernel-arg --no-cleanup --diskless --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1560,7 +1560,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__install)
-            opts="-v -q -h --disk --size --esp-size --list --kernel-arg --from --view --tries --timeout --keyring --pool --verbose --quiet --json --help"
+            opts="-v -q -h --disk --size --esp-size --list --kernel-arg --diskless --from --view --tries --timeout --keyring --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -188,6 +188,7 @@ complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l pool -d 'The 
 complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
 complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l no-default -d 'Stage it only: the default for the next boot stays as it is'
 complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l no-cleanup -d 'Do not remove the deployments retention no longer keeps'
+complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l diskless -d 'Boot it diskless: the initrd copies it into RAM and lets the disk go (`reimage.toram` on its kernel command line; docs/live.md)'
 complete -c reimage -n "__fish_reimage_using_subcommand deploy" -s v -l verbose -d 'Say more (commands run, per-package detail)'
 complete -c reimage -n "__fish_reimage_using_subcommand deploy" -s q -l quiet -d 'Say nothing but errors; no progress bars'
 complete -c reimage -n "__fish_reimage_using_subcommand deploy" -l json -d 'Machine-readable output on stdout'
@@ -340,6 +341,7 @@ complete -c reimage -n "__fish_reimage_using_subcommand install" -l tries -d 'Tr
 complete -c reimage -n "__fish_reimage_using_subcommand install" -l timeout -d 'systemd-boot\'s menu timeout in seconds' -r
 complete -c reimage -n "__fish_reimage_using_subcommand install" -l keyring -d 'Require package (or, with --from, manifest) signatures by keys in this file' -r -F
 complete -c reimage -n "__fish_reimage_using_subcommand install" -l pool -d 'The pool directory' -r -F
+complete -c reimage -n "__fish_reimage_using_subcommand install" -l diskless -d 'Boot diskless: the initrd copies the deployment into RAM and lets the disk go (`reimage.toram`; docs/live.md)'
 complete -c reimage -n "__fish_reimage_using_subcommand install" -s v -l verbose -d 'Say more (commands run, per-package detail)'
 complete -c reimage -n "__fish_reimage_using_subcommand install" -s q -l quiet -d 'Say nothing but errors; no progress bars'
 complete -c reimage -n "__fish_reimage_using_subcommand install" -l json -d 'Machine-readable output on stdout'
