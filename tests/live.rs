@@ -310,3 +310,36 @@ fn scenario(sys: &System, s: &str) {
     assert!(e.contains("there is no deployment 99"), "{e}");
     drop(run);
 }
+
+#[test]
+fn diskless_is_a_kernel_argument_that_updates_inherit() {
+    require_root!();
+    let sys = System::new();
+    sys.json(&["deploy", "va", "--kernel-arg", "console=ttyS0"]);
+    sys.json(&["deploy", "vb", "--diskless"]);
+    sys.json(&["deploy", "va"]);
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(sys.root().join("reimage/state.json")).unwrap(),
+    )
+    .unwrap();
+    let args = |id: u64| {
+        state["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .map(|d| d["kernel_args"].clone())
+            .unwrap()
+    };
+    assert_eq!(args(1), serde_json::json!(["console=ttyS0"]));
+    assert_eq!(
+        args(2),
+        serde_json::json!(["console=ttyS0", "reimage.toram"]),
+        "--diskless adds to the inherited arguments"
+    );
+    assert_eq!(
+        args(3),
+        serde_json::json!(["console=ttyS0", "reimage.toram"]),
+        "an update of a diskless deployment stays diskless"
+    );
+}
