@@ -300,6 +300,12 @@ fn scenario(sys: &System, s: &str) {
     let st = json(&sys.pool, &["status", "--sysroot", s, "--root", &root]);
     assert_eq!(st["live"]["deployment"], 3);
     assert_eq!(st["default"], 3, "the next boot starts what runs");
+    // A view mounted beneath the live one is kept when no deployment names
+    // it any more (btrfs would delete a mounted subvolume).
+    sys.json(&["undeploy", "2"]);
+    let e = fails(&sys.pool, &["rm-view", "vc"]);
+    assert!(e.contains("view vc is mounted at"), "{e}");
+    assert!(sys.pool.join("views/vc").is_dir());
     drop(hold.stdin.take());
     hold.wait().unwrap();
 

@@ -1839,6 +1839,20 @@ pub fn rm_view(pool: &Pool, name: &str, wait: bool) -> Result<()> {
             by.display()
         );
     }
+    // btrfs deletes a subvolume that is mounted (the kernel does not
+    // refuse it): a view that is mounted somewhere, e.g. as a running
+    // system's /usr or beneath a live one (apply-live), stays.
+    let rel = Path::new("views").join(name);
+    if let Some(m) = sys::mounts()?
+        .into_iter()
+        .find(|m| m.fs_type == "btrfs" && m.root.ends_with(&rel))
+    {
+        bail!(
+            "view {name} is mounted at {} (a running /usr, or beneath a live one): it stays \
+             until that mount goes (a reboot, for a system's /usr)",
+            m.mount_point.display()
+        );
+    }
     if sys::is_subvolume(&path).unwrap_or(false) {
         sys::subvolume_delete(&path)
             .with_context(|| format!("cannot delete {}", path.display()))?;
