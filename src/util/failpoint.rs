@@ -47,6 +47,8 @@ pub const NAMES: &[&str] = &[
     "deploy.firstboot",
     "deploy.renamed",
     "deploy.state",
+    "live.etc",
+    "live.mounted",
     "rollback.state",
     "boot.file",
     "boot.entry",

@@ -170,9 +170,10 @@ if [ -f "$f" ]; then
     say "live: $(reimage status | grep '^live:')"
 fi
 if grep -qw 'reimage.toram\(=[^ ]*\)\?' /proc/cmdline; then
-    say "diskless: / is $(findmnt -n -o FSTYPE /), /usr is $(findmnt -n -o FSTYPE /usr)"
+    say "diskless: / is $(stat -f -c %T /), /usr is $(stat -f -c %T /usr/bin)"
     say "diskless: disk mounts besides the ESP: $(grep '^/dev/vda' /proc/mounts | grep -vc ' /efi ')"
-    say "diskless: memory used $(free -m | awk '/^Mem:/{print $3}') MiB of $(free -m | awk '/^Mem:/{print $2}') MiB; / holds $(df -m / | awk 'NR==2{print $3}') MiB"
+    while read -r k v _; do case $k in MemTotal:) total=$v;; MemAvailable:) avail=$v;; esac; done < /proc/meminfo
+    say "diskless: memory used $(( (total - avail) / 1024 )) MiB of $(( total / 1024 )) MiB; / holds $(df -m --output=used / | tail -n 1 | tr -d ' ') MiB"
     if [ -f /etc/reimage-diskless-test ]; then
         say "diskless: kept $(cat /etc/reimage-diskless-test)"
     else
