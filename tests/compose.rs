@@ -393,13 +393,30 @@ fn from_compose_equals_full_compose() {
     let v2 = rpms(&testdata("realistic/v2"));
     import_all(&pool, &v1);
     import_all(&pool, &v2);
-    compose(&pool, "v1", &v1, &[]);
+    let first = compose(&pool, "v1", &v1, &[]);
+    assert_eq!(
+        first["from"],
+        serde_json::Value::Null,
+        "the first view has no base"
+    );
+    assert!(
+        pool.join("index/plans/v1").is_file(),
+        "compose stores the plan"
+    );
     let inc = compose(&pool, "v2inc", &v2, &["--from", "v1"]);
-    compose(&pool, "v2full", &v2, &[]);
+    let full = compose(&pool, "v2full", &v2, &["--no-base"]);
+    assert_eq!(full["from"], serde_json::Value::Null);
     assert!(!inc["added"].as_array().unwrap().is_empty());
     assert_eq!(
         inc["added"].as_array().unwrap().len(),
         inc["removed"].as_array().unwrap().len()
+    );
+    // The kept packages' placements came from v1's stored plan.
+    let kept = v2.len() - inc["added"].as_array().unwrap().len();
+    assert_eq!(
+        inc["stored_placements"].as_u64(),
+        Some(kept as u64),
+        "{inc}"
     );
     let a = walk(&pool.join("views/v2inc"));
     let b = walk(&pool.join("views/v2full"));
@@ -421,19 +438,49 @@ fn from_compose_equals_full_compose() {
     with1.push(u1);
     let mut with2 = v2.clone();
     with2.push(u2);
-    compose(&pool, "u1", &with1, &[]);
+    compose(&pool, "u1", &with1, &["--no-base"]);
     let small = compose(&pool, "u2inc", &with2, &["--from", "u1"]);
-    compose(&pool, "u2full", &with2, &[]);
+    compose(&pool, "u2full", &with2, &["--no-base"]);
     assert_eq!(small["added"].as_array().unwrap().len(), 1);
+    assert_eq!(small["stored_placements"].as_u64(), Some(v2.len() as u64));
     let created = small["created_entries"].as_u64().unwrap();
     assert!(
         created < 50,
         "a one-package update created {created} entries"
     );
-    assert_eq!(
-        walk(&pool.join("views/u2inc")),
-        walk(&pool.join("views/u2full"))
+    let want = walk(&pool.join("views/u2full"));
+    assert_eq!(walk(&pool.join("views/u2inc")), want);
+
+    // Without --from, compose starts from the view sharing most packages.
+    let auto = compose(&pool, "u2auto", &with2, &[]);
+    assert_eq!(auto["auto_base"], true, "{auto}");
+    let base = auto["from"].as_str().expect("a base was chosen");
+    assert!(["u2inc", "u2full"].contains(&base), "chose {base}");
+    assert!(auto["added"].as_array().unwrap().is_empty(), "{auto}");
+    assert!(
+        auto["created_entries"].as_u64().unwrap() <= 3,
+        "only generated files: {auto}"
     );
+    assert_eq!(walk(&pool.join("views/u2auto")), want);
+
+    // A damaged or missing stored plan is ignored: the same view, planned
+    // from the packages.
+    let plan = pool.join("index/plans/u1");
+    let mut bytes = std::fs::read(&plan).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&plan, &bytes).unwrap();
+    let damaged = compose(&pool, "u2damaged", &with2, &["--from", "u1"]);
+    assert_eq!(damaged["stored_placements"].as_u64(), Some(0));
+    assert_eq!(walk(&pool.join("views/u2damaged")), want);
+    std::fs::remove_file(&plan).unwrap();
+    let missing = compose(&pool, "u2missing", &with2, &["--from", "u1"]);
+    assert_eq!(missing["stored_placements"].as_u64(), Some(0));
+    assert_eq!(walk(&pool.join("views/u2missing")), want);
+    // rm-view takes the plan with it.
+    assert!(pool.join("index/plans/u2missing").is_file());
+    ok(&pool, &["rm-view", "u2missing"]);
+    assert!(!pool.join("index/plans/u2missing").exists());
 }
 
 #[test]
@@ -639,15 +686,21 @@ fn bare_names_prefer_the_native_arch_and_name_arch_selects() {
         mk_named("multi-tool", "2.0", "x86_64"),
     ];
     import_all(&pool, &rpms);
-    let r = json(&pool, &["compose", "native", "multi"]);
+    let r = json(&pool, &["compose", "native", "multi", "--no-base"]);
     assert_eq!(r["added"][0], "multi-1.0-1.x86_64", "{r}");
-    let r = json(&pool, &["compose", "other", "multi.i686"]);
+    let r = json(&pool, &["compose", "other", "multi.i686", "--no-base"]);
     assert_eq!(r["added"][0], "multi-1.0-1.i686", "{r}");
-    let r = json(&pool, &["compose", "old", "multi-0.9-1.x86_64"]);
+    let r = json(
+        &pool,
+        &["compose", "old", "multi-0.9-1.x86_64", "--no-base"],
+    );
     assert_eq!(r["added"][0], "multi-0.9-1.x86_64", "{r}");
-    let r = json(&pool, &["compose", "tool", "multi-tool"]);
+    let r = json(&pool, &["compose", "tool", "multi-tool", "--no-base"]);
     assert_eq!(r["added"][0], "multi-tool-2.0-1.x86_64", "{r}");
-    let r = json(&pool, &["compose", "epoch", "multi-0:1.0-1.i686"]);
+    let r = json(
+        &pool,
+        &["compose", "epoch", "multi-0:1.0-1.i686", "--no-base"],
+    );
     assert_eq!(r["added"][0], "multi-1.0-1.i686", "{r}");
     let err = fails(&pool, &["compose", "both", "multi-1.0-1"]);
     assert!(err.contains("matches several"), "{err}");

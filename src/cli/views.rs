@@ -14,9 +14,14 @@ pub struct ComposeArgs {
     /// Read packages from FILE (one per line, `#` comments).
     #[arg(long, value_name = "FILE")]
     pub list: Option<PathBuf>,
-    /// Start from this view and apply only the package difference.
-    #[arg(long, value_name = "VIEW")]
+    /// Start from this view and apply only the package difference. Without
+    /// it, compose starts from the view sharing the most packages with the
+    /// list (when that is more than half of it).
+    #[arg(long, value_name = "VIEW", conflicts_with = "no_base")]
     pub from: Option<String>,
+    /// Compose the whole view, not from the view sharing the most packages.
+    #[arg(long)]
+    pub no_base: bool,
     /// passwd file for owner names the view's own files do not define.
     #[arg(long, value_name = "FILE")]
     pub passwd: Option<PathBuf>,
@@ -51,6 +56,7 @@ pub fn cmd_compose(g: &Global, a: ComposeArgs) -> Result<i32> {
         specs: a.packages,
         list: a.list,
         from: a.from,
+        no_base: a.no_base,
         passwd: a.passwd,
         group: a.group,
         relocate: a.relocate,
@@ -74,7 +80,12 @@ pub fn cmd_compose(g: &Global, a: ComposeArgs) -> Result<i32> {
                 r.removed.len(),
             ),
             Some(f) => format!(
-                " from {f} (+{} -{} packages, {} entries created, {} removed)",
+                " from {f}{} (+{} -{} packages, {} entries created, {} removed)",
+                if r.auto_base {
+                    " (the view sharing most packages)"
+                } else {
+                    ""
+                },
                 r.added.len(),
                 r.removed.len(),
                 r.created_entries,

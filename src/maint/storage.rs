@@ -1162,6 +1162,7 @@ pub fn gc(pool: &Pool, opts: &GcOptions) -> Result<GcReport> {
         }
         crate::util::failpoint::hit("gc.done");
         pool.clean_tmp()?;
+        crate::views::planstore::prune(pool);
     }
     r.seconds = started.elapsed().as_secs_f64();
     Ok(r)

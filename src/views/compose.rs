@@ -28,6 +28,7 @@ use serde::Serialize;
 use sysimage::meta::{Relocation, Rule, ViewMeta, VIEW_META};
 use sysimage::relocate::{self, Kind, PlacedEntry, Placement, Policy};
 
+use super::planstore::{self, PkgPlacement};
 use crate::rpm::files::PkgFile;
 use crate::store::clone::Cloner;
 use crate::store::extent::{align_up, Index};
@@ -48,6 +49,9 @@ pub struct ComposeOptions {
     pub list: Option<PathBuf>,
     /// Base view for an incremental compose.
     pub from: Option<String>,
+    /// Without `from`: compose whole instead of from the view sharing the
+    /// most packages.
+    pub no_base: bool,
     pub passwd: Option<PathBuf>,
     pub group: Option<PathBuf>,
     /// `--relocate FROM=TO` rules.
@@ -76,9 +80,16 @@ pub struct ComposeReport {
     pub relocations: Vec<Relocation>,
     /// Owner names no table knew: mapped to root.
     pub unknown_owners: Vec<String>,
-    /// For `--from`: the base view, and the package changes applied.
+    /// The base view (`--from`, or chosen: see `auto_base`), and the package
+    /// changes applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// The base was chosen by compose (no `--from`, no `--no-base`): the
+    /// view sharing the most packages with the list.
+    pub auto_base: bool,
+    /// Packages whose placement came from the base view's stored plan
+    /// (their headers and indexes were not read).
+    pub stored_placements: usize,
     pub added: Vec<String>,
     pub removed: Vec<String>,
     /// `--from` was given but most entries changed, so the view was composed whole.
@@ -99,6 +110,13 @@ pub struct LoadedPkg {
     pub header_len: u64,
     pub header_sha256: [u8; 32],
     pub build_time: u32,
+    /// The index and file list, when read from the package (None: its
+    /// placement came from a stored plan, see `planstore`).
+    pub content: Option<PkgContent>,
+}
+
+/// What planning a package reads from it.
+pub struct PkgContent {
     pub index: Index,
     pub files: Vec<PkgFile>,
 }
@@ -122,8 +140,7 @@ pub fn load_package(path: &Path) -> Result<LoadedPkg> {
             .main
             .int(sysimage::header::tag::BUILDTIME)?
             .unwrap_or(0) as u32,
-        index,
-        files,
+        content: Some(PkgContent { index, files }),
     })
 }
 
@@ -239,6 +256,8 @@ impl Node {
 /// A planned view.
 pub struct Plan {
     pub pkgs: Vec<Arc<LoadedPkg>>,
+    /// Each package's placement, encoded (the stored plan is made of them).
+    pub blobs: Vec<Arc<[u8]>>,
     /// Relative path in the view -> entry; "" is the view root.
     pub nodes: BTreeMap<String, Node>,
     pub relocations: Vec<Relocation>,
@@ -261,20 +280,35 @@ fn describe(plan_pkgs: &[Arc<LoadedPkg>], n: &Node) -> String {
 
 /// Plans the view of `pkgs`. Reads only headers and indexes.
 pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) -> Result<Plan> {
-    // Place each package's files in parallel; merge in list order, so
-    // conflicts and the first-wins rules do not depend on timing.
-    let placed_pkgs: Vec<PkgPlacement> = {
-        use rayon::prelude::*;
-        pkgs.par_iter()
-            .enumerate()
-            .map(|(pi, p)| place_package(pi, p, &policy))
-            .collect::<Result<_>>()?
-    };
+    let placed = place_all(&pkgs, &policy)?;
+    assemble(pkgs, placed, policy, owners)
+}
+
+/// Places each package's files, in parallel.
+fn place_all(pkgs: &[Arc<LoadedPkg>], policy: &Policy) -> Result<Vec<PkgPlacement>> {
+    use rayon::prelude::*;
+    pkgs.par_iter()
+        .enumerate()
+        .map(|(pi, p)| place_package(pi, p, policy))
+        .collect()
+}
+
+/// Assembles a plan from its packages' placements (made now, or stored with
+/// a view), merging them in list order, so conflicts and the first-wins rules
+/// do not depend on timing or on where a placement came from.
+fn assemble(
+    pkgs: Vec<Arc<LoadedPkg>>,
+    placed_pkgs: Vec<PkgPlacement>,
+    policy: Policy,
+    owners: &OwnerSources,
+) -> Result<Plan> {
+    let mut blobs = Vec::with_capacity(placed_pkgs.len());
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut relocations = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let mut placed: Vec<PlacedEntry> = Vec::new();
     for pp in placed_pkgs {
+        blobs.push(pp.blob);
         relocations.extend(pp.relocations);
         refused.extend(pp.refused);
         placed.extend(pp.placed);
@@ -366,6 +400,7 @@ pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) ->
     }
     let mut plan = Plan {
         pkgs,
+        blobs,
         nodes,
         relocations,
         policy,
@@ -377,28 +412,26 @@ pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) ->
     Ok(plan)
 }
 
-/// One package's files placed in the view (see [`plan`]).
-struct PkgPlacement {
-    nodes: Vec<(String, Node)>,
-    relocations: Vec<Relocation>,
-    refused: Vec<String>,
-    /// Only what the tmpfiles.d snippets need: skeleton and /var entries.
-    placed: Vec<PlacedEntry>,
-}
-
+/// Places one package's files in the view (see [`plan`]).
 fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlacement> {
+    let c = p
+        .content
+        .as_ref()
+        .ok_or_else(|| anyhow!("{}: placing a package whose header was not read", p.fname))?;
     let mut out = PkgPlacement {
-        nodes: Vec::with_capacity(p.files.len()),
+        nodes: Vec::with_capacity(c.files.len()),
         relocations: Vec::new(),
         refused: Vec::new(),
         placed: Vec::new(),
+        blob: Arc::from(Vec::new()),
     };
+    let mut sources: Vec<planstore::TmpfilesSource> = Vec::new();
     // Sizes of hardlink sets, to tell singletons from sets.
     let mut set_size: HashMap<u32, u32> = HashMap::new();
-    for f in &p.files {
+    for f in &c.files {
         *set_size.entry(f.link_leader).or_default() += 1;
     }
-    for f in &p.files {
+    for f in &c.files {
         if f.is_ghost() {
             continue;
         }
@@ -420,6 +453,13 @@ fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlaceme
             Placement::Refused => false,
         };
         if for_tmpfiles {
+            sources.push(planstore::TmpfilesSource {
+                path: &f.path,
+                mode: f.mode,
+                user: &f.user,
+                group: &f.group,
+                linkto: &f.linkto,
+            });
             out.placed.push(PlacedEntry {
                 path: f.path.clone(),
                 kind,
@@ -455,7 +495,7 @@ fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlaceme
             Data::Symlink(f.linkto.clone())
         } else {
             let leader = f.link_leader;
-            let entry = p.index.entry(leader).ok_or_else(|| {
+            let entry = c.index.entry(leader).ok_or_else(|| {
                 anyhow!("{}: the extent package has no data for {}", p.fname, f.path)
             })?;
             Data::File {
@@ -482,6 +522,7 @@ fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlaceme
             },
         ));
     }
+    out.blob = planstore::encode_placement(p, &out.nodes, &out.relocations, &sources);
     Ok(out)
 }
 
@@ -715,7 +756,7 @@ fn resolve_owners(plan: &mut Plan, src: &OwnerSources) -> Result<()> {
 }
 
 /// The view metadata of a plan.
-fn view_meta(plan: &Plan, opts: &ComposeOptions) -> ViewMeta {
+fn view_meta(plan: &Plan, opts: &ComposeOptions, from: Option<String>) -> ViewMeta {
     ViewMeta {
         format: sysimage::meta::VIEW_META_FORMAT,
         created: std::time::SystemTime::now()
@@ -735,7 +776,7 @@ fn view_meta(plan: &Plan, opts: &ComposeOptions) -> ViewMeta {
             .collect(),
         users: plan.users.clone(),
         groups: plan.groups.clone(),
-        from: opts.from.clone(),
+        from,
         image: opts.image.as_ref().map(|i| i.0.clone()),
         version: opts.image.as_ref().map(|i| i.1.clone()),
     }
@@ -1268,23 +1309,63 @@ pub fn compose_locked(
     };
     let fnames = resolve_labeled(pool, &specs, &labels)?;
     phase("resolved");
-    let pkgs: Vec<Arc<LoadedPkg>> = load_all(pool, &fnames, &[])?;
     let fs = sys::fs_info(&pool.root)?;
     let btrfs = fs.kind == sys::FsKind::Btrfs;
 
-    // The base view, for --from.
-    phase("loaded packages");
-    let base = match &opts.from {
-        Some(from) if btrfs => Some(open_base(pool, from, &pkgs)?),
+    // The base view: --from, or else the one sharing most packages.
+    let (base_name, auto_base) = match &opts.from {
+        Some(from) if btrfs => (Some(from.clone()), false),
         Some(_) => {
             crate::util::runner::log::warn(&format!(
                 "{} has no subvolumes: --from composes the whole view",
                 fs.kind
             ));
-            None
+            (None, false)
         }
+        None if btrfs && !opts.no_base => (auto_base_view(pool, &fnames), true),
+        None => (None, false),
+    };
+    let stored = base_name
+        .as_deref()
+        .and_then(|b| match planstore::read(pool, b) {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(why)) => {
+                crate::util::runner::log::debug(&format!(
+                    "compose: {why}: planning from the packages"
+                ));
+                None
+            }
+            Err(e) => {
+                crate::util::runner::log::debug(&format!(
+                    "compose: {e:#}: planning from the packages"
+                ));
+                None
+            }
+        });
+    // Placements of kept packages come from the stored plan when it was made
+    // under the same relocation rules.
+    let reuse = stored.as_ref().filter(|s| s.rules == policy.rules());
+    let (pkgs, placed, reused) = load_and_place(pool, &fnames, reuse, &policy)?;
+    phase(&format!(
+        "loaded and placed {} packages ({reused} placements from the stored plan)",
+        pkgs.len()
+    ));
+
+    // The base view, for --from.
+    let base = match &base_name {
+        Some(from) => match open_base(pool, from, &pkgs, stored.as_ref()) {
+            Ok(b) => Some(b),
+            Err(e) if auto_base => {
+                crate::util::runner::log::debug(&format!(
+                    "compose: {e:#}: composing whole instead of from {from}"
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
+    let used_base = base.as_ref().and(base_name.clone());
 
     let owners = OwnerSources {
         passwd: opts.passwd.clone(),
@@ -1293,14 +1374,12 @@ pub fn compose_locked(
     };
     // The base view's plan and the new one, side by side.
     let (base, new_plan) = match base {
-        Some((path, old_pkgs, old_policy, fixed)) => {
-            let (old, new) = rayon::join(
-                || plan(old_pkgs, old_policy, &fixed),
-                || plan(pkgs, policy, &owners),
-            );
+        Some(b) => {
+            let path = b.path.clone();
+            let (old, new) = rayon::join(|| b.plan(), || assemble(pkgs, placed, policy, &owners));
             (Some((path, old?)), new)
         }
-        None => (None, plan(pkgs, policy, &owners)),
+        None => (None, assemble(pkgs, placed, policy, &owners)),
     };
     let mut plan = new_plan?;
     phase("planned");
@@ -1311,7 +1390,7 @@ pub fn compose_locked(
         ));
     }
     // view.json is part of the tree.
-    let meta = view_meta(&plan, opts);
+    let meta = view_meta(&plan, opts, used_base.clone());
     let meta_node = generated(VIEW_META, meta.to_json().into_bytes());
     insert(
         &plan.pkgs,
@@ -1321,7 +1400,8 @@ pub fn compose_locked(
     )?;
 
     // A base view that would be mostly replaced: composing whole is cheaper.
-    let (base, from_changes, composed_whole) = against_base(base, &plan, opts);
+    let (base, from_changes, composed_whole) =
+        against_base(base, &plan, &opts.name, used_base.as_deref());
     phase("compared");
     let work = pool.tmp_dir().join(format!("compose-{}", opts.name));
     // Files are created with their final modes: no umask in the way.
@@ -1337,7 +1417,9 @@ pub fn compose_locked(
         view: opts.name.clone(),
         path: dest.clone(),
         packages: plan.pkgs.len(),
-        from: opts.from.clone(),
+        from: used_base.clone(),
+        auto_base: auto_base && used_base.is_some(),
+        stored_placements: reused,
         ..Default::default()
     };
     // From here on `work` exists: a refused or failed compose removes it
@@ -1387,6 +1469,22 @@ pub fn compose_locked(
         )
     })();
     staged.settle(built)?;
+    if btrfs {
+        // Derived data: a failure costs the next compose only its speed.
+        if let Err(e) = planstore::write(
+            pool,
+            &opts.name,
+            plan.policy.rules(),
+            &plan.pkgs,
+            &plan.blobs,
+        ) {
+            crate::util::runner::log::warn(&format!(
+                "view {}: cannot store its plan ({e:#}); the next compose from it plans from the packages",
+                opts.name
+            ));
+        }
+        phase("stored the plan");
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -1416,12 +1514,35 @@ fn compose_inputs(opts: &ComposeOptions) -> Result<(Vec<String>, Vec<Option<Stri
     Ok((specs, labels, policy))
 }
 
-/// The base view of `--from`: its path, packages, policy and fixed owners.
+/// The base view of an incremental compose, ready to be planned.
+struct Base {
+    path: PathBuf,
+    pkgs: Vec<Arc<LoadedPkg>>,
+    /// From the base's stored plan; None: placed now from `pkgs`.
+    placed: Option<Vec<PkgPlacement>>,
+    policy: Policy,
+    owners: OwnerSources,
+}
+
+impl Base {
+    fn plan(self) -> Result<Plan> {
+        let placed = match self.placed {
+            Some(p) => p,
+            None => place_all(&self.pkgs, &self.policy)?,
+        };
+        assemble(self.pkgs, placed, self.policy, &self.owners)
+    }
+}
+
+/// Opens the base view `from`: its packages and placements come from its
+/// stored plan when there is one (then no package is read), else from the
+/// packages (those the new list has too are loaded once).
 fn open_base(
     pool: &Pool,
     from: &str,
     pkgs: &[Arc<LoadedPkg>],
-) -> Result<(PathBuf, Vec<Arc<LoadedPkg>>, Policy, OwnerSources)> {
+    stored: Option<&planstore::StoredPlan>,
+) -> Result<Base> {
     check_view_name(from)?;
     let path = pool.views_dir().join(from);
     if path.symlink_metadata().is_err() {
@@ -1433,15 +1554,139 @@ fn open_base(
     let meta = ViewMeta::read(&path)
         .with_context(|| format!("view {from}"))?
         .ok_or_else(|| anyhow!("view {from} has no {VIEW_META}: it was not composed by reimage"))?;
-    // Packages in both lists are loaded once.
-    let old_pkgs = load_all(pool, &meta.packages, pkgs)
-        .with_context(|| format!("a package of view {from} is no longer in the pool"))?;
-    let old_policy = Policy::with_rules(meta.rules.iter().map(|r| (r.from.clone(), r.to.clone())))?;
-    let fixed = OwnerSources {
+    let policy = Policy::with_rules(meta.rules.iter().map(|r| (r.from.clone(), r.to.clone())))?;
+    let owners = OwnerSources {
         fixed: Some((meta.users.clone(), meta.groups.clone())),
         ..Default::default()
     };
-    Ok((path, old_pkgs, old_policy, fixed))
+    let matching = stored.filter(|s| {
+        s.rules == policy.rules()
+            && s.pkgs.len() == meta.packages.len()
+            && s.pkgs.iter().zip(&meta.packages).all(|(p, f)| &p.0 == f)
+    });
+    if let Some(s) = matching {
+        use rayon::prelude::*;
+        let decoded: Vec<(LoadedPkg, PkgPlacement)> = s
+            .pkgs
+            .par_iter()
+            .enumerate()
+            .map(|(pi, (fname, _, blob))| {
+                planstore::decode_placement(
+                    blob,
+                    pi,
+                    pool.packages_dir().join(fname),
+                    fname,
+                    &policy,
+                )
+            })
+            .collect::<Result<_>>()
+            .with_context(|| format!("the stored plan of view {from}"))?;
+        let (old_pkgs, placed): (Vec<_>, Vec<_>) =
+            decoded.into_iter().map(|(p, pl)| (Arc::new(p), pl)).unzip();
+        return Ok(Base {
+            path,
+            pkgs: old_pkgs,
+            placed: Some(placed),
+            policy,
+            owners,
+        });
+    }
+    // Packages in both lists are loaded once.
+    let have: Vec<Arc<LoadedPkg>> = pkgs
+        .iter()
+        .filter(|p| p.content.is_some())
+        .cloned()
+        .collect();
+    let old_pkgs = load_all(pool, &meta.packages, &have)
+        .with_context(|| format!("a package of view {from} is no longer in the pool"))?;
+    Ok(Base {
+        path,
+        pkgs: old_pkgs,
+        placed: None,
+        policy,
+        owners,
+    })
+}
+
+/// Loads and places the packages of a new plan, in parallel: a package the
+/// stored plan of the base holds (the same file: inode, size, mtime) is
+/// taken from it without reading the package; the others are read and
+/// placed. Returns the packages, their placements and how many were reused.
+#[allow(clippy::type_complexity)]
+fn load_and_place(
+    pool: &Pool,
+    fnames: &[String],
+    stored: Option<&planstore::StoredPlan>,
+    policy: &Policy,
+) -> Result<(Vec<Arc<LoadedPkg>>, Vec<PkgPlacement>, usize)> {
+    use rayon::prelude::*;
+    let reused = AtomicU64::new(0);
+    let done: Vec<(Arc<LoadedPkg>, PkgPlacement)> = fnames
+        .par_iter()
+        .enumerate()
+        .map(|(pi, fname)| {
+            let path = pool.packages_dir().join(fname);
+            if let Some((_, id, blob)) = stored.and_then(|s| s.find(fname)) {
+                if planstore::FileId::of(&path).ok().as_ref() == Some(id) {
+                    match planstore::decode_placement(blob, pi, path.clone(), fname, policy) {
+                        Ok((p, pl)) => {
+                            reused.fetch_add(1, Ordering::Relaxed);
+                            return Ok((Arc::new(p), pl));
+                        }
+                        Err(e) => crate::util::runner::log::debug(&format!(
+                            "compose: {e:#}: reading the package"
+                        )),
+                    }
+                }
+            }
+            let p = load_package(&path)?;
+            let pl = place_package(pi, &p, policy)?;
+            Ok((Arc::new(p), pl))
+        })
+        .collect::<Result<_>>()?;
+    let (pkgs, placed): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+    Ok((pkgs, placed, reused.load(Ordering::Relaxed) as usize))
+}
+
+/// The view to compose from when no base was named: the one sharing the
+/// most packages with the list, if it shares most of it (more than half).
+fn auto_base_view(pool: &Pool, fnames: &[String]) -> Option<String> {
+    let want: BTreeSet<&str> = fnames.iter().map(String::as_str).collect();
+    let mut best: Option<(usize, u64, String)> = None;
+    for e in std::fs::read_dir(pool.views_dir()).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if check_view_name(&name).is_err() {
+            continue;
+        }
+        let Ok(Some(meta)) = ViewMeta::read(&e.path()) else {
+            continue;
+        };
+        let shared = meta
+            .packages
+            .iter()
+            .filter(|p| want.contains(p.as_str()))
+            .count();
+        // Most shared first, then the newest, then by name (deterministic).
+        let better = match &best {
+            None => true,
+            Some((s, c, n)) => {
+                (shared, meta.created, std::cmp::Reverse(&name)) > (*s, *c, std::cmp::Reverse(n))
+            }
+        };
+        if better {
+            best = Some((shared, meta.created, name));
+        }
+    }
+    let (shared, _, name) = best?;
+    if shared * 2 > want.len() {
+        crate::util::runner::log::debug(&format!(
+            "compose: base view {name} shares {shared} of {} packages (--no-base composes whole)",
+            want.len()
+        ));
+        Some(name)
+    } else {
+        None
+    }
 }
 
 /// The packages added and removed against a base view.
@@ -1453,7 +1698,8 @@ type Changes = (Vec<String>, Vec<String>);
 fn against_base(
     base: Option<(PathBuf, Plan)>,
     plan: &Plan,
-    opts: &ComposeOptions,
+    name: &str,
+    from: Option<&str>,
 ) -> (Option<(PathBuf, Plan, PlanDiff)>, Option<Changes>, bool) {
     let mut from_changes = None;
     let mut composed_whole = false;
@@ -1480,8 +1726,8 @@ fn against_base(
                 crate::util::runner::log::info(&format!(
                     "{changed} of {} entries change: composing {} whole instead of from {}",
                     plan.nodes.len(),
-                    opts.name,
-                    opts.from.as_deref().unwrap_or("")
+                    name,
+                    from.unwrap_or("")
                 ));
                 None
             } else {
@@ -1862,6 +2108,7 @@ pub fn rm_view(pool: &Pool, name: &str, wait: bool) -> Result<()> {
     }
     let _ = std::fs::File::open(pool.views_dir()).and_then(|d| d.sync_all());
     let _ = File::open(&pool.root).map(|f| sys::syncfs(&f));
+    planstore::remove(pool, name);
     Ok(())
 }
 

@@ -1,3 +1,4 @@
 //! Views: compose (plan, owners, materialisation, `--from`) and the
 //! catalogue of views in a pool.
 pub mod compose;
+pub(crate) mod planstore;
