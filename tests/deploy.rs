@@ -362,3 +362,111 @@ fn fsck_checks_the_system_its_deployments_and_garbage() {
         "{msgs:?}"
     );
 }
+
+/// `upgrade --check` says what would change and changes nothing; `upgrade`
+/// syncs the newest version, composes it from the view in use (from its
+/// stored plan) and deploys it as the default; run again it has nothing to do.
+#[test]
+fn upgrade_follows_the_synced_image() {
+    require_root!();
+    let sys = System::new();
+    let pkgs = sys.root().join("pkgs");
+    let rpm_of = |v: &str| pkgs.join(format!("etc-test-{v}-1.noarch.rpm"));
+    let skel = testdata("edge").join("filesystem-3.18-1.x86_64.rpm");
+    let repo = sys.root().join("repo");
+    let repo_s = repo.display().to_string();
+    // Version 2 of the image has a package the pool does not hold yet.
+    let three = common::system::etc_package(
+        &pkgs,
+        "etc-test",
+        "3.0",
+        &[("/etc/t", "/"), ("/etc/t/conf", "c3\n")],
+    );
+    let (skel_s, one, two) = (
+        skel.display().to_string(),
+        rpm_of("1.0").display().to_string(),
+        three.display().to_string(),
+    );
+    ok(&sys.pool, &["publish", &repo_s, "img", "1", &one, &skel_s]);
+    ok(
+        &sys.pool,
+        &[
+            "publish",
+            &repo_s,
+            "img",
+            "2",
+            &two,
+            &skel_s,
+            "--deltas-from",
+            "1",
+            "--delta-level",
+            "3",
+        ],
+    );
+    // A system installed from packages follows nothing.
+    sys.json(&["deploy", "va"]);
+    let err = sys.fails(&["upgrade"]);
+    assert!(err.contains("follows no image"), "{err}");
+    // Synced once: the pool remembers where from.
+    ok(
+        &sys.pool,
+        &["sync", &repo_s, "img", "1", "--compose", "img1"],
+    );
+    let d = sys.json(&["deploy", "img1"]);
+    assert_eq!(d["id"], 2);
+
+    let views_before = json(&sys.pool, &["views"]).as_array().unwrap().len();
+    let c = sys.json(&["upgrade", "--check"]);
+    assert_eq!(c["up_to_date"], false, "{c}");
+    assert_eq!(
+        (c["current"].as_str(), c["version"].as_str()),
+        (Some("1"), Some("2")),
+        "{c}"
+    );
+    assert_eq!(c["changes"]["changed"][0]["name"], "etc-test.noarch", "{c}");
+    assert_eq!(c["changes"]["changed"][0]["to"], "3.0-1", "{c}");
+    assert_eq!(c["check"]["fetch"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["check"]["by_delta"], 1, "{c}");
+    assert!(c["check"]["fetch_bytes"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(
+        json(&sys.pool, &["views"]).as_array().unwrap().len(),
+        views_before
+    );
+    assert!(
+        !sys.pool.join("images/img/2.json").exists(),
+        "--check synced nothing"
+    );
+
+    let u = sys.json(&["upgrade"]);
+    assert_eq!(u["up_to_date"], false, "{u}");
+    assert_eq!(u["sync"]["by_delta"], 1, "{u}");
+    assert_eq!(u["compose"]["from"], "img1", "{u}");
+    assert_eq!(
+        u["compose"]["stored_placements"], 1,
+        "the unchanged package: {u}"
+    );
+    assert_eq!(u["deploy"]["id"], 3, "{u}");
+    let st = sys.check_status();
+    assert_eq!(st["default"], 3, "{st}");
+    let view = u["deploy"]["view"].as_str().unwrap().to_string();
+    assert_eq!(view, "img-2");
+    let q = ok(&sys.pool, &["list", &view]);
+    assert!(q.contains("etc-test-3.0-1"), "{q}");
+    ok(&sys.pool, &["verify", &view]);
+    // The new deployment records what it follows.
+    let dep3 = st["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == 3)
+        .unwrap()
+        .clone();
+    assert_eq!(dep3["origin"]["image"], "img", "{dep3}");
+    assert_eq!(dep3["origin"]["version"], "2", "{dep3}");
+
+    // Nothing more to do until a new version is published.
+    let again = sys.json(&["upgrade"]);
+    assert_eq!(again["up_to_date"], true, "{again}");
+    assert!(again.get("deploy").is_none(), "{again}");
+    assert_eq!(sys.check_status()["default"], 3);
+}

@@ -10,7 +10,9 @@ pub mod live;
 pub mod progress;
 pub mod query;
 pub mod storage;
+
 pub mod store;
+pub mod upgrade;
 pub mod views;
 
 use anyhow::Result;
@@ -76,6 +78,8 @@ pub enum Command {
     Deploy(crate::cli::deploy::DeployArgs),
     /// The deployments of a system: booted, default, pinned, package diffs.
     Status(crate::cli::deploy::StatusArgs),
+    /// Sync the image the system follows, compose its new version from the view in use, deploy it.
+    Upgrade(crate::cli::upgrade::UpgradeArgs),
     /// Make the default (staged) deployment's view the running /usr now, without a reboot.
     ApplyLive(crate::cli::live::ApplyLiveArgs),
     /// Make the previous deployment the default again.
@@ -181,6 +185,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Deploy(a) => return crate::cli::deploy::run_deploy(&g, a),
         Command::Status(a) => return crate::cli::deploy::run_status(&g, a),
         Command::ApplyLive(a) => return crate::cli::live::run_apply_live(&g, a),
+        Command::Upgrade(a) => return crate::cli::upgrade::run_upgrade(&g, a),
         Command::Rollback(a) => return crate::cli::deploy::run_rollback(&g, a),
         Command::Pin(a) => return crate::cli::deploy::run_pin(&g, a, true),
         Command::Unpin(a) => return crate::cli::deploy::run_pin(&g, a, false),

@@ -263,6 +263,7 @@ fn install_on(
                 source: source.clone(),
                 image: image.clone(),
                 version: Some(r.version.clone()),
+                keyring: keyring.clone(),
             };
             (
                 name.unwrap_or_else(|| "system".into()),

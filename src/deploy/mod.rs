@@ -39,3 +39,4 @@ pub mod state;
 pub mod status;
 pub mod sysroot;
 pub mod system;
+pub mod upgrade;

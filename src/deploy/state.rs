@@ -24,6 +24,9 @@ pub struct Origin {
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The keyring its manifests must be signed by (`install --keyring`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<std::path::PathBuf>,
 }
 
 /// One deployment.

@@ -570,6 +570,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         crate::util::atomic::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
     }
     let _ = std::fs::remove_dir_all(&work);
+    record_source(pool, opts);
     crate::util::failpoint::hit("sync.recorded");
 
     // 6. Compose, still holding the writer lock (no window for gc).
@@ -982,4 +983,122 @@ mod tests {
         let out = "Number of files: 1\nTotal bytes sent: 1,234\nTotal bytes received: 56\n";
         assert_eq!(parse_stats(out), 1290);
     }
+}
+
+// ---------------------------------------------------------------------------
+// What `upgrade` follows, and `upgrade --check`
+
+/// Where an image was last synced from (`POOL/index/sources/IMAGE.json`):
+/// what `reimage upgrade` follows on a system installed from packages.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct SourceRecord {
+    pub source: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
+}
+
+fn source_record_path(pool: &Pool, image: &str) -> PathBuf {
+    pool.root
+        .join("index")
+        .join("sources")
+        .join(format!("{image}.json"))
+}
+
+/// Remembers where `opts.image` was synced from (best effort: derived state).
+fn record_source(pool: &Pool, opts: &SyncOptions) {
+    let r = SourceRecord {
+        source: opts.source.clone(),
+        image: opts.image.clone(),
+        keyring: opts.keyring.clone(),
+    };
+    let p = source_record_path(pool, &opts.image);
+    let _ = std::fs::create_dir_all(p.parent().unwrap());
+    if let Err(e) = crate::util::atomic::write_atomic(
+        &p,
+        serde_json::to_string_pretty(&r)
+            .unwrap_or_default()
+            .as_bytes(),
+    ) {
+        crate::util::runner::log::warn(&format!(
+            "cannot record the source of {}: {e:#}",
+            opts.image
+        ));
+    }
+}
+
+/// Where `image` was last synced from into this pool, if it was.
+pub fn recorded_source(pool: &Pool, image: &str) -> Result<Option<SourceRecord>> {
+    let p = source_record_path(pool, image);
+    match std::fs::read(&p) {
+        Ok(b) => {
+            Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                format!("{} is not valid", p.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+    }
+}
+
+/// What a sync of `opts` would do, without changing the pool.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SyncCheck {
+    pub source: String,
+    pub image: String,
+    pub version: String,
+    pub signature_checked: bool,
+    pub packages: usize,
+    pub present: usize,
+    /// The packages to fetch (file names), and how many of them by delta.
+    pub fetch: Vec<String>,
+    pub by_delta: usize,
+    /// Bytes to fetch: the deltas' sizes, and whole extent packages for
+    /// the rest (an upper bound: live rsync sends less).
+    pub fetch_bytes: u64,
+    /// The `.rpm` size of those packages: what dnf would download.
+    pub rpm_bytes: u64,
+    /// The manifest (and version index) fetched to find out.
+    pub manifest_bytes: u64,
+    /// The file names of the manifest's packages.
+    #[serde(skip)]
+    pub files: Vec<String>,
+}
+
+/// Fetches and verifies the manifest of `opts` and says what a sync would
+/// fetch. Takes no lock and writes nothing in the pool.
+pub fn check(pool: &Pool, opts: &SyncOptions) -> Result<SyncCheck> {
+    publish::check_name("image", &opts.image)?;
+    let src = Source::parse(&opts.source)?;
+    let work = tempfile::tempdir().context("cannot make a temporary directory")?;
+    let mut report = SyncReport::default();
+    let (version, rel, _, manifest) = fetch_manifest(&src, opts, work.path(), &mut report)?;
+    let missing = missing_packages(pool, &manifest, &rel, &mut report)?;
+    let mut c = SyncCheck {
+        source: opts.source.clone(),
+        image: opts.image.clone(),
+        version,
+        signature_checked: report.signature_checked,
+        packages: manifest.packages.len(),
+        present: report.present,
+        manifest_bytes: report.wire_bytes,
+        files: manifest.packages.iter().map(|p| p.file.clone()).collect(),
+        ..Default::default()
+    };
+    for p in missing {
+        let d = opts
+            .deltas
+            .then(|| p.deltas.iter().find(|d| delta::applicable(pool, &d.needs)))
+            .flatten();
+        match d {
+            Some(d) => {
+                c.by_delta += 1;
+                c.fetch_bytes += d.size;
+            }
+            None => c.fetch_bytes += p.size,
+        }
+        c.rpm_bytes += p.rpm_size;
+        c.fetch.push(p.file.clone());
+    }
+    Ok(c)
 }
