@@ -1,4 +1,5 @@
 //! Views: compose (plan, owners, materialisation, `--from`) and the
 //! catalogue of views in a pool.
 pub mod compose;
+pub mod model;
 pub(crate) mod planstore;

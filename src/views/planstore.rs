@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use sysimage::meta::{Relocation, VIEW_META};
 use sysimage::relocate::{Kind, PlacedEntry, Policy};
 
-use super::compose::{Data, LoadedPkg, Node};
+use super::model::{Data, LoadedPkg, Node};
 use crate::store::pool::Pool;
 
 const MAGIC: &[u8] = b"REIMAGE-PLAN-1\n";
