@@ -49,7 +49,14 @@ impl Attached {
         };
         let part = format!("{}p2", a.dev);
         let t0 = Instant::now();
+        let mut asked = false;
         while !Path::new(&part).exists() {
+            // This host's kernel does not always scan at attach time: ask
+            // again (BLKPG, what `partx -a` does).
+            if !asked && t0.elapsed() > Duration::from_millis(500) {
+                asked = true;
+                cmd::run_capture(Command::new("partx").arg("-a").arg(&a.dev))?;
+            }
             if t0.elapsed() > Duration::from_secs(10) {
                 bail!(
                     "{part} did not appear after losetup --partscan {}",

@@ -18,6 +18,7 @@ const MODULES: &[&str] = &[
     "nls_cp437",
     "nls_iso8859_1",
     "nls_utf8",
+    "nls_ascii",
 ];
 
 /// The guest's `/init`. `powercut=control` (kernel command line): on a
@@ -229,7 +230,10 @@ pub fn build(
         t.dir(d);
     }
     t.file("bin/busybox", 0o755, std::fs::read(busybox)?);
-    t.file("bin/reimage", 0o755, std::fs::read(bin)?);
+    // Without its debug information (the release profile keeps it).
+    let stripped = dir.join("reimage.stripped");
+    cmd::run_capture(Command::new("strip").arg("-o").arg(&stripped).arg(bin))?;
+    t.file("bin/reimage", 0o755, std::fs::read(&stripped)?);
     for lib in libraries(bin)? {
         let data = std::fs::read(&lib).with_context(|| format!("cannot read {}", lib.display()))?;
         t.file(&lib.to_string_lossy(), 0o755, data);
