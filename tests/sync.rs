@@ -99,14 +99,22 @@ fn realistic_repo(dir: &Path) -> PathBuf {
     // Both per-file encodings are in use on real packages (the syncs that
     // follow rebuild every package from them, byte for byte).
     let enc = &r.deltas[0].encodings;
-    for op in ["zstd against an old file", "bsdiff against an old file", "copy"] {
+    for op in [
+        "zstd against an old file",
+        "bsdiff against an old file",
+        "copy",
+    ] {
         assert!(
             enc.get(op).is_some_and(|s| s.files > 0 && s.bytes > 0),
             "no {op} in the v2 deltas: {enc:?}"
         );
     }
     let total: u64 = enc.values().map(|s| s.bytes).sum();
-    assert!(total <= r.deltas[0].delta_bytes, "{total} > {}", r.deltas[0].delta_bytes);
+    assert!(
+        total <= r.deltas[0].delta_bytes,
+        "{total} > {}",
+        r.deltas[0].delta_bytes
+    );
     repo
 }
 
