@@ -473,10 +473,10 @@ type Key = ([u8; 32], u64);
 /// file contents by (BLAKE3, length), and for every group that involves a
 /// package new or changed since the last run:
 /// 1. rebuilds packages stored as big extents (see [`is_clean`]) from
-///    file-sized extents, cloning content a clean package already holds and
-///    writing the rest (in `tmp/`, verified against the package's index
-///    BLAKE3s, header SHA256, header and index bytes, then renamed over the
-///    old file: the same bytes);
+///    file-sized extents, in parallel waves, reading each byte once: content
+///    another copy holds is shared with it by FIDEDUPERANGE, the rest read,
+///    checked against the index (BLAKE3s, header SHA256) and written (in
+///    `tmp/`, then renamed over the old file: the same bytes; see [`rebuild`]);
 /// 2. shares every other copy with one source per group via FIDEDUPERANGE
 ///    (the kernel compares the bytes: a stale index changes nothing).
 ///
