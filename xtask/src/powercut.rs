@@ -21,13 +21,14 @@
 //!
 //! An uninterrupted run is the reference. Then each cut: a fresh copy of
 //! the installed disk, the workload, and at a moment drawn inside one
-//! operation (round robin over them, uniformly within the operation's
-//! window in the reference run) nbdkit and then qemu are killed. On the
+//! operation (round robin over them; uniformly within the operation's
+//! length in the reference run, counted from its start line in this run's
+//! log) nbdkit and then qemu are killed. On the
 //! host the image is attached (`losetup -P`) and checked; see [`check`].
 //! After every fifth cut the disk is booted: the default entry's kernel and
 //! initrd with its options, until the deployment's systemd starts. A
 //! failure keeps the image and the guest's log under
-//! `target/powercut/fail-CUT-OPERATION-MS/` and the run goes on; the task
+//! `target/powercut/fail-CUT-AIMED+MS-RUNNING/` and the run goes on; the task
 //! fails at the end if any cut failed. `target/powercut/report.md` has the
 //! figures.
 use crate::{boot, cmd};
@@ -58,6 +59,12 @@ const TOOLS: &[crate::prereq::Tool] = &[
     ),
     ("/bin/busybox", "busybox-static"),
     ("mcopy", "mtools"),
+    ("mdir", "mtools"),
+    ("partx", "util-linux"),
+    ("findmnt", "util-linux"),
+    ("strip", "binutils"),
+    ("file", "file"),
+    ("ldd", "libc-bin"),
 ];
 
 /// The operations of the workload, in order.
@@ -220,6 +227,14 @@ impl Vm {
             nbd,
             log: s.dir.join(format!("{name}.log")),
         };
+        // The last run's log must not be read as this one's before qemu
+        // opens (and truncates) it: a cut would be aimed by stale lines.
+        match std::fs::remove_file(&vm.log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", vm.log.display()))
+            }
+            _ => {}
+        }
         let t0 = Instant::now();
         while !sock.exists() {
             if t0.elapsed() > Duration::from_secs(10) {
@@ -456,8 +471,15 @@ fn one_cut(
     let r = (|| -> Result<()> {
         fresh_disk(s, &disk)?;
         let mut vm = Vm::start(s, &disk, "cut", "work")?;
-        let t0 = vm.wait_for("the workload's start", Duration::from_secs(120), |t| {
+        // The moment is counted from the aimed operation's start line (the
+        // guest's speed varies from run to run; a moment counted from the
+        // workload's start would often land in another operation).
+        vm.wait_for("the workload's start", Duration::from_secs(120), |t| {
             t.contains("powercut: workload start")
+        })?;
+        let start = format!("powercut: op {aimed} start");
+        let t0 = vm.wait_for(&format!("{aimed}'s start"), Duration::from_secs(600), |t| {
+            t.contains(&start)
         })?;
         let until = t0 + Duration::from_secs_f64(at);
         let _ = vm.wait_for("the cut moment", Duration::from_secs(900), |_| {
@@ -483,9 +505,9 @@ fn one_cut(
     if let Err(e) = r {
         cut.error = Some(format!("{e:#}"));
         let name = format!(
-            "fail-{n}-{}-{}ms",
-            cut.op.as_deref().unwrap_or("between"),
-            (at * 1000.0) as u64
+            "fail-{n}-{aimed}+{}ms-{}",
+            (at * 1000.0) as u64,
+            cut.op.as_deref().unwrap_or("between")
         );
         let keep = s.dir.join(&name);
         let _ = std::fs::create_dir_all(&keep);
@@ -495,7 +517,7 @@ fn one_cut(
         let _ = std::fs::write(
             keep.join("what.txt"),
             format!(
-                "cut {n}: aimed at {aimed}, {at:.3}s after the workload's start; running: {}\n{e:#}\n",
+                "cut {n}: aimed at {aimed}, {at:.3}s after its start; running at the cut: {}\n{e:#}\n",
                 cut.op.as_deref().unwrap_or("(between operations)")
             ),
         );
@@ -534,17 +556,18 @@ pub fn run(opts: &Options) -> Result<()> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
+    eprintln!("powercut: seed {seed} (again: --seed {seed})");
     let mut rng = Rng::new(seed);
     let t_cuts = Instant::now();
     let mut cuts = Vec::new();
     for n in 1..=opts.cuts {
         let aimed = OPS[((n - 1) % OPS.len() as u64) as usize];
         let (a, b) = tl[aimed];
-        let at = a + (b - a) * rng.unit();
+        let at = (b - a) * rng.unit();
         let boot_it = opts.boot_every > 0 && n % opts.boot_every == 0;
         let c = one_cut(&s, n, aimed, at, boot_it, &print);
         eprintln!(
-            "powercut: cut {n}/{}: aimed at {aimed}, {at:.2}s: running {}; {}{}",
+            "powercut: cut {n}/{}: aimed at {aimed} +{at:.2}s: running {}; {}{}",
             opts.cuts,
             c.op.as_deref().unwrap_or("(between operations)"),
             if c.error.is_some() { "FAILED" } else { "ok" },
@@ -615,7 +638,9 @@ fn report(
     for (op, (n, f)) in &by_op {
         out.push_str(&format!("| {op} | {n} | {f} |\n"));
     }
-    out.push_str("\n| cut | aimed at | at (s) | running | result |\n|---|---|---|---|---|\n");
+    out.push_str(
+        "\n| cut | aimed at | s after its start | running | result |\n|---|---|---|---|---|\n",
+    );
     for c in cuts {
         out.push_str(&format!(
             "| {} | {} | {:.2} | {} | {}{}{} |\n",
