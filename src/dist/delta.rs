@@ -183,23 +183,99 @@ fn compress(data: &[u8], prefix: Option<&[u8]>, level: i32) -> Result<Vec<u8>> {
 
 /// Decompresses one frame of exactly `len` bytes.
 fn decompress(frame: &[u8], prefix: Option<&[u8]>, len: u64) -> Result<Vec<u8>> {
-    use zstd::zstd_safe::{DCtx, DParameter};
-    if len > MAX_OP {
-        bail!("a file of {len} bytes is too large for a delta");
-    }
-    let err = |c: usize| anyhow!("zstd: {}", zstd::zstd_safe::get_error_name(c));
-    let mut dctx = DCtx::create();
-    dctx.set_parameter(DParameter::WindowLogMax(31))
-        .map_err(err)?;
-    if let Some(p) = prefix {
-        dctx.ref_prefix(p).map_err(err)?;
-    }
-    let mut out: Vec<u8> = Vec::with_capacity(len as usize);
-    dctx.decompress(&mut out, frame).map_err(err)?;
-    if out.len() as u64 != len {
-        bail!("a delta frame decodes to {} bytes, not {len}", out.len());
-    }
+    let mut out = Vec::new();
+    Decoder::new()?.decompress(frame, prefix, len, &mut out)?;
     Ok(out)
+}
+
+/// A zstd context and buffers reused from file to file of a delta: fresh
+/// multi-megabyte buffers per file cost more in page faults than decoding.
+struct Decoder {
+    data: Vec<u8>,
+    basis: Vec<u8>,
+    patch: Vec<u8>,
+}
+
+fn zstd_err(c: usize) -> anyhow::Error {
+    anyhow!("zstd: {}", zstd::zstd_safe::get_error_name(c))
+}
+
+impl Decoder {
+    fn new() -> Result<Decoder> {
+        Ok(Decoder {
+            data: Vec::new(),
+            basis: Vec::new(),
+            patch: Vec::new(),
+        })
+    }
+
+    /// Decodes `frame` (against `prefix`) into `out`, which must come to
+    /// exactly `len` bytes.
+    fn decompress(
+        &mut self,
+        frame: &[u8],
+        prefix: Option<&[u8]>,
+        len: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if len > MAX_OP {
+            bail!("a file of {len} bytes is too large for a delta");
+        }
+        use zstd::zstd_safe::{DCtx, DParameter};
+        let mut dctx = DCtx::create();
+        dctx.set_parameter(DParameter::WindowLogMax(31))
+            .map_err(zstd_err)?;
+        if let Some(p) = prefix {
+            dctx.ref_prefix(p).map_err(zstd_err)?;
+        }
+        out.clear();
+        out.reserve(len as usize);
+        dctx.decompress(out, frame).map_err(zstd_err)?;
+        if out.len() as u64 != len {
+            bail!("a delta frame decodes to {} bytes, not {len}", out.len());
+        }
+        Ok(())
+    }
+
+    /// Decodes a file encoded against a basis from the pool into `self.data`.
+    fn patch_from(
+        &mut self,
+        store: &ContentStore,
+        b: &[u8; 32],
+        frame: &[u8],
+        len: u64,
+    ) -> Result<()> {
+        if !store.read_into(b, &mut self.basis)? {
+            bail!("the pool lacks the delta's basis");
+        }
+        let (basis, mut data) = (
+            std::mem::take(&mut self.basis),
+            std::mem::take(&mut self.data),
+        );
+        let r = self.decompress(frame, Some(&basis), len, &mut data);
+        (self.basis, self.data) = (basis, data);
+        r
+    }
+
+    /// Applies a bsdiff patch of `m` bytes to a basis from the pool, into
+    /// `self.data`.
+    fn bsdiff_from(
+        &mut self,
+        store: &ContentStore,
+        b: &[u8; 32],
+        m: u64,
+        frame: &[u8],
+        len: u64,
+    ) -> Result<()> {
+        if !store.read_into(b, &mut self.basis)? {
+            bail!("the pool lacks the delta's basis");
+        }
+        let mut patch = std::mem::take(&mut self.patch);
+        let r = self.decompress(frame, None, m, &mut patch);
+        self.patch = patch;
+        r?;
+        bsdiff_apply(&self.basis, &self.patch, len, &mut self.data)
+    }
 }
 
 /// What kind of file a delta op carries (for the byte accounting).
@@ -245,15 +321,24 @@ fn bsdiff_encode(basis: &[u8], data: &[u8], level: i32) -> Result<(u64, Vec<u8>)
 
 /// Decodes op 4: the zstd frame of a bsdiff patch of `m` bytes, applied to
 /// `basis`, which must give exactly `len` bytes.
+#[cfg(test)]
 fn bsdiff_decode(basis: &[u8], m: u64, frame: &[u8], len: u64) -> Result<Vec<u8>> {
     let patch = decompress(frame, None, m)?;
-    let mut out = Vec::with_capacity(len.min(MAX_OP) as usize);
-    bsdiff::patch(basis, &mut patch.as_slice(), &mut out)
-        .map_err(|e| anyhow!("bsdiff patch: {e}"))?;
+    let mut out = Vec::new();
+    bsdiff_apply(basis, &patch, len, &mut out)?;
+    Ok(out)
+}
+
+/// Applies a bsdiff `patch` to `basis` into `out`, which must come to
+/// exactly `len` bytes.
+fn bsdiff_apply(basis: &[u8], patch: &[u8], len: u64, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.reserve(len.min(MAX_OP) as usize);
+    bsdiff::patch(basis, &mut &patch[..], out).map_err(|e| anyhow!("bsdiff patch: {e}"))?;
     if out.len() as u64 != len {
         bail!("a bsdiff patch gives {} bytes, not {len}", out.len());
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Computes the delta of the new package at `new_path` against `old`.
@@ -588,6 +673,7 @@ pub fn apply(
     }?;
     let layout = Layout::from_header_bytes(&header)?;
     let mut w = Writer::new(&layout, &pool.tmp_dir(), cloner)?;
+    let mut dec = Decoder::new()?;
     while let Some(slot) = w.next_slot() {
         let path = layout.path_of(slot).to_string();
         let op = c.u8()?;
@@ -597,26 +683,17 @@ pub fn apply(
                 if !w.put_from_pool(store, &b)? {
                     bail!("{path}: the pool lacks the content the delta copies");
                 }
+                continue;
             }
             ZSTD => {
-                let data =
-                    decompress(c.frame()?, None, slot.length).with_context(|| path.clone())?;
-                // New to the delta, but maybe not to the pool (another
-                // package of this sync brought it): share it then.
-                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
-                    w.put_bytes(&data)?;
-                }
+                let mut data = std::mem::take(&mut dec.data);
+                let r = dec.decompress(c.frame()?, None, slot.length, &mut data);
+                dec.data = data;
+                r
             }
             PATCH => {
                 let b = c.b3()?;
-                let basis = store
-                    .read(&b)?
-                    .ok_or_else(|| anyhow!("{path}: the pool lacks the delta's basis"))?;
-                let data = decompress(c.frame()?, Some(&basis), slot.length)
-                    .with_context(|| path.clone())?;
-                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
-                    w.put_bytes(&data)?;
-                }
+                dec.patch_from(store, &b, c.frame()?, slot.length)
             }
             BSDIFF => {
                 let b = c.b3()?;
@@ -624,16 +701,15 @@ pub fn apply(
                 if m > MAX_OP {
                     bail!("{path}: a bsdiff patch of {m} bytes is too large");
                 }
-                let basis = store
-                    .read(&b)?
-                    .ok_or_else(|| anyhow!("{path}: the pool lacks the delta's basis"))?;
-                let data = bsdiff_decode(&basis, m, c.frame()?, slot.length)
-                    .with_context(|| path.clone())?;
-                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
-                    w.put_bytes(&data)?;
-                }
+                dec.bsdiff_from(store, &b, m, c.frame()?, slot.length)
             }
             k => bail!("{path}: unknown delta op {k}"),
+        }
+        .with_context(|| path.clone())?;
+        // New to the delta, but maybe not to the pool (another package of
+        // this sync brought it): share it then.
+        if !w.put_from_pool(store, blake3::hash(&dec.data).as_bytes())? {
+            w.put_bytes(&dec.data)?;
         }
     }
     if c.take(8)? != END {
