@@ -1,7 +1,10 @@
 //! The host's checks of a disk after a power cut.
 //!
 //! 1. `reimage fsck --full --sysroot --esp` passes; when it reports
-//!    garbage, `--repair` may remove only `tmp/` content and temporary files.
+//!    garbage, `--repair` (run after the boot of 4) may remove only `tmp/`
+//!    content and temporary files; when it reports boot entries lagging the
+//!    record (a cut between the record, the commit point, and the ESP),
+//!    `--repair` brings them in line, and fsck is clean after it.
 //! 2. Nothing is half-present: every package is one of the installed or
 //!    imported ones, and an imported one has the reference run's bytes
 //!    (fsck `--full` verified each against its header already); a view
@@ -9,7 +12,8 @@
 //!    `reimage verify`; every boot entry on the ESP (mtools) parses, names a
 //!    deployment of the state record, and its kernel and initrd exist with
 //!    the SHA-256 their names carry; the entry systemd-boot picks is the
-//!    record's default, a deployment whose view verifies.
+//!    record's default (or, with the ESP lagging, another deployment the
+//!    record keeps), a deployment whose view verifies.
 //! 3. What the guest had finished before the cut (its log says so) is there:
 //!    a finished operation was durable.
 //! 4. Boot (after every fifth cut): the default entry's kernel and initrd
@@ -146,17 +150,38 @@ fn fsck_json(s: &Setup, a: &Attached, repair: bool) -> Result<Value> {
     Ok(v)
 }
 
-/// fsck passes; garbage is only `tmp/` content or temporary files, and
-/// `--repair` removes it. Returns a note when there was some.
-fn fsck(s: &Setup, a: &Attached) -> Result<Option<String>> {
+/// What fsck found besides problems: garbage, and boot entries lagging the
+/// record (an interrupted deploy, rollback or gc between the record and
+/// the ESP).
+struct Found {
+    garbage: Vec<String>,
+    lag: Vec<String>,
+}
+
+/// fsck passes (without `--repair`).
+fn fsck(s: &Setup, a: &Attached) -> Result<Found> {
     let v = fsck_json(s, a, false)?;
-    let mut garbage: Vec<String> = Vec::new();
-    for g in [&v["garbage"], &v["system"]["garbage"]] {
-        for p in g.as_array().into_iter().flatten() {
-            garbage.push(p.as_str().unwrap_or_default().to_string());
+    let strings = |vals: [&Value; 2], field: Option<&str>| -> Vec<String> {
+        let mut out = Vec::new();
+        for g in vals {
+            for p in g.as_array().into_iter().flatten() {
+                let p = field.map_or(p, |f| &p[f]);
+                out.push(p.as_str().unwrap_or_default().to_string());
+            }
         }
-    }
-    if garbage.is_empty() {
+        out
+    };
+    Ok(Found {
+        garbage: strings([&v["garbage"], &v["system"]["garbage"]], None),
+        lag: strings([&v["system"]["unfinished"], &Value::Null], Some("message")),
+    })
+}
+
+/// `fsck --repair` removes only `tmp/` content or temporary files, and
+/// brings lagging boot entries in line; fsck is clean after it. Returns a
+/// note of what it did.
+fn repair(s: &Setup, a: &Attached, f: &Found) -> Result<Option<String>> {
+    if f.garbage.is_empty() && f.lag.is_empty() {
         return Ok(None);
     }
     let r = fsck_json(s, a, true)?;
@@ -182,7 +207,32 @@ fn fsck(s: &Setup, a: &Attached) -> Result<Option<String>> {
             repaired.push(p.strip_prefix(&a.mnt).unwrap_or(&p).display().to_string());
         }
     }
-    Ok(Some(format!("repair removed {}", repaired.join(", "))))
+    let finished: Vec<String> = r["system"]["finished"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect();
+    let after = fsck(s, a)?;
+    if !after.garbage.is_empty() || !after.lag.is_empty() {
+        bail!(
+            "after fsck --repair: garbage {:?}, boot entries still lagging {:?}",
+            after.garbage,
+            after.lag
+        );
+    }
+    let mut note = Vec::new();
+    if !repaired.is_empty() {
+        note.push(format!("repair removed {}", repaired.join(", ")));
+    }
+    if !f.lag.is_empty() {
+        note.push(format!(
+            "boot entries lagged the record ({}); repair: {}",
+            f.lag.join("; "),
+            finished.join(", ")
+        ));
+    }
+    Ok(Some(note.join("; ")))
 }
 
 fn mtools(prog: &str, a: &Attached) -> Command {
@@ -387,7 +437,7 @@ pub fn reference(s: &Setup, img: &Path) -> Result<Print> {
 
 /// Nothing half-present (see the module doc, 2); returns the entry the
 /// boot loader picks.
-fn whole(s: &Setup, a: &Attached, r: &Print) -> Result<Parsed> {
+fn whole(s: &Setup, a: &Attached, r: &Print, lag: bool) -> Result<Parsed> {
     let pool = a.mnt.join("pool");
     for n in names(&pool.join("packages"))? {
         if r.base.contains(&n) || n == r.junk {
@@ -420,8 +470,11 @@ fn whole(s: &Setup, a: &Attached, r: &Print) -> Result<Parsed> {
     let e = entries(s, a)?;
     let parsed = parse_entries(&e)?;
     let files = esp_list(a, "/reimage")?;
+    let pick = loader_pick(&parsed).context("no boot entry on the ESP")?;
     for p in &parsed {
-        if !deps.iter().any(|(id, _)| *id == p.id) {
+        // A lagging ESP may still hold the entry of a deployment the record
+        // dropped (gc, cleanup), never as the loader's pick.
+        if !deps.iter().any(|(id, _)| *id == p.id) && (!lag || p.id == pick) {
             bail!(
                 "boot entry of deployment {} which the state record does not list ({deps:?})",
                 p.id
@@ -442,8 +495,9 @@ fn whole(s: &Setup, a: &Attached, r: &Print) -> Result<Parsed> {
             }
         }
     }
-    let pick = loader_pick(&parsed).context("no boot entry on the ESP")?;
-    if st["default"].as_u64() != Some(pick) {
+    // With the ESP lagging, the loader starts the previous default, which
+    // the record keeps (checked above) and which must verify (below).
+    if st["default"].as_u64() != Some(pick) && !lag {
         bail!(
             "systemd-boot would boot deployment {pick}, the state record's default is {}",
             st["default"]
@@ -602,12 +656,10 @@ pub fn after_cut(
     cut: &mut Cut,
 ) -> Result<()> {
     let mnt = s.dir.join("mnt");
-    let pick = {
+    let (pick, found) = {
         let a = Attached::new(disk, &mnt, false)?;
-        if let Some(n) = fsck(s, &a)? {
-            cut.notes.push(n);
-        }
-        let pick = whole(s, &a, r)?;
+        let found = fsck(s, &a)?;
+        let pick = whole(s, &a, r, !found.lag.is_empty())?;
         let later_gc = done.iter().any(|d| d == "gc") || running == Some("gc");
         for op in done {
             if !is_done(s, &a, r, op, later_gc)? {
@@ -618,7 +670,7 @@ pub fn after_cut(
             esp_read(&a, &pick.linux, &s.dir.join("boot-vmlinuz"))?;
             esp_read(&a, &pick.initrd, &s.dir.join("boot-initrd"))?;
         }
-        pick
+        (pick, found)
     };
     if boot_it {
         boot(
@@ -631,7 +683,12 @@ pub fn after_cut(
         )?;
         cut.booted = Some(pick.id);
     }
+    // The boot ran on a snapshot of the disk as the cut left it; the repair
+    // runs on the disk itself, before the rerun.
     let a = Attached::new(disk, &mnt, false)?;
+    if let Some(n) = repair(s, &a, &found)? {
+        cut.notes.push(n);
+    }
     let from = match running {
         Some(op) => super::OPS.iter().position(|o| *o == op).unwrap_or(0),
         None => done.len(),
