@@ -177,13 +177,38 @@ fn fsck(s: &Setup, a: &Attached) -> Result<Found> {
     })
 }
 
-/// `fsck --repair` removes only `tmp/` content or temporary files, and
+/// A deployment directory or its record (`reimage/deployments/N`,
+/// `reimage/records/N.json`) of an id the state record has not given out
+/// yet: what a deploy cut before its commit leaves, garbage by design
+/// (docs/deploy.md), like `tmp/`.
+fn uncommitted_deployment(a: &Attached, p: &Path, next_id: u64) -> bool {
+    let id_of = |dir: &str, suffix: &str| -> Option<u64> {
+        let rest = p.strip_prefix(a.mnt.join(dir)).ok()?;
+        let mut c = rest.components();
+        let first = c.next()?.as_os_str().to_str()?;
+        (c.next().is_none()).then_some(())?;
+        first.strip_suffix(suffix)?.parse().ok()
+    };
+    id_of("reimage/deployments", "")
+        .or_else(|| id_of("reimage/records", ".json"))
+        .is_some_and(|id| id >= next_id)
+}
+
+/// `fsck --repair` removes only `tmp/` content or temporary files (and a
+/// deploy's uncommitted deployment), and
 /// brings lagging boot entries in line; fsck is clean after it. Returns a
 /// note of what it did.
 fn repair(s: &Setup, a: &Attached, f: &Found) -> Result<Option<String>> {
     if f.garbage.is_empty() && f.lag.is_empty() {
         return Ok(None);
     }
+    // Read before the repair: the ids a deploy may have staged are those
+    // from the record's next_id on.
+    let next_id = std::fs::read(a.mnt.join("reimage/state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["next_id"].as_u64())
+        .context("the state record has no next_id")?;
     let r = fsck_json(s, a, true)?;
     let tmp = a.mnt.join("pool/tmp");
     let mut repaired = Vec::new();
@@ -197,7 +222,8 @@ fn repair(s: &Setup, a: &Attached, f: &Found) -> Result<Option<String>> {
                 .into_owned();
             let ok = p.starts_with(&tmp)
                 || name.starts_with(".tmp")
-                || p.starts_with(a.mnt.join("reimage/tmp"));
+                || p.starts_with(a.mnt.join("reimage/tmp"))
+                || uncommitted_deployment(a, &p, next_id);
             if !ok {
                 bail!(
                     "fsck --repair removed {} (not tmp/ content or a temporary file)",

@@ -1239,6 +1239,9 @@ const _: () = assert!(std::mem::size_of::<BtrfsFsInfoArgs>() == 1024);
 const BTRFS_IOC_FS_INFO: Opcode = opcode::read::<BtrfsFsInfoArgs>(BTRFS_IOCTL_MAGIC, 31);
 // (_IOR: the kernel also reads `flags` in, hence `Updater` below.)
 
+/// `BTRFS_FS_INFO_FLAG_METADATA_UUID` (linux/btrfs.h): fill `metadata_uuid`.
+const BTRFS_FS_INFO_FLAG_METADATA_UUID: u64 = 1 << 2;
+
 /// The UUID of the btrfs filesystem holding `fd` (its fsid: what `blkid`
 /// and `UUID=` in fstab or on the kernel command line name), as text.
 pub fn btrfs_uuid(fd: &impl AsFd) -> Result<String, SysError> {
@@ -1251,14 +1254,14 @@ pub fn btrfs_uuid(fd: &impl AsFd) -> Result<String, SysError> {
         clone_alignment: 0,
         csum_type: 0,
         csum_size: 0,
-        flags: 0,
+        flags: BTRFS_FS_INFO_FLAG_METADATA_UUID,
         generation: 0,
         metadata_uuid: [0; 16],
         reserved: [0; 944],
     });
-    // SAFETY: BTRFS_IOC_FS_INFO reads the `flags` field (0 here: no
-    // optional fields requested) and writes back one `struct
-    // btrfs_ioctl_fs_info_args` (mirrored by `BtrfsFsInfoArgs`, size
+    // SAFETY: BTRFS_IOC_FS_INFO reads the `flags` field (asking for the
+    // metadata UUID; kernels before 5.0 ignore the flag) and writes back one
+    // `struct btrfs_ioctl_fs_info_args` (mirrored by `BtrfsFsInfoArgs`, size
     // asserted), which lives across the call.
     unsafe {
         ioctl::ioctl(
@@ -1267,11 +1270,22 @@ pub fn btrfs_uuid(fd: &impl AsFd) -> Result<String, SysError> {
         )
     }
     .map_err(|e| SysError::from_errno("read the filesystem's UUID (FS_INFO)", e))?;
-    let u = args.fsid;
-    Ok(format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
-    ))
+    let text = |u: [u8; 16]| {
+        format!(
+            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+            u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]
+        )
+    };
+    let fsid = text(args.fsid);
+    // A copy of a mounted filesystem (same fsid on another device) is
+    // mounted by Linux 6.7+ under a random in-memory "temp-fsid"; the fsid
+    // on disk, which blkid and UUID= name, is then the metadata UUID.
+    let temp = std::fs::read_to_string(format!("/sys/fs/btrfs/{fsid}/temp_fsid"))
+        .is_ok_and(|t| t.trim() == "1");
+    if temp && args.flags & BTRFS_FS_INFO_FLAG_METADATA_UUID != 0 {
+        return Ok(text(args.metadata_uuid));
+    }
+    Ok(fsid)
 }
 
 /// The subvolumes directly nested in the tree at `root` (not descending into
