@@ -471,7 +471,7 @@ pub fn live(inp: &Inputs) -> Result<Section> {
                      mount -t tmpfs tmpfs {r}/run\n\
                      {b} --pool {p} -q deploy {view} --no-cleanup --sysroot {s}\n\
                      t0=$(date +%s%N)\n\
-                     {b} --pool {p} -q apply-live --sysroot {s} --root {r}\n\
+                     {b} --pool {p} -q apply-live --allow-replacement --sysroot {s} --root {r}\n\
                      t1=$(date +%s%N)\n\
                      echo \"live-seconds $(( (t1 - t0) / 1000 ))\"\n",
                     s = q(&root),

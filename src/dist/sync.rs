@@ -782,37 +782,14 @@ impl Run<'_> {
             crate::util::failpoint::hit("sync.fetched");
             report.wire_bytes += wire;
             report.delta_bytes += wire;
-            // One after another: a package rebuilt here shares the new content
-            // it holds with the next ones (the content store learns it in
-            // `add`), which a parallel apply would lose.
-            for (p, d) in by_delta {
-                let dpath = work.join(&d.path);
-                let res = (|| -> Result<_> {
-                    let size = std::fs::metadata(&dpath)
-                        .with_context(|| format!("the source did not send {}", d.path))?
-                        .len();
-                    let sha = publish::sha256_file(&dpath)?;
-                    if size != d.size || hex::encode(sha) != d.sha256 {
-                        bail!("{} does not match the manifest (SHA256 or size)", d.path);
-                    }
-                    let delta = delta::Delta::read(&dpath)?;
-                    let dest = pool.packages_dir().join(&p.file);
-                    delta::apply(
-                        &delta,
-                        pool,
-                        &self.store,
-                        &expect_of(p)?,
-                        &self.cloner,
-                        &dest,
-                    )
-                })();
-                let _ = std::fs::remove_file(&dpath);
+            let results = apply_deltas(pool, &self.store, &self.cloner, reporter, &work, &by_delta);
+            let mut built_new: Vec<(PathBuf, crate::store::extent::Index)> = Vec::new();
+            for ((p, d), res) in by_delta.into_iter().zip(results) {
                 match res {
                     Ok((index, built)) => {
-                        self.store.add(&pool.packages_dir().join(&p.file), &index);
+                        built_new.push((pool.packages_dir().join(&p.file), index));
                         report.by_delta += 1;
                         report.record(p, &built, "delta", None);
-                        reporter.advance(1);
                     }
                     Err(e) => {
                         let msg = format!("{e:#}");
@@ -828,6 +805,10 @@ impl Run<'_> {
                         rest.push(p);
                     }
                 }
+            }
+            share_within_update(&built_new);
+            for (path, index) in &built_new {
+                self.store.add(path, index);
             }
         }
 
@@ -1019,6 +1000,124 @@ fn source_record_path(pool: &Pool, image: &str) -> PathBuf {
 }
 
 /// Remembers where `opts.image` was synced from (best effort: derived state).
+/// Builds the packages of `by_delta` from their fetched deltas, on up to
+/// four threads, largest delta first; the results in `by_delta`'s order.
+/// Each is checked against its manifest entry (SHA256 and size of the delta,
+/// then of the package built) and placed atomically by [`delta::apply`].
+/// Content new to the pool that two packages of this update share is
+/// written by each and shared afterwards ([`share_within_update`]).
+type Applied = Result<(crate::store::extent::Index, crate::store::writer::Built)>;
+fn apply_deltas(
+    pool: &Pool,
+    store: &ContentStore,
+    cloner: &Cloner,
+    reporter: &dyn Reporter,
+    work: &Path,
+    by_delta: &[(&ManifestPackage, &publish::DeltaRef)],
+) -> Vec<Applied> {
+    let apply_one = |p: &ManifestPackage, d: &publish::DeltaRef| -> Applied {
+        let dpath = work.join(&d.path);
+        let res = (|| -> Applied {
+            let size = std::fs::metadata(&dpath)
+                .with_context(|| format!("the source did not send {}", d.path))?
+                .len();
+            let sha = publish::sha256_file(&dpath)?;
+            if size != d.size || hex::encode(sha) != d.sha256 {
+                bail!("{} does not match the manifest (SHA256 or size)", d.path);
+            }
+            let delta = delta::Delta::read(&dpath)?;
+            let dest = pool.packages_dir().join(&p.file);
+            delta::apply(&delta, pool, store, &expect_of(p)?, cloner, &dest)
+        })();
+        let _ = std::fs::remove_file(&dpath);
+        reporter.advance(1);
+        res
+    };
+    let mut order: Vec<usize> = (0..by_delta.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(by_delta[i].1.size));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(by_delta.len());
+    let slots: Vec<std::sync::Mutex<Option<Applied>>> = by_delta
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                let (p, d) = by_delta[i];
+                let r = apply_one(p, d);
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(anyhow!("the delta was not applied")))
+        })
+        .collect()
+}
+
+/// Shares the content that packages built by one update hold in common
+/// (each wrote its own copy when they were built side by side): every later
+/// copy is deduplicated against the first (FIDEDUPERANGE, which compares
+/// the bytes under lock). Only storage changes, never a byte; a failure
+/// leaves the copies as they are.
+fn share_within_update(built: &[(PathBuf, crate::store::extent::Index)]) {
+    use crate::store::extent::{align_up, FLAG_HARDLINK_ALIAS};
+    let mut first: HashMap<[u8; 32], (usize, u64, u64)> = HashMap::new();
+    // (source package, offset), (copy's package, offset), aligned length.
+    type Place = (usize, u64);
+    let mut pairs: Vec<(Place, Place, u64)> = Vec::new();
+    for (k, (_, index)) in built.iter().enumerate() {
+        for e in &index.entries {
+            if e.length == 0 || e.flags & FLAG_HARDLINK_ALIAS != 0 {
+                continue;
+            }
+            match first.get(&e.blake3) {
+                Some(&(pk, off, len)) if pk != k && len == e.length => {
+                    pairs.push(((pk, off), (k, e.offset), align_up(e.length)));
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(e.blake3, (k, e.offset, e.length));
+                }
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return;
+    }
+    let files: Vec<Option<std::fs::File>> = built
+        .iter()
+        .map(|(p, _)| std::fs::File::open(p).ok())
+        .collect();
+    let mut shared = 0u64;
+    for ((sk, soff), (dk, doff), len) in pairs {
+        let (Some(src), Some(dst)) = (&files[sk], &files[dk]) else {
+            continue;
+        };
+        match crate::sys::dedupe_range(src, soff, len, dst, doff) {
+            Ok(crate::sys::DedupeOutcome::Deduped(n)) => shared += n,
+            Ok(crate::sys::DedupeOutcome::Differs { deduped }) => shared += deduped,
+            Err(e) => crate::util::runner::log::debug(&format!(
+                "sync: not shared ({}): {e}",
+                built[dk].0.display()
+            )),
+        }
+    }
+    crate::util::runner::log::debug(&format!(
+        "sync: {shared} bytes shared between the packages of this update"
+    ));
+}
+
 fn record_source(pool: &Pool, opts: &SyncOptions) {
     let r = SourceRecord {
         source: opts.source.clone(),
