@@ -97,6 +97,9 @@ _reimage() {
             reimage,unpin)
                 cmd="reimage__subcmd__unpin"
                 ;;
+            reimage,upgrade)
+                cmd="reimage__subcmd__upgrade"
+                ;;
             reimage,usage)
                 cmd="reimage__subcmd__usage"
                 ;;
@@ -241,6 +244,9 @@ _reimage() {
             reimage__subcmd__help,unpin)
                 cmd="reimage__subcmd__help__subcmd__unpin"
                 ;;
+            reimage__subcmd__help,upgrade)
+                cmd="reimage__subcmd__help__subcmd__upgrade"
+                ;;
             reimage__subcmd__help,usage)
                 cmd="reimage__subcmd__help__subcmd__usage"
                 ;;
@@ -278,7 +284,7 @@ _reimage() {
 
     case "${cmd}" in
         reimage)
-            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
+            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status upgrade apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -486,7 +492,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__compose)
-            opts="-v -q -h --list --from --passwd --group --relocate --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --list --from --no-base --passwd --group --relocate --no-wait --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -972,7 +978,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__help)
-            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
+            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status upgrade apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1461,6 +1467,20 @@ _reimage() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        reimage__subcmd__help__subcmd__upgrade)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         reimage__subcmd__help__subcmd__usage)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1850,7 +1870,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__sync)
-            opts="-v -q -h --compose --keyring --no-deltas --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --compose --keyring --no-deltas --no-wait --allow-downgrade --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1913,6 +1933,40 @@ _reimage() {
                     return 0
                     ;;
                 --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__upgrade)
+            opts="-v -q -h --sysroot --no-wait --esp --check --source --keyring --no-deltas --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysroot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keyring)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

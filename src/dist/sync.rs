@@ -44,6 +44,9 @@ pub struct SyncOptions {
     /// Use static deltas where the pool holds their basis.
     pub deltas: bool,
     pub wait: bool,
+    /// Accept a version older than the newest one the pool already holds
+    /// (the version index is unsigned: a mirror could replay an old one).
+    pub allow_downgrade: bool,
 }
 
 /// How a package got into the pool.
@@ -534,6 +537,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
 
     // 1. The manifest, and what changed since the version synced before.
     let (version, rel, manifest_bytes, manifest) = fetch_manifest(&src, opts, &work, &mut report)?;
+    refuse_downgrade(pool, opts, &version)?;
     compare_previous(pool, opts, &version, &manifest, &mut report)?;
 
     // 2. What is missing.
@@ -653,6 +657,28 @@ fn fetch_manifest(
     crate::util::failpoint::hit("sync.manifest");
 
     Ok((version, rel, manifest_bytes, manifest))
+}
+
+/// Refuses `version` when the pool already holds a newer version of the
+/// image (unless `--allow-downgrade`): the version index is not signed, so a
+/// mirror (or a cache) replaying an old one must not roll a machine back.
+fn refuse_downgrade(pool: &Pool, opts: &SyncOptions, version: &str) -> Result<()> {
+    if opts.allow_downgrade {
+        return Ok(());
+    }
+    let held = publish::versions(&pool.root, &opts.image)?;
+    if let Some(newest) = held.last() {
+        if sysimage::vercmp::rpmvercmp(version, newest).is_lt() {
+            bail!(
+                "{} {version} is older than {newest}, which the pool already holds \
+                 ({}): refusing to go back (a mirror may serve an old version index); \
+                 give --allow-downgrade to sync it anyway",
+                opts.image,
+                publish::manifest_path(&pool.root, &opts.image, newest).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The previous version the pool synced, for the report.
@@ -1073,6 +1099,7 @@ pub fn check(pool: &Pool, opts: &SyncOptions) -> Result<SyncCheck> {
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let mut report = SyncReport::default();
     let (version, rel, _, manifest) = fetch_manifest(&src, opts, work.path(), &mut report)?;
+    refuse_downgrade(pool, opts, &version)?;
     let missing = missing_packages(pool, &manifest, &rel, &mut report)?;
     let mut c = SyncCheck {
         source: opts.source.clone(),
