@@ -403,6 +403,20 @@ fn from_compose_equals_full_compose() {
         pool.join("index/plans/v1").is_file(),
         "compose stores the plan"
     );
+    // The pool's own files keep the usual modes (compose runs with umask 0
+    // while it builds the view).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::metadata(pool.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("index/plans"), 0o755, "index/plans mode");
+        assert_eq!(mode("index/plans/v1"), 0o644, "stored plan mode");
+    }
     let inc = compose(&pool, "v2inc", &v2, &["--from", "v1"]);
     let full = compose(&pool, "v2full", &v2, &["--no-base"]);
     assert_eq!(full["from"], serde_json::Value::Null);

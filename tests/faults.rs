@@ -272,7 +272,7 @@ struct State {
 
 /// Every entry of a tree, `view.json` without its creation time.
 fn walk(root: &Path) -> BTreeMap<String, String> {
-    common::walk(root, ViewJson::WithoutCreated)
+    common::walk(root, ViewJson::WithoutProvenance)
 }
 
 fn state(pool: &Path) -> State {

@@ -296,6 +296,63 @@ fn dedupe_shares_file_sized_extents() {
     assert!(after as f64 <= unique as f64 * 1.05);
 }
 
+/// Dedupe of copied packages must leave the pool sharing (as `usage` counts
+/// it: packages whose extents another package references), and a second run
+/// over the result, without the state file, must find nothing to do: no
+/// rebuild, no FIDEDUPERANGE, the same usage. Fails if dedupe stops sharing
+/// or redoes its work.
+#[test]
+fn dedupe_leaves_sharing_and_a_second_run_is_a_no_op() {
+    require_root!();
+    let (_dir, pool) = btrfs_pool("dedupe-usage");
+    import(&pool, &realistic("v1"));
+    import(&pool, &realistic("v2"));
+    let packages = pool.join("packages");
+    unshare(&packages);
+    let p = Pool::open(&pool).unwrap();
+    let before = storage::usage(&p).unwrap();
+    assert_eq!(
+        before.totals.shared, 0,
+        "plain copies share nothing: {:?}",
+        before.totals
+    );
+    let opts = DedupeOptions {
+        dry_run: false,
+        wait: true,
+    };
+    let r = storage::dedupe(&p, &opts, &Silent).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(!r.rebuilt.is_empty() && r.rebuilt_cloned_bytes > 0, "{r:?}");
+    let after = storage::usage(&p).unwrap();
+    eprintln!("usage before {:?}\nafter {:?}", before.totals, after.totals);
+    assert!(
+        after.totals.shared >= r.rebuilt_cloned_bytes / 2,
+        "dedupe shared {} bytes but usage counts {} shared",
+        r.rebuilt_cloned_bytes,
+        after.totals.shared
+    );
+    assert!(after.totals.disk < before.totals.disk);
+    assert!(after.packages.iter().filter(|row| row.shared > 0).count() >= 2);
+    ok(&pool, &["fsck", "--full"]);
+
+    std::fs::remove_file(pool.join("index/dedupe.json")).unwrap();
+    let again = storage::dedupe(&p, &opts, &Silent).unwrap();
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert!(
+        again.rebuilt.is_empty(),
+        "rebuilt again: {:?}",
+        again.rebuilt
+    );
+    assert_eq!(again.deduped_bytes, 0, "shared again: {again:?}");
+    assert_eq!(again.differing_ranges, 0);
+    assert!(again.already_shared_bytes > 0);
+    assert_eq!(again.disk_before, again.disk_after);
+    assert_eq!(storage::usage(&p).unwrap().totals, after.totals);
+    // And with the state file: not even looked at.
+    let third = storage::dedupe(&p, &opts, &Silent).unwrap();
+    assert!(third.unchanged && third.groups == 0, "{third:?}");
+}
+
 /// `btrfs filesystem df -b`: metadata bytes used.
 fn metadata_used(mount: &Path) -> u64 {
     Command::new("btrfs")

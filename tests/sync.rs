@@ -95,7 +95,26 @@ fn do_sync(pool: &Path, source: &str, version: Option<&str>, deltas: bool) -> Sy
 fn realistic_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
     do_publish(&repo, "1", &testdata("realistic/v1"), &[]);
-    do_publish(&repo, "2", &testdata("realistic/v2"), &["1"]);
+    let r = do_publish(&repo, "2", &testdata("realistic/v2"), &["1"]);
+    // Both per-file encodings are in use on real packages (the syncs that
+    // follow rebuild every package from them, byte for byte).
+    let enc = &r.deltas[0].encodings;
+    for op in [
+        "zstd against an old file",
+        "bsdiff against an old file",
+        "copy",
+    ] {
+        assert!(
+            enc.get(op).is_some_and(|s| s.files > 0 && s.bytes > 0),
+            "no {op} in the v2 deltas: {enc:?}"
+        );
+    }
+    let total: u64 = enc.values().map(|s| s.bytes).sum();
+    assert!(
+        total <= r.deltas[0].delta_bytes,
+        "{total} > {}",
+        r.deltas[0].delta_bytes
+    );
     repo
 }
 

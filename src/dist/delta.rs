@@ -3,21 +3,26 @@
 //! client that holds the old packages (docs/serving.md has the format).
 //!
 //! ```text
-//! "RIMGDLTA"  u32 version (1)  u32 0
+//! "RIMGDLTA"  u32 version (1, or 2 when an op 4 is used)  u32 0
 //! u32 n, n bytes JSON: {"format":1,"target":{file,sha256,size,header_sha256},"needs":[{file,header_sha256}]}
 //! header op (kind 1 or 3), then one op per stored file in offset order:
 //!   0 COPY    blake3[32]                  content the old image has, unchanged
 //!   1 ZSTD    u64 n, zstd frame            content sent whole
 //!   2 PATCH   blake3[32], u64 n, frame     zstd with that old content as reference prefix
 //!   3 HPATCH  u32 k, u64 n, frame          header part, zstd with needs[k]'s header part as prefix
+//!   4 BSDIFF  blake3[32], u64 m, u64 n, frame   zstd of a bsdiff patch (m bytes) against that old content
 //! "RIMGDEND"
 //! ```
+//! Each changed file with a basis is encoded both ways, zstd with the basis
+//! as prefix (2) and bsdiff (4; what ostree uses for every modified file),
+//! and the smaller is kept: zstd's long matches win on data that moved,
+//! bsdiff's approximate matches on code whose addresses all shifted.
 //! All integers little-endian. The basis of a changed file is the old file
 //! with the same path, else the old file with the same name and the closest
 //! size (kernel modules move directory with every kernel), anywhere in the
 //! old image. Because the extent format is deterministic, the client rebuilds
 //! the new package byte for byte and checks it like any other.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -26,7 +31,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::dist::manifest::{DeltaRef, DeltaSummary, Manifest, ManifestPackage, Need};
+use crate::dist::manifest::{DeltaRef, DeltaSummary, Manifest, ManifestPackage, Need, OpStat};
 use crate::store::clone::Cloner;
 use crate::store::extent::{self, Index};
 use crate::store::pool::Pool;
@@ -35,11 +40,16 @@ use crate::util::report::Reporter;
 
 pub const MAGIC: &[u8; 8] = b"RIMGDLTA";
 pub const END: &[u8; 8] = b"RIMGDEND";
-pub const DELTA_FORMAT: u32 = 1;
+/// The newest delta format this build reads (it writes 1 when no op needs 2).
+pub const DELTA_FORMAT: u32 = 2;
 const COPY: u8 = 0;
 const ZSTD: u8 = 1;
 const PATCH: u8 = 2;
 const HPATCH: u8 = 3;
+const BSDIFF: u8 = 4;
+/// Basis and new content above this are not tried with bsdiff (its suffix
+/// sort holds about 16 bytes per basis byte while encoding).
+pub const MAX_BSDIFF: u64 = 48 << 20;
 /// Basis + new content above this go whole (the zstd window is at most 2 GiB,
 /// and both are held in memory while encoding and decoding).
 pub const MAX_PATCH_WINDOW: u64 = 1 << 30;
@@ -173,23 +183,162 @@ fn compress(data: &[u8], prefix: Option<&[u8]>, level: i32) -> Result<Vec<u8>> {
 
 /// Decompresses one frame of exactly `len` bytes.
 fn decompress(frame: &[u8], prefix: Option<&[u8]>, len: u64) -> Result<Vec<u8>> {
-    use zstd::zstd_safe::{DCtx, DParameter};
-    if len > MAX_OP {
-        bail!("a file of {len} bytes is too large for a delta");
-    }
-    let err = |c: usize| anyhow!("zstd: {}", zstd::zstd_safe::get_error_name(c));
-    let mut dctx = DCtx::create();
-    dctx.set_parameter(DParameter::WindowLogMax(31))
-        .map_err(err)?;
-    if let Some(p) = prefix {
-        dctx.ref_prefix(p).map_err(err)?;
-    }
-    let mut out: Vec<u8> = Vec::with_capacity(len as usize);
-    dctx.decompress(&mut out, frame).map_err(err)?;
-    if out.len() as u64 != len {
-        bail!("a delta frame decodes to {} bytes, not {len}", out.len());
-    }
+    let mut out = Vec::new();
+    Decoder::new()?.decompress(frame, prefix, len, &mut out)?;
     Ok(out)
+}
+
+/// A zstd context and buffers reused from file to file of a delta: fresh
+/// multi-megabyte buffers per file cost more in page faults than decoding.
+struct Decoder {
+    data: Vec<u8>,
+    basis: Vec<u8>,
+    patch: Vec<u8>,
+}
+
+fn zstd_err(c: usize) -> anyhow::Error {
+    anyhow!("zstd: {}", zstd::zstd_safe::get_error_name(c))
+}
+
+impl Decoder {
+    fn new() -> Result<Decoder> {
+        Ok(Decoder {
+            data: Vec::new(),
+            basis: Vec::new(),
+            patch: Vec::new(),
+        })
+    }
+
+    /// Decodes `frame` (against `prefix`) into `out`, which must come to
+    /// exactly `len` bytes.
+    fn decompress(
+        &mut self,
+        frame: &[u8],
+        prefix: Option<&[u8]>,
+        len: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if len > MAX_OP {
+            bail!("a file of {len} bytes is too large for a delta");
+        }
+        use zstd::zstd_safe::{DCtx, DParameter};
+        let mut dctx = DCtx::create();
+        dctx.set_parameter(DParameter::WindowLogMax(31))
+            .map_err(zstd_err)?;
+        if let Some(p) = prefix {
+            dctx.ref_prefix(p).map_err(zstd_err)?;
+        }
+        out.clear();
+        out.reserve(len as usize);
+        dctx.decompress(out, frame).map_err(zstd_err)?;
+        if out.len() as u64 != len {
+            bail!("a delta frame decodes to {} bytes, not {len}", out.len());
+        }
+        Ok(())
+    }
+
+    /// Decodes a file encoded against a basis from the pool into `self.data`.
+    fn patch_from(
+        &mut self,
+        store: &ContentStore,
+        b: &[u8; 32],
+        frame: &[u8],
+        len: u64,
+    ) -> Result<()> {
+        if !store.read_into(b, &mut self.basis)? {
+            bail!("the pool lacks the delta's basis");
+        }
+        let (basis, mut data) = (
+            std::mem::take(&mut self.basis),
+            std::mem::take(&mut self.data),
+        );
+        let r = self.decompress(frame, Some(&basis), len, &mut data);
+        (self.basis, self.data) = (basis, data);
+        r
+    }
+
+    /// Applies a bsdiff patch of `m` bytes to a basis from the pool, into
+    /// `self.data`.
+    fn bsdiff_from(
+        &mut self,
+        store: &ContentStore,
+        b: &[u8; 32],
+        m: u64,
+        frame: &[u8],
+        len: u64,
+    ) -> Result<()> {
+        if !store.read_into(b, &mut self.basis)? {
+            bail!("the pool lacks the delta's basis");
+        }
+        let mut patch = std::mem::take(&mut self.patch);
+        let r = self.decompress(frame, None, m, &mut patch);
+        self.patch = patch;
+        r?;
+        bsdiff_apply(&self.basis, &self.patch, len, &mut self.data)
+    }
+}
+
+/// What kind of file a delta op carries (for the byte accounting).
+fn kind_of(path: &str, data: &[u8]) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.contains(".ko") && (name.ends_with(".ko") || name.contains(".ko.")) {
+        "kernel module"
+    } else if [".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip", ".jar"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
+        "compressed"
+    } else if data.starts_with(b"\x7fELF") {
+        "ELF"
+    } else {
+        "other"
+    }
+}
+
+/// Bytes of a delta by encoding and by kind of file.
+#[derive(Default)]
+struct Stats {
+    by_op: BTreeMap<&'static str, OpStat>,
+    by_kind: BTreeMap<&'static str, OpStat>,
+}
+
+impl Stats {
+    fn add(&mut self, op: &'static str, kind: &'static str, bytes: usize) {
+        for (m, k) in [(&mut self.by_op, op), (&mut self.by_kind, kind)] {
+            let e = m.entry(k).or_default();
+            e.files += 1;
+            e.bytes += bytes as u64;
+        }
+    }
+}
+
+/// The bsdiff encoding of `data` against `basis`: (patch length, zstd frame).
+fn bsdiff_encode(basis: &[u8], data: &[u8], level: i32) -> Result<(u64, Vec<u8>)> {
+    let mut patch = Vec::new();
+    bsdiff::diff(basis, data, &mut patch).context("bsdiff")?;
+    Ok((patch.len() as u64, compress(&patch, None, level)?))
+}
+
+/// Decodes op 4: the zstd frame of a bsdiff patch of `m` bytes, applied to
+/// `basis`, which must give exactly `len` bytes.
+#[cfg(test)]
+fn bsdiff_decode(basis: &[u8], m: u64, frame: &[u8], len: u64) -> Result<Vec<u8>> {
+    let patch = decompress(frame, None, m)?;
+    let mut out = Vec::new();
+    bsdiff_apply(basis, &patch, len, &mut out)?;
+    Ok(out)
+}
+
+/// Applies a bsdiff `patch` to `basis` into `out`, which must come to
+/// exactly `len` bytes.
+fn bsdiff_apply(basis: &[u8], patch: &[u8], len: u64, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.reserve(len.min(MAX_OP) as usize);
+    bsdiff::patch(basis, &mut &patch[..], out).map_err(|e| anyhow!("bsdiff patch: {e}"))?;
+    if out.len() as u64 != len {
+        bail!("a bsdiff patch gives {} bytes, not {len}", out.len());
+    }
+    Ok(())
 }
 
 /// Computes the delta of the new package at `new_path` against `old`.
@@ -198,6 +347,7 @@ fn encode(
     new_path: &Path,
     target: &ManifestPackage,
     level: i32,
+    stats: &mut Stats,
 ) -> Result<(Vec<u8>, Vec<Need>)> {
     let f = File::open(new_path).with_context(|| format!("cannot open {}", new_path.display()))?;
     let (index, _) = Index::read(&f).with_context(|| new_path.display().to_string())?;
@@ -216,14 +366,17 @@ fn encode(
             let z = compress(&header, Some(&oldh), level)?;
             body.extend_from_slice(&(z.len() as u64).to_le_bytes());
             body.extend_from_slice(&z);
+            stats.add("header against the old header", "header", z.len() + 13);
         }
         None => {
             body.push(ZSTD);
             let z = compress(&header, None, level)?;
             body.extend_from_slice(&(z.len() as u64).to_le_bytes());
             body.extend_from_slice(&z);
+            stats.add("header whole", "header", z.len() + 9);
         }
     }
+    let mut format = 1;
     for slot in &layout.slots {
         let e = index.entry(slot.file_index).ok_or_else(|| {
             anyhow!(
@@ -236,6 +389,7 @@ fn encode(
             used.insert(k);
             body.push(COPY);
             body.extend_from_slice(&e.blake3);
+            stats.add("copy", "unchanged", 33);
             continue;
         }
         let mut data = vec![0u8; slot.length as usize];
@@ -244,21 +398,42 @@ fn encode(
             .basis(layout.path_of(slot), slot.length)
             .and_then(|b| old.content.get(&b).map(|c| (b, *c)))
             .filter(|(_, (_, _, blen))| blen + slot.length <= MAX_PATCH_WINDOW);
+        let kind = kind_of(layout.path_of(slot), &data);
         match basis {
             Some((b, (k, off, blen))) => {
                 let prefix = old.read(k, off, blen)?;
                 let z = compress(&data, Some(&prefix), level)?;
+                let bs = if blen <= MAX_BSDIFF && slot.length <= MAX_BSDIFF {
+                    Some(bsdiff_encode(&prefix, &data, level)?)
+                } else {
+                    None
+                };
                 used.insert(k);
-                body.push(PATCH);
-                body.extend_from_slice(&b);
-                body.extend_from_slice(&(z.len() as u64).to_le_bytes());
-                body.extend_from_slice(&z);
+                match bs {
+                    Some((m, bz)) if bz.len() + 8 < z.len() => {
+                        format = 2;
+                        body.push(BSDIFF);
+                        body.extend_from_slice(&b);
+                        body.extend_from_slice(&m.to_le_bytes());
+                        body.extend_from_slice(&(bz.len() as u64).to_le_bytes());
+                        body.extend_from_slice(&bz);
+                        stats.add("bsdiff against an old file", kind, bz.len() + 49);
+                    }
+                    _ => {
+                        body.push(PATCH);
+                        body.extend_from_slice(&b);
+                        body.extend_from_slice(&(z.len() as u64).to_le_bytes());
+                        body.extend_from_slice(&z);
+                        stats.add("zstd against an old file", kind, z.len() + 41);
+                    }
+                }
             }
             None => {
                 let z = compress(&data, None, level)?;
                 body.push(ZSTD);
                 body.extend_from_slice(&(z.len() as u64).to_le_bytes());
                 body.extend_from_slice(&z);
+                stats.add("zstd whole (no basis)", kind, z.len() + 9);
             }
         }
     }
@@ -278,7 +453,7 @@ fn encode(
         })
         .collect();
     let head = DeltaHead {
-        format: DELTA_FORMAT,
+        format,
         target: Target {
             file: target.file.clone(),
             sha256: target.sha256.clone(),
@@ -290,7 +465,7 @@ fn encode(
     let json = serde_json::to_vec(&head)?;
     let mut out = Vec::with_capacity(body.len() + json.len() + 24);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&DELTA_FORMAT.to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(&json);
@@ -327,15 +502,16 @@ pub fn publish_deltas(
         ..Default::default()
     };
     reporter.start("computing deltas", changed.len() as u64);
-    type Encoded = (usize, Vec<u8>, Vec<Need>);
+    type Encoded = (usize, Vec<u8>, Vec<Need>, Stats);
     let results: Vec<Result<Encoded>> = {
         use rayon::prelude::*;
         changed
             .par_iter()
             .map(|&i| {
                 let p = &new.packages[i];
-                let r = encode(&img, &pool.packages_dir().join(&p.file), p, level)
-                    .map(|(d, n)| (i, d, n))
+                let mut st = Stats::default();
+                let r = encode(&img, &pool.packages_dir().join(&p.file), p, level, &mut st)
+                    .map(|(d, n)| (i, d, n, st))
                     .with_context(|| format!("delta of {}", p.file));
                 reporter.advance(1);
                 r
@@ -344,7 +520,17 @@ pub fn publish_deltas(
     };
     reporter.finish();
     for r in results {
-        let (i, bytes, needs) = r?;
+        let (i, bytes, needs, st) = r?;
+        for (into, from) in [
+            (&mut summary.encodings, st.by_op),
+            (&mut summary.kinds, st.by_kind),
+        ] {
+            for (k, v) in from {
+                let e = into.entry(k.to_string()).or_default();
+                e.files += v.files;
+                e.bytes += v.bytes;
+            }
+        }
         let p = &mut new.packages[i];
         let key = {
             use sha2::Digest;
@@ -399,8 +585,8 @@ impl Delta {
             bail!("not a reimage delta");
         }
         let v = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-        if v != DELTA_FORMAT {
-            bail!("delta format {v} is not supported (this reimage reads {DELTA_FORMAT})");
+        if !(1..=DELTA_FORMAT).contains(&v) {
+            bail!("delta format {v} is not supported (this reimage reads 1 to {DELTA_FORMAT})");
         }
         let n = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
         let json = bytes
@@ -487,6 +673,7 @@ pub fn apply(
     }?;
     let layout = Layout::from_header_bytes(&header)?;
     let mut w = Writer::new(&layout, &pool.tmp_dir(), cloner)?;
+    let mut dec = Decoder::new()?;
     while let Some(slot) = w.next_slot() {
         let path = layout.path_of(slot).to_string();
         let op = c.u8()?;
@@ -496,28 +683,33 @@ pub fn apply(
                 if !w.put_from_pool(store, &b)? {
                     bail!("{path}: the pool lacks the content the delta copies");
                 }
+                continue;
             }
             ZSTD => {
-                let data =
-                    decompress(c.frame()?, None, slot.length).with_context(|| path.clone())?;
-                // New to the delta, but maybe not to the pool (another
-                // package of this sync brought it): share it then.
-                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
-                    w.put_bytes(&data)?;
-                }
+                let mut data = std::mem::take(&mut dec.data);
+                let r = dec.decompress(c.frame()?, None, slot.length, &mut data);
+                dec.data = data;
+                r
             }
             PATCH => {
                 let b = c.b3()?;
-                let basis = store
-                    .read(&b)?
-                    .ok_or_else(|| anyhow!("{path}: the pool lacks the delta's basis"))?;
-                let data = decompress(c.frame()?, Some(&basis), slot.length)
-                    .with_context(|| path.clone())?;
-                if !w.put_from_pool(store, blake3::hash(&data).as_bytes())? {
-                    w.put_bytes(&data)?;
+                dec.patch_from(store, &b, c.frame()?, slot.length)
+            }
+            BSDIFF => {
+                let b = c.b3()?;
+                let m = u64::from_le_bytes(c.take(8)?.try_into().unwrap());
+                if m > MAX_OP {
+                    bail!("{path}: a bsdiff patch of {m} bytes is too large");
                 }
+                dec.bsdiff_from(store, &b, m, c.frame()?, slot.length)
             }
             k => bail!("{path}: unknown delta op {k}"),
+        }
+        .with_context(|| path.clone())?;
+        // New to the delta, but maybe not to the pool (another package of
+        // this sync brought it): share it then.
+        if !w.put_from_pool(store, blake3::hash(&dec.data).as_bytes())? {
+            w.put_bytes(&dec.data)?;
         }
     }
     if c.take(8)? != END {
@@ -575,6 +767,45 @@ mod tests {
             .unwrap_or(true));
         let w = compress(&new, None, 3).unwrap();
         assert_eq!(decode_unsized(&w, None).unwrap(), new);
+    }
+
+    #[test]
+    fn bsdiff_roundtrip_and_checks() {
+        // Code whose addresses all shift: every 16th byte changes by one.
+        let basis: Vec<u8> = (0..400_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let new: Vec<u8> = basis
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if i % 16 == 0 { b.wrapping_add(4) } else { *b })
+            .collect();
+        let (m, frame) = bsdiff_encode(&basis, &new, 19).unwrap();
+        assert_eq!(
+            bsdiff_decode(&basis, m, &frame, new.len() as u64).unwrap(),
+            new
+        );
+        let z = compress(&new, Some(&basis), 19).unwrap();
+        assert!(
+            frame.len() * 4 < z.len(),
+            "bsdiff {} bytes, zstd with prefix {} bytes",
+            frame.len(),
+            z.len()
+        );
+        // The wrong length or a cut patch is refused, never trusted.
+        assert!(bsdiff_decode(&basis, m, &frame, new.len() as u64 + 1).is_err());
+        assert!(bsdiff_decode(&basis, m, &frame[..frame.len() / 2], new.len() as u64).is_err());
+        assert!(bsdiff_decode(&basis[..1000], m, &frame, new.len() as u64).is_err());
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(
+            kind_of("lib/modules/6.1/kernel/fs/btrfs.ko.xz", b""),
+            "kernel module"
+        );
+        assert_eq!(kind_of("lib/modules/6.1/a.ko", b""), "kernel module");
+        assert_eq!(kind_of("share/doc/x/changelog.gz", b""), "compressed");
+        assert_eq!(kind_of("bin/ls", b"\x7fELF\x02"), "ELF");
+        assert_eq!(kind_of("share/kofi", b"text"), "other");
     }
 
     #[test]

@@ -184,6 +184,18 @@ pub struct DeltaSummary {
     pub rpm_bytes: u64,
     /// Bytes of all deltas.
     pub delta_bytes: u64,
+    /// Files and bytes by encoding (copy, zstd against an old file, bsdiff,
+    /// whole, header) and by kind of file (ELF, kernel module, compressed,
+    /// other, header, unchanged).
+    pub encodings: std::collections::BTreeMap<String, OpStat>,
+    pub kinds: std::collections::BTreeMap<String, OpStat>,
+}
+
+/// Files and bytes of one kind in the deltas.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpStat {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// SHA256 of a whole file.

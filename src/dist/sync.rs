@@ -624,6 +624,12 @@ fn pool_packages(pool: &Pool) -> Vec<(String, String, String)> {
 /// Syncs an image version into the pool.
 pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<SyncReport> {
     let started = std::time::Instant::now();
+    let phase = |what: &str| {
+        crate::util::runner::log::debug(&format!(
+            "sync: {what} at {:.3}s",
+            started.elapsed().as_secs_f64()
+        ))
+    };
     publish::check_name("image", &opts.image)?;
     if let Some(v) = &opts.version {
         publish::check_name("version", v)?;
@@ -658,6 +664,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     let (version, rel, manifest_bytes, manifest) = fetch_manifest(&src, opts, &work, &mut report)?;
     refuse_downgrade(pool, opts, &version)?;
     compare_previous(pool, opts, &version, &manifest, &mut report)?;
+    phase("fetched the manifest");
 
     // 2. What is missing.
     let missing_pkgs = missing_packages(pool, &manifest, &rel, &mut report)?;
@@ -670,14 +677,17 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         reporter,
         failures: Vec::new(),
     };
+    phase("found what is missing");
     reporter.start("syncing", missing_pkgs.len() as u64);
 
     // 3. Deltas, then 4. packages (live rsync against a seeded basis, or whole).
     let rest = run.by_delta(opts, missing_pkgs, &mut report)?;
+    phase("applied the deltas");
     run.packages(rest, &mut report)?;
     reporter.finish();
     let root = std::fs::File::open(&pool.root)?;
     crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
+    phase("fetched the packages, synced");
     if !run.failures.is_empty() {
         report.failures = run.failures;
         report.seconds = started.elapsed().as_secs_f64();
@@ -950,6 +960,9 @@ impl Run<'_> {
             crate::util::failpoint::hit("sync.fetched");
             report.wire_bytes += wire;
             report.delta_bytes += wire;
+            // One after another: a package rebuilt here shares the new content
+            // it holds with the next ones (the content store learns it in
+            // `add`), which a parallel apply would lose.
             for (p, d) in by_delta {
                 let dpath = work.join(&d.path);
                 let res = (|| -> Result<_> {

@@ -8,6 +8,8 @@
 //!   packages/     extent packages, NAME-VERSION-RELEASE.ARCH (docs/FORMAT.md), immutable
 //!   index/        derived state only (e.g. dedupe progress): the content index is
 //!                 read from the packages' own indexes, rebuildable from packages/
+//!     plans/NAME  a view's stored plan (views/planstore.rs): checked before use
+//!     sources/IMAGE.json  where IMAGE was last synced from (`upgrade` follows it)
 //!   views/NAME    read-only subvolumes, one /usr tree each
 //!   images/       manifests of images synced or published (kept by gc)
 //!   tmp/          staging; garbage after a crash, cleaned when a writer starts

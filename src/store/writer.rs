@@ -94,6 +94,21 @@ impl ContentStore {
     }
 
     /// Reads the whole content of `blake3` (for a delta basis).
+    /// Reads the content with this BLAKE3 into `buf` (replacing what it
+    /// held); false when no package holds it.
+    pub fn read_into(&self, blake3: &[u8; 32], buf: &mut Vec<u8>) -> Result<bool> {
+        let Some(loc) = self.get(blake3) else {
+            return Ok(false);
+        };
+        let f = File::open(&*loc.package)
+            .with_context(|| format!("cannot open {}", loc.package.display()))?;
+        buf.clear();
+        buf.resize(loc.length as usize, 0);
+        f.read_exact_at(buf, loc.offset)
+            .with_context(|| format!("cannot read {}", loc.package.display()))?;
+        Ok(true)
+    }
+
     pub fn read(&self, blake3: &[u8; 32]) -> Result<Option<Vec<u8>>> {
         let Some(loc) = self.get(blake3) else {
             return Ok(None);

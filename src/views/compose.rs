@@ -1253,8 +1253,9 @@ pub fn compose_locked(
         against_base(base, &plan, &opts.name, used_base.as_deref());
     phase("compared");
     let work = pool.tmp_dir().join(format!("compose-{}", opts.name));
-    // Files are created with their final modes: no umask in the way.
-    let _umask = UmaskGuard::zero();
+    // Files are created with their final modes: no umask in the way (until
+    // the view is published; the pool's own files below get the usual one).
+    let umask = UmaskGuard::zero();
     let cloner = Cloner::new(pool.config.allow_copy);
     let pkg_files: Vec<File> = plan
         .pkgs
@@ -1318,6 +1319,7 @@ pub fn compose_locked(
         )
     })();
     staged.settle(built)?;
+    drop(umask);
     if btrfs {
         store_plan(pool, &opts.name, &plan);
         phase("stored the plan");

@@ -26,7 +26,8 @@
 //! [32]                BLAKE3 of everything before
 //! ```
 //! Integers are little-endian; a string is a u32 length and UTF-8 bytes.
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -134,9 +135,22 @@ pub(crate) fn write(
     // whole, absent, or fails its checksum, and then it is only ignored.
     let dest = path(pool, name);
     let dir = dest.parent().unwrap();
-    std::fs::create_dir_all(dir)?;
+    // Explicit modes: derived data, readable by all, written by root only,
+    // whatever umask the caller runs under.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, &w.0).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&w.0))
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &dest).with_context(|| format!("cannot rename to {}", dest.display()))
 }
 

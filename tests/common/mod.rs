@@ -156,8 +156,10 @@ pub fn sha256_file(p: &Path) -> String {
 pub enum ViewJson {
     /// Left out (it records when and from what a view was composed).
     Skip,
-    /// Kept, without its creation time.
-    WithoutCreated,
+    /// Kept, without its creation time and the base it was composed from
+    /// (`compose` picks a base by itself, so two equal views may differ
+    /// there).
+    WithoutProvenance,
 }
 
 /// Every entry of a tree: mode, owner, size, mtime, links, content hash or
@@ -177,7 +179,9 @@ pub fn walk(root: &Path, view_json: ViewJson) -> std::collections::BTreeMap<Stri
                 }
                 let mut v: serde_json::Value =
                     serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                v.as_object_mut().unwrap().remove("created");
+                let o = v.as_object_mut().unwrap();
+                o.remove("created");
+                o.remove("from");
                 out.insert(rel, v.to_string());
                 continue;
             }

@@ -182,6 +182,7 @@ if grep -qw 'reimage.toram\(=[^ ]*\)\?' /proc/cmdline; then
         say "diskless: commit exit $?"
     fi
 fi
+say "boot: boot-complete.target at $(systemctl show -P ActiveEnterTimestampMonotonic boot-complete.target) us after kernel start"
 sync
 say done
 systemctl --no-block poweroff
@@ -577,6 +578,23 @@ fn live_apply(dir: &Path, disk: &Path, off: u64) -> Result<String> {
 }
 
 /// The initrd's time from its start to the root switch, from a serial log.
+/// Kernel start to `boot-complete.target`, from the probe's line.
+fn boot_complete_seconds(log: &Path) -> Result<f64> {
+    let text = String::from_utf8_lossy(&std::fs::read(log)?).into_owned();
+    text.lines()
+        .find_map(|l| {
+            let us: f64 = l
+                .split_once("boot: boot-complete.target at ")?
+                .1
+                .split_once(' ')?
+                .0
+                .parse()
+                .ok()?;
+            (us > 0.0).then_some(us / 1e6)
+        })
+        .with_context(|| format!("no boot-complete time in {}", log.display()))
+}
+
 fn initrd_seconds(log: &Path) -> Result<f64> {
     let text = String::from_utf8_lossy(&std::fs::read(log)?).into_owned();
     text.lines()
@@ -758,6 +776,7 @@ pub fn boot_test() -> Result<()> {
     )?;
     drop(m);
     let normal_initrd = initrd_seconds(&dir.join("boot2-v2.log"))?;
+    let complete = boot_complete_seconds(&dir.join("boot2-v2.log"))?;
     let (d1, mem) = boot_diskless(&dir, &disk, "boot4-diskless", "diskless: commit exit 0")?;
     let (d2, _) = boot_diskless(
         &dir,
@@ -770,7 +789,7 @@ pub fn boot_test() -> Result<()> {
     );
     eprintln!("boot-test: {diskless}");
     let report = format!(
-        "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\n{live}\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\n{diskless}\ntotal: {:.0}s\n",
+        "# boot test\n\ninstall: {install_s:.1}s\nboot 1 (v1) to healthy: {:.0}s\nkernel start to boot-complete.target (boot 2, v2): {complete:.1}s\n{live}\nboot 2 (v2) to healthy: {:.0}s\nbroken v3: {failures} unhealthy boots, fallback to 2 recorded, {:.0}s\n{diskless}\ntotal: {:.0}s\n",
         t1.as_secs_f64(),
         t2.as_secs_f64(),
         b3.as_secs_f64(),

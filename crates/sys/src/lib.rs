@@ -394,6 +394,18 @@ fn range_error(
     ))
 }
 
+/// Asks the kernel to start reading `[off, off + len)` of `file` into the
+/// page cache (`posix_fadvise(POSIX_FADV_WILLNEED)`), without waiting: a
+/// later read or FIDEDUPERANGE of the range then finds it there. Only a hint;
+/// a filesystem that ignores it is no error.
+pub fn prefetch(file: &File, off: u64, len: u64) -> Result<(), SysError> {
+    let Some(len) = NonZeroU64::new(len) else {
+        return Ok(());
+    };
+    rustix::fs::fadvise(file, off, Some(len), rustix::fs::Advice::WillNeed)
+        .map_err(|e| SysError::from_errno("fadvise", e))
+}
+
 /// Makes `dst` share all of `src`'s data (FICLONE). `dst` must be open for
 /// writing; its old content is replaced up to the size of `src`, and a `dst`
 /// longer than `src` keeps its tail, so clone into an empty file.
