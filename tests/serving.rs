@@ -361,3 +361,129 @@ fn http_server_answering_range_with_200_restarts_the_file() {
     );
     assert!(partials(&pool).is_empty(), "{:?}", partials(&pool));
 }
+
+fn publish_signed(repo: &Path, version: &str, rpms: &[PathBuf], from: &[&str], key: &Path) {
+    publish::publish(
+        &PublishOptions {
+            repo: repo.to_path_buf(),
+            target: Some(("demo".into(), version.into())),
+            paths: rpms.to_vec(),
+            deltas_from: from.iter().map(|s| s.to_string()).collect(),
+            sign: Some(key.to_path_buf()),
+            delta_level: TEST_DELTA_LEVEL,
+            ..Default::default()
+        },
+        &Silent,
+    )
+    .unwrap_or_else(|e| panic!("publish {version}: {e:#}"));
+}
+
+/// Every file of the repository but its lock and tmp/: path -> SHA256.
+fn repo_files(repo: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(repo).unwrap().display().to_string();
+            if rel == "tmp" || rel == "lock" {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(rel, sha256_file(&p));
+            }
+        }
+    }
+    out
+}
+
+/// A cache-safe mirror: publishing deltas to an existing version (a second
+/// `--deltas-from`) changes no file already published but the version
+/// index; the deltas go into `images/demo/2.deltas/1.json`, signed, which
+/// sync uses; a tampered one is refused with the pool unchanged.
+#[test]
+fn later_deltas_get_a_signed_file_of_their_own() {
+    require_root!();
+    let dir = reimage_testkit::btrfs_dir("serving-later-deltas");
+    let (sec, public) = gpg_key(dir.path(), "mirror");
+    let repo = dir.path().join("repo");
+    let e = testdata("edge");
+    let common = [
+        e.join("edge-links-1.0-1.x86_64.rpm"),
+        e.join("edge-sizes-1.0-1.x86_64.rpm"),
+    ];
+    let mut v1 = common.to_vec();
+    v1.push(e.join("edge-update-1.0-1.x86_64.rpm"));
+    let mut v2 = common.to_vec();
+    v2.push(e.join("edge-update-1.1-1.x86_64.rpm"));
+    publish_signed(&repo, "1", &v1, &[], &sec);
+    publish_signed(&repo, "2", &v2, &[], &sec);
+    assert!(manifest(&repo, "2")
+        .packages
+        .iter()
+        .all(|p| p.deltas.is_empty()));
+    let before = repo_files(&repo);
+
+    publish_signed(&repo, "2", &v2, &["1"], &sec);
+    let after = repo_files(&repo);
+    for (rel, sha) in &before {
+        if rel != "images/demo/index.json" {
+            assert_eq!(
+                after.get(rel),
+                Some(sha),
+                "{rel} changed after it was published"
+            );
+        }
+    }
+    let added: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(
+        added.contains(&&"images/demo/2.deltas/1.json".to_string())
+            && added.contains(&&"images/demo/2.deltas/1.json.sig".to_string())
+            && added
+                .iter()
+                .any(|a| a.starts_with("deltas/edge-update-1.1-1")),
+        "{added:?}"
+    );
+    assert_eq!(publish::versions(&repo, "demo").unwrap(), ["1", "2"]);
+    // Publishing it again changes nothing at all.
+    publish_signed(&repo, "2", &v2, &["1"], &sec);
+    assert_eq!(repo_files(&repo), after);
+
+    let src = repo.display().to_string();
+    let keyed = |version: &str| SyncOptions {
+        keyring: Some(public.clone()),
+        ..sync_opts(&src, Some(version))
+    };
+    let pool = new_pool(dir.path(), "client");
+    try_sync(&pool, &keyed("1")).unwrap();
+    let r = try_sync(&pool, &keyed("2")).unwrap();
+    assert_eq!(r.by_delta, 1, "the update came by the later delta: {r:?}");
+    assert_eq!(r.whole, 0, "{r:?}");
+    assert_same_packages(&repo, &pool, "2");
+
+    // The delta file changed after signing (a mirror or cache serving
+    // another one): refused before anything is written.
+    let dfile = repo.join("images/demo/2.deltas/1.json");
+    let good = std::fs::read(&dfile).unwrap();
+    let mut bad = String::from_utf8(good.clone()).unwrap();
+    bad = bad.replacen("\"size\": ", "\"size\": 1", 1);
+    std::fs::write(&dfile, bad).unwrap();
+    let other = new_pool(dir.path(), "other");
+    try_sync(&other, &keyed("1")).unwrap();
+    let held = package_names(&other);
+    let e = format!("{:#}", try_sync(&other, &keyed("2")).unwrap_err());
+    assert!(
+        e.contains("images/demo/2.deltas/1.json") && e.contains("changed after it was signed"),
+        "{e}"
+    );
+    assert_eq!(package_names(&other), held, "nothing fetched");
+    assert!(!publish::manifest_path(&other, "demo", "2").exists());
+    // Its signature gone: refused too (a keyring requires one).
+    std::fs::write(&dfile, &good).unwrap();
+    std::fs::remove_file(repo.join("images/demo/2.deltas/1.json.sig")).unwrap();
+    let e = format!("{:#}", try_sync(&other, &keyed("2")).unwrap_err());
+    assert!(e.contains("not signed"), "{e}");
+    assert_eq!(package_names(&other), held, "nothing fetched");
+}

@@ -2,7 +2,8 @@
 //! `reimage publish` (docs/sync.md).
 //!
 //! ```text
-//! manifest  images/IMAGE/VERSION.json (+ .sig with a keyring) -> POOL/tmp/sync/
+//! manifest  images/IMAGE/VERSION.json (+ .sig with a keyring) -> POOL/tmp/sync/,
+//!           and VERSION.deltas/OLD.json (+ .sig) for versions the pool holds
 //! plan      per missing package: a static delta whose basis the pool holds,
 //!           else (rsync sources) live rsync with a basis seeded by reflink
 //!           from the closest older package of the same name, else whole
@@ -511,7 +512,7 @@ fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
     crate::util::runner::log::debug(&format!("signature check: {last}"));
     let keyring = keyring.path();
     bail!(
-        "the manifest's signature does not verify with a key in {}: the manifest was changed \
+        "the signature does not verify with a key in {}: the file was changed \
          after it was signed, or it was signed by another key",
         keyring.display()
     )
@@ -661,8 +662,10 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     std::fs::create_dir_all(&work)?;
 
     // 1. The manifest, and what changed since the version synced before.
-    let (version, rel, manifest_bytes, manifest) = fetch_manifest(&src, opts, &work, &mut report)?;
+    let (version, rel, manifest_bytes, mut manifest) =
+        fetch_manifest(&src, opts, &work, &mut report)?;
     refuse_downgrade(pool, opts, &version)?;
+    later_deltas(pool, &src, opts, &work, &mut manifest, &mut report)?;
     compare_previous(pool, opts, &version, &manifest, &mut report)?;
     phase("fetched the manifest");
 
@@ -806,6 +809,58 @@ fn fetch_manifest(
     crate::util::failpoint::hit("sync.manifest");
 
     Ok((version, rel, manifest_bytes, manifest))
+}
+
+/// Deltas published after the manifest (`images/IMAGE/VERSION.deltas/OLD.json`,
+/// docs/serving.md) from the versions the pool holds (the newest three),
+/// checked like the manifest (signature with --keyring, image, version,
+/// base) and added to its packages. A missing file is no error (fewer
+/// deltas); one that does not verify is.
+fn later_deltas(
+    pool: &Pool,
+    src: &Source,
+    opts: &SyncOptions,
+    work: &Path,
+    manifest: &mut Manifest,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let mut held = publish::versions(&pool.root, &opts.image)?;
+    held.retain(|v| v != &manifest.version);
+    let olds: Vec<String> = held.into_iter().rev().take(3).collect();
+    if olds.is_empty() {
+        return Ok(());
+    }
+    let mut rels = Vec::new();
+    for old in &olds {
+        let rel = crate::dist::manifest::delta_file_rel(&opts.image, &manifest.version, old);
+        if opts.keyring.is_some() {
+            rels.push(format!("{rel}.sig"));
+        }
+        rels.push(rel);
+    }
+    let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
+    let (wire, missing) = fetch(src, &rels, work, &limits, None)?;
+    report.wire_bytes += wire;
+    report.manifest_bytes += wire;
+    for old in &olds {
+        let rel = crate::dist::manifest::delta_file_rel(&opts.image, &manifest.version, old);
+        if missing.contains(&rel) {
+            continue;
+        }
+        let bytes = std::fs::read(work.join(&rel))?;
+        if let Some(k) = &opts.keyring {
+            let sig_rel = format!("{rel}.sig");
+            if missing.contains(&sig_rel) {
+                bail!("the delta file {rel} is not signed (no {sig_rel}) and --keyring requires a signature");
+            }
+            let sig = std::fs::read(work.join(&sig_rel))?;
+            check_signature(k, &bytes, &sig).with_context(|| rel.clone())?;
+        }
+        crate::dist::manifest::DeltaFile::parse(&bytes, manifest, old)
+            .with_context(|| rel.clone())?
+            .merge_into(manifest);
+    }
+    Ok(())
 }
 
 /// Refuses `version` when the pool already holds a newer version of the
