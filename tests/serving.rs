@@ -487,3 +487,179 @@ fn later_deltas_get_a_signed_file_of_their_own() {
     assert!(e.contains("not signed"), "{e}");
     assert_eq!(package_names(&other), held, "nothing fetched");
 }
+
+/// The v1 and v2 package lists of [`edge_repo`].
+fn edge_versions() -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let e = testdata("edge");
+    let common = [
+        e.join("edge-links-1.0-1.x86_64.rpm"),
+        e.join("edge-sizes-1.0-1.x86_64.rpm"),
+    ];
+    let mut v1 = common.to_vec();
+    v1.push(e.join("edge-update-1.0-1.x86_64.rpm"));
+    let mut v2 = common.to_vec();
+    v2.push(e.join("edge-update-1.1-1.x86_64.rpm"));
+    (v1, v2)
+}
+
+fn make_bundle(
+    client: &Path,
+    repo: &Path,
+    version: &str,
+    from: Option<&str>,
+    out: &Path,
+) -> serde_json::Value {
+    let (r, o) = (repo.display().to_string(), out.display().to_string());
+    let mut args = vec!["bundle", &r, "demo", version, "-o", &o];
+    if let Some(f) = from {
+        args.extend(["--from", f]);
+    }
+    json(client, &args)
+}
+
+/// Nothing beside the bundle but what was there (no temporary file left).
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A bundle without --from installs a version on an empty pool, checked
+/// with the trusted key like a network sync.
+#[test]
+fn bundle_fresh_install() {
+    require_root!();
+    let dir = reimage_testkit::btrfs_dir("serving-bundle-fresh");
+    let (sec, public) = gpg_key(dir.path(), "bundle");
+    let repo = dir.path().join("repo");
+    let (v1, v2) = edge_versions();
+    publish_signed(&repo, "1", &v1, &[], &sec);
+    publish_signed(&repo, "2", &v2, &["1"], &sec);
+    let out_dir = dir.path().join("usb");
+    std::fs::create_dir(&out_dir).unwrap();
+    let file = out_dir.join("demo-2.rbundle");
+    let pool = new_pool(dir.path(), "client");
+    let r = make_bundle(&pool, &repo, "2", None, &file);
+    assert_eq!(r["whole_packages"], 3, "{r}");
+    assert_eq!(r["signed"], true, "{r}");
+    assert_eq!(dir_names(&out_dir), ["demo-2.rbundle"]);
+    assert_eq!(r["bytes"], std::fs::metadata(&file).unwrap().len());
+
+    let f = file.display().to_string();
+    let k = public.display().to_string();
+    let s = json(&pool, &["sync", &f, "demo", "--keyring", &k]);
+    assert_eq!(s["transport"], "bundle", "{s}");
+    assert_eq!(s["version"], "2", "{s}");
+    assert_eq!(s["signature_checked"], true, "{s}");
+    assert_eq!(s["whole"], 3, "{s}");
+    assert_same_packages(&repo, &pool, "2");
+    // A bundle is not recorded as the pool's source.
+    assert!(sync::recorded_source(&Pool::open(&pool).unwrap(), "demo")
+        .unwrap()
+        .is_none());
+    // Another key: refused like a network sync.
+    let (_, other) = gpg_key(dir.path(), "other");
+    let pool2 = new_pool(dir.path(), "client2");
+    let o = other.display().to_string();
+    let e = fails(&pool2, &["sync", &f, "demo", "--keyring", &o]);
+    assert!(e.contains("signature does not verify"), "{e}");
+    assert!(package_names(&pool2).is_empty());
+}
+
+/// A bundle --from 1 carries the delta and not the unchanged packages, and
+/// brings a pool at 1 to exactly what a network sync brings.
+#[test]
+fn bundle_delta_update_equals_network_sync() {
+    require_root!();
+    let dir = reimage_testkit::btrfs_dir("serving-bundle-delta");
+    let repo = edge_repo(dir.path());
+    let src = repo.display().to_string();
+    let by_net = new_pool(dir.path(), "net");
+    let by_file = new_pool(dir.path(), "file");
+    do_sync(&by_net, &src, Some("1"));
+    do_sync(&by_file, &src, Some("1"));
+    let file = dir.path().join("demo-1-2.rbundle");
+    let r = make_bundle(&by_file, &repo, "2", Some("1"), &file);
+    assert_eq!(r["deltas"], 1, "{r}");
+    assert_eq!(r["whole_packages"], 0, "{r}");
+    assert_eq!(r["unchanged"], 2, "{r}");
+    let delta_bytes: u64 = manifest(&repo, "2")
+        .packages
+        .iter()
+        .flat_map(|p| p.deltas.iter().map(|d| d.size))
+        .sum();
+    let bytes = r["bytes"].as_u64().unwrap();
+    assert!(
+        bytes > delta_bytes && bytes < delta_bytes + 64 * 1024,
+        "{bytes} vs {delta_bytes}"
+    );
+
+    let net = do_sync(&by_net, &src, Some("2"));
+    let f = file.display().to_string();
+    let s = json(&by_file, &["sync", &f, "demo"]);
+    assert_eq!(s["by_delta"], net.by_delta as u64, "{s}");
+    assert_eq!(s["whole"], 0, "{s}");
+    assert_same_packages(&repo, &by_net, "2");
+    assert_same_packages(&repo, &by_file, "2");
+    assert_eq!(package_names(&by_file), package_names(&by_net));
+}
+
+/// A bundle copied with errors (a flipped byte, cut short) is refused,
+/// naming the file; nothing is written to the pool.
+#[test]
+fn corrupted_bundle_refused() {
+    require_root!();
+    let dir = reimage_testkit::btrfs_dir("serving-bundle-corrupt");
+    let repo = edge_repo(dir.path());
+    let pool = new_pool(dir.path(), "client");
+    let good = dir.path().join("good.rbundle");
+    make_bundle(&pool, &repo, "2", None, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let before = repo_files(&pool);
+    let flipped = dir.path().join("flipped.rbundle");
+    let mut b = bytes.clone();
+    b[bytes.len() / 2] ^= 0x01;
+    std::fs::write(&flipped, &b).unwrap();
+    let cut = dir.path().join("cut.rbundle");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    for f in [&flipped, &cut] {
+        let s = f.display().to_string();
+        let e = fails(&pool, &["sync", &s, "demo"]);
+        assert!(e.contains(&s) && e.contains("damaged"), "{e}");
+        assert_eq!(repo_files(&pool), before, "the pool unchanged");
+    }
+    // The good copy works.
+    let s = good.display().to_string();
+    json(&pool, &["sync", &s, "demo"]);
+    assert_same_packages(&repo, &pool, "2");
+}
+
+/// A bundle --from 1 on a pool that does not hold 1 is refused before
+/// anything is written.
+#[test]
+fn wrong_base_bundle_refused() {
+    require_root!();
+    let dir = reimage_testkit::btrfs_dir("serving-bundle-base");
+    let repo = edge_repo(dir.path());
+    let pool = new_pool(dir.path(), "client");
+    let file = dir.path().join("demo-1-2.rbundle");
+    make_bundle(&pool, &repo, "2", Some("1"), &file);
+    let before = repo_files(&pool);
+    let f = file.display().to_string();
+    let e = fails(&pool, &["sync", &f, "demo"]);
+    assert!(
+        e.contains(&f)
+            && e.contains("for a machine at version 1")
+            && e.contains("holds no version")
+            && e.contains("nothing was written"),
+        "{e}"
+    );
+    assert_eq!(repo_files(&pool), before, "the pool unchanged");
+    // A bundle of another image.
+    let e = fails(&pool, &["sync", &f, "other"]);
+    assert!(e.contains("bundle of demo 2"), "{e}");
+    assert_eq!(repo_files(&pool), before, "the pool unchanged");
+}

@@ -135,6 +135,8 @@ pub enum Source {
     Rsync(String),
     /// A static mirror; no trailing '/'.
     Http(String),
+    /// An offline bundle (`reimage bundle`), already checked whole.
+    Bundle(std::sync::Arc<crate::dist::bundle::Reader>),
 }
 
 impl Source {
@@ -152,8 +154,12 @@ impl Source {
         if !r.starts_with("rsync://") && !is_ssh(&r) {
             // A local repository: say so plainly rather than through rsync.
             let p = Path::new(s);
+            if p.is_file() {
+                let b = crate::dist::bundle::Reader::open(p)?;
+                return Ok(Source::Bundle(std::sync::Arc::new(b)));
+            }
             if !p.is_dir() {
-                bail!("source {s} is not a directory (a repository made by reimage publish, an rsync:// URL, host:path, or an http(s):// mirror)");
+                bail!("source {s} is not a directory (a repository made by reimage publish, an rsync:// URL, host:path, an http(s):// mirror, or a file made by reimage bundle)");
             }
         }
         if !r.ends_with('/') {
@@ -168,6 +174,7 @@ impl Source {
             Source::Rsync(s) if is_ssh(s) => "rsync-ssh",
             Source::Rsync(_) => "rsync-local",
             Source::Http(_) => "http",
+            Source::Bundle(_) => "bundle",
         }
     }
 
@@ -208,6 +215,7 @@ fn fetch(
     let wire = match src {
         Source::Rsync(base) => rsync(base, rels, dest)?,
         Source::Http(base) => http_fetch_all(base, rels, dest, limits, resume)?,
+        Source::Bundle(b) => b.extract(rels, dest)?,
     };
     let missing = rels
         .iter()
@@ -636,6 +644,21 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         publish::check_name("version", v)?;
     }
     let src = Source::parse(&opts.source)?;
+    if let Source::Bundle(b) = &src {
+        let t = &b.toc;
+        if t.image != opts.image || opts.version.as_ref().is_some_and(|v| v != &t.version) {
+            bail!(
+                "{} is a bundle of {} {}, not of {}",
+                b.path.display(),
+                t.image,
+                t.version,
+                match &opts.version {
+                    Some(v) => format!("{} {v}", opts.image),
+                    None => opts.image.clone(),
+                }
+            );
+        }
+    }
     let mut report = SyncReport {
         source: opts.source.clone(),
         transport: src.name(),
@@ -666,11 +689,20 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         fetch_manifest(&src, opts, &work, &mut report)?;
     refuse_downgrade(pool, opts, &version)?;
     later_deltas(pool, &src, opts, &work, &mut manifest, &mut report)?;
+    if let Source::Bundle(b) = &src {
+        // Only what the bundle carries can be used.
+        for p in &mut manifest.packages {
+            p.deltas.retain(|d| b.contains(&d.path));
+        }
+    }
     compare_previous(pool, opts, &version, &manifest, &mut report)?;
     phase("fetched the manifest");
 
     // 2. What is missing.
     let missing_pkgs = missing_packages(pool, &manifest, &rel, &mut report)?;
+    if let Source::Bundle(b) = &src {
+        check_bundle_base(pool, b, &missing_pkgs)?;
+    }
     let mut run = Run {
         pool,
         src: &src,
@@ -707,7 +739,10 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     }
     let _ = std::fs::remove_dir_all(&work);
     remove_own_partials(pool, &manifest);
-    record_source(pool, opts);
+    if !matches!(src, Source::Bundle(_)) {
+        // (A bundle is a one-off: the next sync names its source.)
+        record_source(pool, opts);
+    }
     crate::util::failpoint::hit("sync.recorded");
 
     // 6. Compose, still holding the writer lock (no window for gc).
@@ -861,6 +896,54 @@ fn later_deltas(
             .merge_into(manifest);
     }
     Ok(())
+}
+
+/// Refuses a bundle made for another base before anything is written: every
+/// package the pool lacks must be in the bundle whole, or have a delta in it
+/// whose every basis the pool holds.
+fn check_bundle_base(
+    pool: &Pool,
+    b: &crate::dist::bundle::Reader,
+    missing: &[&ManifestPackage],
+) -> Result<()> {
+    let lacking: Vec<&str> = missing
+        .iter()
+        .filter(|p| {
+            !b.contains(&format!("packages/{}", p.file))
+                && !p.deltas.iter().any(|d| delta::applicable(pool, &d.needs))
+        })
+        .map(|p| p.file.as_str())
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let held = publish::versions(&pool.root, &b.toc.image).unwrap_or_default();
+    bail!(
+        "{} is a bundle of {} {} for a machine at {}, but this pool {}: it lacks {} package(s) \
+         the bundle does not carry ({}{}); nothing was written. Make a bundle --from a version \
+         this pool holds, or one without --from",
+        b.path.display(),
+        b.toc.image,
+        b.toc.version,
+        b.toc
+            .from
+            .as_deref()
+            .map(|f| format!("version {f}"))
+            .unwrap_or_else(|| "no version".into()),
+        if held.is_empty() {
+            "holds no version of it".to_string()
+        } else {
+            format!("holds {}", held.join(", "))
+        },
+        lacking.len(),
+        lacking
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        if lacking.len() > 3 { ", ..." } else { "" }
+    )
 }
 
 /// Refuses `version` when the pool already holds a newer version of the
