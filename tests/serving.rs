@@ -486,6 +486,42 @@ fn later_deltas_get_a_signed_file_of_their_own() {
     let e = format!("{:#}", try_sync(&other, &keyed("2")).unwrap_err());
     assert!(e.contains("not signed"), "{e}");
     assert_eq!(package_names(&other), held, "nothing fetched");
+
+    // --prune keeps the deltas a later delta file names; once the version
+    // is retired, its later delta files and their deltas go.
+    let prune = || {
+        publish::publish(
+            &PublishOptions {
+                repo: repo.clone(),
+                prune: true,
+                ..Default::default()
+            },
+            &Silent,
+        )
+        .unwrap()
+    };
+    let later: Vec<String> = after
+        .keys()
+        .filter(|k| k.starts_with("deltas/"))
+        .cloned()
+        .collect();
+    assert!(!later.is_empty());
+    prune();
+    for d in &later {
+        assert!(
+            repo.join(d).is_file(),
+            "{d} pruned while 2.deltas/1.json names it"
+        );
+    }
+    std::fs::remove_file(publish::manifest_path(&repo, "demo", "2")).unwrap();
+    let r = prune();
+    assert!(!repo.join("images/demo/2.deltas").exists(), "{r:?}");
+    for d in &later {
+        assert!(
+            !repo.join(d).exists(),
+            "{d} kept after its version was retired"
+        );
+    }
 }
 
 /// The v1 and v2 package lists of [`edge_repo`].

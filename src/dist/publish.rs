@@ -438,7 +438,30 @@ fn write_image_index(root: &Path, image: &str) -> Result<()> {
     world_readable(&path)
 }
 
-/// Removes packages and deltas no manifest uses. Returns (files, bytes).
+/// The deltas named by the later delta files of `m`
+/// (`images/IMAGE/VERSION.deltas/OLD.json`).
+fn later_delta_paths(root: &Path, m: &Manifest) -> Result<Vec<String>> {
+    let dir = root
+        .join("images")
+        .join(&m.image)
+        .join(format!("{}.deltas", m.version));
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(from) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let f = crate::dist::manifest::DeltaFile::parse(&std::fs::read(e.path())?, m, from)
+            .with_context(|| format!("{} (fix or remove it before pruning)", e.path().display()))?;
+        out.extend(f.deltas.into_values().flatten().map(|d| d.path));
+    }
+    Ok(out)
+}
+
+/// Removes packages and deltas no manifest (or later delta file) uses. Returns (files, bytes).
 fn prune(root: &Path) -> Result<(u64, u64)> {
     let mut keep_pkgs = BTreeSet::new();
     let mut keep_deltas = BTreeSet::new();
@@ -455,6 +478,7 @@ fn prune(root: &Path) -> Result<(u64, u64)> {
                 let m = Manifest::parse(&std::fs::read(&path)?).with_context(|| {
                     format!("{} (fix or remove it before pruning)", path.display())
                 })?;
+                keep_deltas.extend(later_delta_paths(root, &m)?);
                 for p in m.packages {
                     keep_pkgs.insert(p.file);
                     for d in p.deltas {
@@ -474,6 +498,17 @@ fn prune(root: &Path) -> Result<(u64, u64)> {
             };
             for e in files.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
+                // Later deltas of a removed version.
+                if let Some(v) = name.strip_suffix(".deltas") {
+                    if !img.path().join(format!("{v}.json")).exists() {
+                        for f in std::fs::read_dir(e.path())?.flatten() {
+                            bytes += f.metadata()?.len();
+                            n += 1;
+                        }
+                        std::fs::remove_dir_all(e.path())?;
+                    }
+                    continue;
+                }
                 if let Some(json) = name.strip_suffix(".sig") {
                     if json.ends_with(".json") && !img.path().join(json).exists() {
                         bytes += e.metadata()?.len();
