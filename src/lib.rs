@@ -36,7 +36,7 @@ mod views;
 // The public API: the operations, their options and reports, and the
 // formats, by the area they belong to. Everything else is private.
 pub use boot::{entries, esp};
-pub use dist::{delta, publish, sync};
+pub use dist::{bundle, delta, publish, sync};
 pub use maint::{fsck, storage};
 pub use rpm::{caps, files, stream, trust};
 pub use store::{extent, import, init, packages, pool};

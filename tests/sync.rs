@@ -558,68 +558,6 @@ fn hostile_server_is_refused() {
     assert_same_packages(&repo, &pool, "2");
 }
 
-/// Stops the gpg-agent that gpg starts for a home directory. Without it the
-/// agent outlives the test and, with its home on the scratch filesystem,
-/// keeps that filesystem and its loop device alive after the unmount.
-struct GpgHome(tempfile::TempDir);
-
-impl Drop for GpgHome {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .arg("--homedir")
-            .arg(self.0.path())
-            .args(["--kill", "all"])
-            .output();
-    }
-}
-
-/// An armored key pair made by gpg for the signing tests: (secret, public).
-fn gpg_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    gpg_key_with_passphrase(dir, name, "")
-}
-
-/// An armored key pair whose secret key is protected by `passphrase` (none
-/// when empty): (secret, public).
-fn gpg_key_with_passphrase(dir: &Path, name: &str, passphrase: &str) -> (PathBuf, PathBuf) {
-    // The gpg home is off the scratch filesystem, and its agent is stopped
-    // when this function returns (also on a panic).
-    let home_guard = GpgHome(
-        tempfile::Builder::new()
-            .prefix("reimage-gnupg-")
-            .tempdir()
-            .unwrap(),
-    );
-    let home = home_guard.0.path().to_path_buf();
-    let gpg = |args: &[&str]| -> Vec<u8> {
-        let out = Command::new("gpg")
-            .arg("--homedir")
-            .arg(&home)
-            .args([
-                "--batch",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                passphrase,
-            ])
-            .args(args)
-            .output()
-            .expect("gpg must be installed");
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    let uid = format!("reimage test {name} <{name}@example.invalid>");
-    gpg(&["--quick-gen-key", &uid, "rsa2048", "sign", "never"]);
-    let sec = dir.join(format!("{name}.sec.asc"));
-    let public = dir.join(format!("{name}.pub.asc"));
-    std::fs::write(&sec, gpg(&["--armor", "--export-secret-keys", &uid])).unwrap();
-    std::fs::write(&public, gpg(&["--armor", "--export", &uid])).unwrap();
-    (sec, public)
-}
-
 #[test]
 fn signed_manifests_and_keyrings() {
     require_root!();

@@ -22,6 +22,9 @@ _reimage() {
             reimage,boot)
                 cmd="reimage__subcmd__boot"
                 ;;
+            reimage,bundle)
+                cmd="reimage__subcmd__bundle"
+                ;;
             reimage,cleanup)
                 cmd="reimage__subcmd__cleanup"
                 ;;
@@ -169,6 +172,9 @@ _reimage() {
             reimage__subcmd__help,boot)
                 cmd="reimage__subcmd__help__subcmd__boot"
                 ;;
+            reimage__subcmd__help,bundle)
+                cmd="reimage__subcmd__help__subcmd__bundle"
+                ;;
             reimage__subcmd__help,cleanup)
                 cmd="reimage__subcmd__help__subcmd__cleanup"
                 ;;
@@ -284,7 +290,7 @@ _reimage() {
 
     case "${cmd}" in
         reimage)
-            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status upgrade apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
+            opts="-v -q -h -V --pool --verbose --quiet --json --help --version init import packages compose views rm-view list query diff verify dedupe usage gc publish bundle sync fsck deploy status upgrade apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,6 +453,36 @@ _reimage() {
                     return 0
                     ;;
                 --esp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__bundle)
+            opts="-o -v -q -h --from --output --pool --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -978,7 +1014,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__help)
-            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish sync fsck deploy status upgrade apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
+            opts="init import packages compose views rm-view list query diff verify dedupe usage gc publish bundle sync fsck deploy status upgrade apply-live rollback pin unpin undeploy cleanup finalize etc install boot health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1036,6 +1072,20 @@ _reimage() {
         reimage__subcmd__help__subcmd__boot__subcmd__sync)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        reimage__subcmd__help__subcmd__bundle)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1870,7 +1920,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__sync)
-            opts="-v -q -h --compose --keyring --no-deltas --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --compose --keyring --no-deltas --no-wait --allow-downgrade --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,4 +1,4 @@
-//! CLI for `reimage publish` and `reimage sync`: flags into the library's
+//! CLI for `reimage publish`, `reimage bundle` and `reimage sync`: flags into the library's
 //! option structs, results to stdout (text, or JSON with `--json`).
 
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::cli::common::{Global, Out};
 
-use crate::dist::{publish, sync};
+use crate::dist::{bundle, publish, sync};
 
 /// `reimage publish REPO IMAGE VERSION (--list FILE | PATH...)`, `reimage publish REPO --prune`.
 #[derive(Args, Debug)]
@@ -41,10 +41,27 @@ pub struct PublishArgs {
     pub jobs: Option<usize>,
 }
 
+/// `reimage bundle REPO IMAGE VERSION [--from OLDVERSION] -o FILE`.
+#[derive(Args, Debug)]
+pub struct BundleArgs {
+    /// The repository directory (made by reimage publish).
+    pub repo: PathBuf,
+    /// Image name.
+    pub image: String,
+    /// The published version to bundle.
+    pub version: String,
+    /// Carry only what a machine at this published version needs (default: everything).
+    #[arg(long, value_name = "OLDVERSION")]
+    pub from: Option<String>,
+    /// The bundle file to write (written to a temporary name, then renamed).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
 /// `reimage sync SOURCE IMAGE [VERSION]`.
 #[derive(Args, Debug)]
 pub struct SyncArgs {
-    /// `rsync://host[:port]/module[/path]`, `host:path` (ssh), a local path, or `http(s)://URL`.
+    /// `rsync://host[:port]/module[/path]`, `host:path` (ssh), a local path, `http(s)://URL`, or a bundle file.
     pub source: String,
     /// Image name.
     pub image: String,
@@ -62,6 +79,9 @@ pub struct SyncArgs {
     /// Fail at once if another reimage writer holds the pool, instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
+    /// Accept a version older than the newest the pool already holds.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 use crate::cli::common::human_bytes as hb;
@@ -132,6 +152,44 @@ pub fn run_publish(g: &Global, a: PublishArgs) -> Result<i32> {
     Ok(0)
 }
 
+pub fn run_bundle(g: &Global, a: BundleArgs) -> Result<i32> {
+    let reporter = crate::cli::progress::BarReporter::new(g.quiet, true);
+    let r = bundle::bundle(
+        &bundle::BundleOptions {
+            repo: a.repo,
+            image: a.image,
+            version: a.version,
+            from: a.from,
+            output: a.output,
+        },
+        &reporter,
+    )?;
+    let mut out = Out::new();
+    if g.json {
+        out.json(&r)?;
+        return Ok(0);
+    }
+    if !g.quiet {
+        out.line(format!(
+            "bundled {} {} {} into {}: {}; {} of {} packages whole, {} by delta, {} unchanged{}",
+            r.image,
+            r.version,
+            r.from
+                .as_deref()
+                .map(|f| format!("for machines at {f}"))
+                .unwrap_or_else(|| "for a fresh install".into()),
+            r.file.display(),
+            hb(r.bytes),
+            r.whole_packages,
+            r.packages,
+            r.deltas,
+            r.unchanged,
+            if r.signed { ", signed" } else { "" }
+        ))?;
+    }
+    Ok(0)
+}
+
 pub fn run_sync(g: &Global, a: SyncArgs) -> Result<i32> {
     let pool = crate::store::pool::Pool::open(&g.pool)?;
     let reporter = crate::cli::progress::BarReporter::new(g.quiet, false);
@@ -145,6 +203,7 @@ pub fn run_sync(g: &Global, a: SyncArgs) -> Result<i32> {
             keyring: a.keyring,
             deltas: !a.no_deltas,
             wait: !a.no_wait,
+            allow_downgrade: a.allow_downgrade,
         },
         &reporter,
     );

@@ -70,6 +70,8 @@ pub enum Command {
     Gc(crate::cli::storage::GcArgs),
     /// Publish an image version into a repository (or --prune it).
     Publish(crate::cli::dist::PublishArgs),
+    /// Write one file with a published version for offline machines (`reimage sync FILE IMAGE`).
+    Bundle(crate::cli::dist::BundleArgs),
     /// Bring the pool to an image version from a repository (rsync, ssh, path, http).
     Sync(crate::cli::dist::SyncArgs),
     /// Check the pool: every package against its index and header, every view complete.
@@ -180,6 +182,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Usage(a) => return crate::cli::storage::run_usage(&g, a),
         Command::Gc(a) => return crate::cli::storage::run_gc(&g, a),
         Command::Publish(a) => return crate::cli::dist::run_publish(&g, a),
+        Command::Bundle(a) => return crate::cli::dist::run_bundle(&g, a),
         Command::Sync(a) => return crate::cli::dist::run_sync(&g, a),
         Command::Fsck(a) => return crate::cli::fsck::run_fsck(&g, a),
         Command::Deploy(a) => return crate::cli::deploy::run_deploy(&g, a),

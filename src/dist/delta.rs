@@ -543,9 +543,18 @@ pub fn publish_deltas(
         };
         let rel = format!("deltas/{}/{key}.rdelta", p.file);
         let path = pool.root.join(&rel);
-        std::fs::create_dir_all(path.parent().unwrap())?;
-        crate::util::atomic::write_atomic(&path, &bytes)?;
-        crate::dist::manifest::world_readable(&path)?;
+        // Immutable under its name (mirrors and caches keep it forever): a
+        // delta already published for the same basis is kept as it is, even
+        // if this run (another --delta-level) encoded other bytes.
+        let bytes = match std::fs::read(&path) {
+            Ok(existing) => existing,
+            Err(_) => {
+                std::fs::create_dir_all(path.parent().unwrap())?;
+                crate::util::atomic::write_atomic(&path, &bytes)?;
+                crate::dist::manifest::world_readable(&path)?;
+                bytes
+            }
+        };
         let sha = {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&bytes))

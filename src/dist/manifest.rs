@@ -254,3 +254,80 @@ pub fn versions(root: &Path, image: &str) -> Result<Vec<String>> {
 pub fn sort_versions(v: &mut [String]) {
     v.sort_by(|a, b| sysimage::vercmp::rpmvercmp(a, b).then_with(|| a.cmp(b)));
 }
+
+/// Deltas added to a published version later (a second `publish
+/// --deltas-from OLD`): `images/IMAGE/VERSION.deltas/OLD.json`, signed as a
+/// manifest is (`.sig` beside it). The manifest itself never changes once
+/// published, so a cache serving it stays right forever.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeltaFile {
+    pub format: u32,
+    pub image: String,
+    pub version: String,
+    /// The older version these deltas start from.
+    pub from: String,
+    /// Package file (as the manifest names it) -> its deltas.
+    pub deltas: std::collections::BTreeMap<String, Vec<DeltaRef>>,
+}
+
+impl DeltaFile {
+    /// Parses and checks a delta file against the manifest it extends.
+    pub fn parse(bytes: &[u8], manifest: &Manifest, from: &str) -> Result<DeltaFile> {
+        let d: DeltaFile = serde_json::from_slice(bytes).context("the delta file is not valid")?;
+        if d.format != MANIFEST_FORMAT {
+            bail!(
+                "delta file format {} is not supported (this reimage reads {MANIFEST_FORMAT})",
+                d.format
+            );
+        }
+        if d.image != manifest.image || d.version != manifest.version || d.from != from {
+            bail!(
+                "it holds deltas of {} {} from {}, not of {} {} from {from}",
+                d.image,
+                d.version,
+                d.from,
+                manifest.image,
+                manifest.version
+            );
+        }
+        for (file, refs) in &d.deltas {
+            if !manifest.packages.iter().any(|p| &p.file == file) {
+                bail!("it names {file}, which the manifest does not");
+            }
+            for r in refs {
+                check_delta_path(&r.path)?;
+                check_hex32("delta sha256", &r.sha256)?;
+                for n in &r.needs {
+                    check_file_name(&n.file)?;
+                    check_hex32("header_sha256", &n.header_sha256)?;
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("serializable");
+        s.push('\n');
+        s
+    }
+
+    /// Adds these deltas to the manifest's packages (each path once).
+    pub fn merge_into(self, manifest: &mut Manifest) {
+        for (file, refs) in self.deltas {
+            if let Some(p) = manifest.packages.iter_mut().find(|p| p.file == file) {
+                for r in refs {
+                    if !p.deltas.iter().any(|d| d.path == r.path) {
+                        p.deltas.push(r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `images/IMAGE/VERSION.deltas/FROM.json` (a directory, so never taken
+/// for a version by [`versions`]).
+pub fn delta_file_rel(image: &str, version: &str, from: &str) -> String {
+    format!("images/{image}/{version}.deltas/{from}.json")
+}

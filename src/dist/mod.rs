@@ -1,4 +1,5 @@
 //! Distribution: manifests, publish, static deltas, transports, sync.
+pub mod bundle;
 pub mod delta;
 pub mod manifest;
 pub mod publish;

@@ -8,11 +8,13 @@
 //!     index.json            {"format": 1, "image": IMAGE, "versions": [...]}
 //!     VERSION.json          the manifest of one version (format below)
 //!     VERSION.json.sig      detached OpenPGP signature of it (with --sign)
+//!     VERSION.deltas/OLD.json(.sig)  deltas from OLD published later
 //!   deltas/NAME-V-R.A/KEY.rdelta   static deltas (docs/serving.md, src/delta.rs)
 //! ```
 //!
-//! Manifests, `index.json` and deltas are written atomically (temp, fsync,
-//! rename); a published version's package set never changes.
+//! Every file is written atomically (temp, fsync, rename) and, but
+//! `index.json`, never changes once written (docs/serving.md, "Mirrors and
+//! CDNs"): packages, deltas, each signature, the file it signs, the index last.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -271,80 +273,134 @@ fn publish_manifest(
             packages: by_file.into_values().collect(),
         };
         let path = manifest_path(&pool.root, image, version);
-        if let Ok(bytes) = std::fs::read(&path) {
-            let old = Manifest::parse(&bytes).with_context(|| path.display().to_string())?;
+        let published = match std::fs::read(&path) {
+            Ok(bytes) => Some(Manifest::parse(&bytes).with_context(|| path.display().to_string())?),
+            Err(_) => None,
+        };
+        if let Some(old) = &published {
             let key = |m: &Manifest| -> Vec<(String, String)> {
                 m.packages
                     .iter()
                     .map(|p| (p.file.clone(), p.sha256.clone()))
                     .collect()
             };
-            if key(&old) != key(&manifest) {
+            if key(old) != key(&manifest) {
                 bail!(
                     "{image} {version} is already published with other packages ({}): publish a new version",
                     path.display()
                 );
             }
-            // Same packages: keep the deltas already there.
-            for (p, o) in manifest.packages.iter_mut().zip(old.packages) {
-                p.deltas = o.deltas;
-            }
+            // A published manifest never changes (caches keep it forever).
+            manifest = old.clone();
         }
+        // Files to write once every delta is in place: (path, bytes, signed?).
+        let mut pending: Vec<(PathBuf, String)> = Vec::new();
         for old_version in &opts.deltas_from {
-            let old_path = manifest_path(&pool.root, image, old_version);
-            let old = Manifest::parse(&std::fs::read(&old_path).with_context(|| {
-                format!(
-                    "--deltas-from {old_version}: cannot read {}",
-                    old_path.display()
-                )
-            })?)
-            .with_context(|| old_path.display().to_string())?;
+            let old = read_manifest(&pool.root, image, old_version)?;
+            if published.is_none() {
+                let summary = crate::dist::delta::publish_deltas(
+                    pool,
+                    &old,
+                    &mut manifest,
+                    opts.delta_level,
+                    reporter,
+                )?;
+                report.deltas.push(summary);
+                continue;
+            }
+            let rel = crate::dist::manifest::delta_file_rel(image, version, old_version);
+            let dpath = pool.root.join(&rel);
+            let embedded = manifest
+                .packages
+                .iter()
+                .any(|p| p.deltas.iter().any(|d| &d.from == old_version));
+            if embedded || dpath.exists() {
+                crate::util::runner::log::info(&format!(
+                    "deltas of {image} {version} from {old_version} are already published                      ({}): kept as they are",
+                    if embedded { path.display() } else { dpath.display() }
+                ));
+                continue;
+            }
+            let mut scratch = manifest.clone();
+            for p in &mut scratch.packages {
+                p.deltas.clear();
+            }
             let summary = crate::dist::delta::publish_deltas(
                 pool,
                 &old,
-                &mut manifest,
+                &mut scratch,
                 opts.delta_level,
                 reporter,
             )?;
             report.deltas.push(summary);
+            let file = crate::dist::manifest::DeltaFile {
+                format: MANIFEST_FORMAT,
+                image: image.clone(),
+                version: version.clone(),
+                from: old_version.clone(),
+                deltas: scratch
+                    .packages
+                    .into_iter()
+                    .filter(|p| !p.deltas.is_empty())
+                    .map(|p| (p.file, p.deltas))
+                    .collect(),
+            };
+            pending.push((dpath, file.to_json()));
         }
-        std::fs::create_dir_all(path.parent().unwrap())?;
-        let json = manifest.to_json();
-        let sig_path = sig_path(&path);
+        if published.is_none() {
+            pending.push((path.clone(), manifest.to_json()));
+        } else if signer.is_some() && !sig_path(&path).exists() {
+            // The manifest stays as it is; only its signature is new.
+            let bytes = std::fs::read(&path)?;
+            let sig = sign(signer, &bytes)?.expect("a signer");
+            write_atomic(&sig_path(&path), &sig)?;
+            world_readable(&sig_path(&path))?;
+        }
         // Signed before anything is written: a failed signature publishes nothing.
-        let sig = signer
-            .map(|signer| {
-                use rpm::signature::Signing;
-                signer
-                    .sign(json.as_bytes(), rpm::Timestamp::now())
-                    .map_err(|e| anyhow!("cannot sign the manifest: {e}"))
-            })
-            .transpose()?;
-        let unchanged = std::fs::read(&path).is_ok_and(|old| old == json.as_bytes());
-        write_atomic(&path, json.as_bytes())?;
-        world_readable(&path)?;
-        match sig {
-            Some(sig) => {
-                write_atomic(&sig_path, sig.as_ref())?;
-                world_readable(&sig_path)?;
-                report.signed = true;
-            }
-            // The same bytes: their signature still holds.
-            None if unchanged && sig_path.exists() => report.signed = true,
-            None if sig_path.exists() => {
-                // A signature of other bytes would only confuse clients.
-                std::fs::remove_file(&sig_path)?;
-                crate::util::runner::log::warn(&format!(
-                    "{} changed: its old signature {} was removed (publish with --sign to sign it)",
-                    path.display(),
-                    sig_path.display()
-                ));
-            }
-            None => {}
+        let mut signed = Vec::new();
+        for (p, json) in pending {
+            let sig = sign(signer, json.as_bytes())?;
+            signed.push((p, json, sig));
         }
+        // Each file's signature before it, the version index last: a mirror
+        // copied (or a cache filled) at any moment never names a file whose
+        // deltas, packages or signature are not there yet.
+        for (p, json, sig) in signed {
+            std::fs::create_dir_all(p.parent().unwrap())?;
+            if let Some(sig) = sig {
+                write_atomic(&sig_path(&p), &sig)?;
+                world_readable(&sig_path(&p))?;
+            }
+            write_atomic(&p, json.as_bytes())?;
+            world_readable(&p)?;
+        }
+        report.signed = sig_path(&path).exists();
         write_image_index(&pool.root, image)?;
         Ok(manifest)
     }
+}
+
+fn sign(signer: Option<&rpm::signature::pgp::Signer>, data: &[u8]) -> Result<Option<Vec<u8>>> {
+    signer
+        .map(|signer| {
+            use rpm::signature::Signing;
+            signer
+                .sign(data, rpm::Timestamp::now())
+                .map(|s| AsRef::<[u8]>::as_ref(&s).to_vec())
+                .map_err(|e| anyhow!("cannot sign the manifest: {e}"))
+        })
+        .transpose()
+}
+
+fn read_manifest(root: &Path, image: &str, version: &str) -> Result<Manifest> {
+    let old_path = manifest_path(root, image, version);
+    Manifest::parse(&std::fs::read(&old_path).with_context(|| {
+        format!(
+            "--deltas-from {version}: cannot read {}",
+            old_path.display()
+        )
+    })?)
+    .with_context(|| old_path.display().to_string())
 }
 
 /// The packages the repository's manifests name (and how many manifests).
@@ -382,7 +438,30 @@ fn write_image_index(root: &Path, image: &str) -> Result<()> {
     world_readable(&path)
 }
 
-/// Removes packages and deltas no manifest uses. Returns (files, bytes).
+/// The deltas named by the later delta files of `m`
+/// (`images/IMAGE/VERSION.deltas/OLD.json`).
+fn later_delta_paths(root: &Path, m: &Manifest) -> Result<Vec<String>> {
+    let dir = root
+        .join("images")
+        .join(&m.image)
+        .join(format!("{}.deltas", m.version));
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(from) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let f = crate::dist::manifest::DeltaFile::parse(&std::fs::read(e.path())?, m, from)
+            .with_context(|| format!("{} (fix or remove it before pruning)", e.path().display()))?;
+        out.extend(f.deltas.into_values().flatten().map(|d| d.path));
+    }
+    Ok(out)
+}
+
+/// Removes packages and deltas no manifest (or later delta file) uses. Returns (files, bytes).
 fn prune(root: &Path) -> Result<(u64, u64)> {
     let mut keep_pkgs = BTreeSet::new();
     let mut keep_deltas = BTreeSet::new();
@@ -399,6 +478,7 @@ fn prune(root: &Path) -> Result<(u64, u64)> {
                 let m = Manifest::parse(&std::fs::read(&path)?).with_context(|| {
                     format!("{} (fix or remove it before pruning)", path.display())
                 })?;
+                keep_deltas.extend(later_delta_paths(root, &m)?);
                 for p in m.packages {
                     keep_pkgs.insert(p.file);
                     for d in p.deltas {
@@ -418,6 +498,17 @@ fn prune(root: &Path) -> Result<(u64, u64)> {
             };
             for e in files.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
+                // Later deltas of a removed version.
+                if let Some(v) = name.strip_suffix(".deltas") {
+                    if !img.path().join(format!("{v}.json")).exists() {
+                        for f in std::fs::read_dir(e.path())?.flatten() {
+                            bytes += f.metadata()?.len();
+                            n += 1;
+                        }
+                        std::fs::remove_dir_all(e.path())?;
+                    }
+                    continue;
+                }
                 if let Some(json) = name.strip_suffix(".sig") {
                     if json.ends_with(".json") && !img.path().join(json).exists() {
                         bytes += e.metadata()?.len();

@@ -2,7 +2,8 @@
 //! `reimage publish` (docs/sync.md).
 //!
 //! ```text
-//! manifest  images/IMAGE/VERSION.json (+ .sig with a keyring) -> POOL/tmp/sync/
+//! manifest  images/IMAGE/VERSION.json (+ .sig with a keyring) -> POOL/tmp/sync/,
+//!           and VERSION.deltas/OLD.json (+ .sig) for versions the pool holds
 //! plan      per missing package: a static delta whose basis the pool holds,
 //!           else (rsync sources) live rsync with a basis seeded by reflink
 //!           from the closest older package of the same name, else whole
@@ -44,6 +45,9 @@ pub struct SyncOptions {
     /// Use static deltas where the pool holds their basis.
     pub deltas: bool,
     pub wait: bool,
+    /// Accept a version older than the newest one the pool already holds
+    /// (the version index is unsigned: a mirror could replay an old one).
+    pub allow_downgrade: bool,
 }
 
 /// How a package got into the pool.
@@ -131,6 +135,8 @@ pub enum Source {
     Rsync(String),
     /// A static mirror; no trailing '/'.
     Http(String),
+    /// An offline bundle (`reimage bundle`), already checked whole.
+    Bundle(std::sync::Arc<crate::dist::bundle::Reader>),
 }
 
 impl Source {
@@ -148,8 +154,12 @@ impl Source {
         if !r.starts_with("rsync://") && !is_ssh(&r) {
             // A local repository: say so plainly rather than through rsync.
             let p = Path::new(s);
+            if p.is_file() {
+                let b = crate::dist::bundle::Reader::open(p)?;
+                return Ok(Source::Bundle(std::sync::Arc::new(b)));
+            }
             if !p.is_dir() {
-                bail!("source {s} is not a directory (a repository made by reimage publish, an rsync:// URL, host:path, or an http(s):// mirror)");
+                bail!("source {s} is not a directory (a repository made by reimage publish, an rsync:// URL, host:path, an http(s):// mirror, or a file made by reimage bundle)");
             }
         }
         if !r.ends_with('/') {
@@ -164,6 +174,7 @@ impl Source {
             Source::Rsync(s) if is_ssh(s) => "rsync-ssh",
             Source::Rsync(_) => "rsync-local",
             Source::Http(_) => "http",
+            Source::Bundle(_) => "bundle",
         }
     }
 
@@ -190,6 +201,7 @@ fn fetch(
     rels: &[String],
     dest: &Path,
     limits: &HashMap<String, u64>,
+    resume: Option<&Resume>,
 ) -> Result<(u64, Vec<String>)> {
     if rels.is_empty() {
         return Ok((0, Vec::new()));
@@ -202,30 +214,8 @@ fn fetch(
     std::fs::create_dir_all(dest)?;
     let wire = match src {
         Source::Rsync(base) => rsync(base, rels, dest)?,
-        Source::Http(base) => {
-            let mut n = 0;
-            let mut failed: Vec<anyhow::Error> = Vec::new();
-            for r in rels {
-                let limit = limits.get(r).copied().unwrap_or(64 << 20);
-                match http_get(&format!("{base}/{r}"), &dest.join(r), limit) {
-                    Ok(Some(b)) => n += b,
-                    Ok(None) => {
-                        crate::util::runner::log::debug(&format!("GET {base}/{r}: not found"))
-                    }
-                    // One file that fails is a missing file (a delta then
-                    // falls back, a package is reported); every file failing
-                    // is a mirror that is not there.
-                    Err(e) => {
-                        crate::util::runner::log::warn(&format!("{e:#}"));
-                        failed.push(e);
-                    }
-                }
-            }
-            if failed.len() == rels.len() {
-                return Err(failed.remove(0));
-            }
-            n
-        }
+        Source::Http(base) => http_fetch_all(base, rels, dest, limits, resume)?,
+        Source::Bundle(b) => b.extract(rels, dest)?,
     };
     let missing = rels
         .iter()
@@ -233,6 +223,147 @@ fn fetch(
         .cloned()
         .collect();
     Ok((wire, missing))
+}
+
+/// HTTP downloads that survive an interruption: files whose SHA256 the
+/// manifest gives are downloaded into `POOL/partial/SHA256` (outside `tmp/`,
+/// which every writer empties), continued with a Range request, and used
+/// only once their SHA256 and size match.
+pub struct Resume {
+    pub dir: PathBuf,
+    /// Relative path -> SHA256 (hex) from the manifest.
+    pub sha256: HashMap<String, String>,
+}
+
+/// HTTP GETs at once (a mirror or CDN serves many; one client stays polite).
+pub const HTTP_PARALLEL: usize = 4;
+
+/// GETs `rels` from `base`, [`HTTP_PARALLEL`] at a time.
+fn http_fetch_all(
+    base: &str,
+    rels: &[String],
+    dest: &Path,
+    limits: &HashMap<String, u64>,
+    resume: Option<&Resume>,
+) -> Result<u64> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let total = AtomicU64::new(0);
+    let failed: std::sync::Mutex<Vec<anyhow::Error>> = std::sync::Mutex::new(Vec::new());
+    let workers = HTTP_PARALLEL.min(rels.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(r) = rels.get(i) else { break };
+                let limit = limits.get(r).copied().unwrap_or(64 << 20);
+                let url = format!("{base}/{r}");
+                let sha = resume.and_then(|x| x.sha256.get(r).map(|h| (&x.dir, h)));
+                let got = match sha {
+                    Some((dir, h)) => {
+                        http_get_resumable(&url, &dir.join(h), h, limit, &dest.join(r))
+                    }
+                    None => http_get(&url, &dest.join(r), limit),
+                };
+                match got {
+                    Ok(Some(b)) => {
+                        total.fetch_add(b, Ordering::SeqCst);
+                    }
+                    Ok(None) => crate::util::runner::log::debug(&format!("GET {url}: not found")),
+                    // One file that fails is a missing file (a delta then
+                    // falls back, a package is reported); every file failing
+                    // is a mirror that is not there.
+                    Err(e) => {
+                        crate::util::runner::log::warn(&format!("{e:#}"));
+                        failed.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                    }
+                }
+            });
+        }
+    });
+    let mut failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    if failed.len() == rels.len() {
+        return Err(failed.remove(0));
+    }
+    Ok(total.into_inner())
+}
+
+/// GETs `url` (whose SHA256 is `sha` and size `size`) through the partial
+/// file `part`: what is there is continued with `Range: bytes=N-`; a 200
+/// reply (a server that ignores Range) restarts the file. The finished file
+/// is checked against `sha` and `size`, then renamed to `dest`; a mismatch
+/// removes it (the next try starts over). Returns the bytes received.
+fn http_get_resumable(
+    url: &str,
+    part: &Path,
+    sha: &str,
+    size: u64,
+    dest: &Path,
+) -> Result<Option<u64>> {
+    use std::io::{Read, Write};
+    std::fs::create_dir_all(part.parent().unwrap())
+        .with_context(|| format!("cannot create {}", part.parent().unwrap().display()))?;
+    let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let mut n = 0u64;
+    if have < size {
+        let mut req = ureq::get(url);
+        if have > 0 {
+            req = req.header("Range", format!("bytes={have}-"));
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::StatusCode(404 | 410)) => return Ok(None),
+            Err(e) => bail!("GET {url}: {e}"),
+        };
+        let start = match resp.status().as_u16() {
+            206 => {
+                let cr = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let from = cr
+                    .strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|x| x.parse::<u64>().ok());
+                if from != Some(have) {
+                    bail!("GET {url}: asked for bytes {have}- and got {cr:?}");
+                }
+                have
+            }
+            _ => 0,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(start == 0)
+            .append(start > 0)
+            .open(part)
+            .with_context(|| format!("cannot open {}", part.display()))?;
+        let mut body = resp.into_body();
+        let mut r = body.as_reader().take(size - start + 1);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let k = r.read(&mut buf).with_context(|| format!("GET {url}"))?;
+            if k == 0 {
+                break;
+            }
+            f.write_all(&buf[..k])
+                .with_context(|| format!("cannot write {}", part.display()))?;
+            n += k as u64;
+        }
+        f.sync_all()?;
+    }
+    let len = std::fs::metadata(part)?.len();
+    let ok = len == size && hex::encode(publish::sha256_file(part)?) == sha;
+    if !ok {
+        let _ = std::fs::remove_file(part);
+        bail!("GET {url}: the file received ({len} bytes) does not match the manifest's SHA256 and size ({size} bytes)");
+    }
+    std::fs::create_dir_all(dest.parent().unwrap())?;
+    std::fs::rename(part, dest)
+        .with_context(|| format!("cannot move {} to {}", part.display(), dest.display()))?;
+    Ok(Some(n))
 }
 
 /// What rsync's exit codes mean (rsync(1), EXIT VALUES).
@@ -389,7 +520,7 @@ fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
     crate::util::runner::log::debug(&format!("signature check: {last}"));
     let keyring = keyring.path();
     bail!(
-        "the manifest's signature does not verify with a key in {}: the manifest was changed \
+        "the signature does not verify with a key in {}: the file was changed \
          after it was signed, or it was signed by another key",
         keyring.display()
     )
@@ -399,7 +530,7 @@ fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
 fn remote_versions(src: &Source, image: &str, dir: &Path) -> Result<(Vec<String>, u64)> {
     let rel = format!("images/{image}/index.json");
     let limits = HashMap::from([(rel.clone(), 16u64 << 20)]);
-    let (wire, missing) = fetch(src, std::slice::from_ref(&rel), dir, &limits)?;
+    let (wire, missing) = fetch(src, std::slice::from_ref(&rel), dir, &limits, None)?;
     if !missing.is_empty() {
         bail!("the source has no image {image} (no {rel})");
     }
@@ -513,6 +644,21 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         publish::check_name("version", v)?;
     }
     let src = Source::parse(&opts.source)?;
+    if let Source::Bundle(b) = &src {
+        let t = &b.toc;
+        if t.image != opts.image || opts.version.as_ref().is_some_and(|v| v != &t.version) {
+            bail!(
+                "{} is a bundle of {} {}, not of {}",
+                b.path.display(),
+                t.image,
+                t.version,
+                match &opts.version {
+                    Some(v) => format!("{} {v}", opts.image),
+                    None => opts.image.clone(),
+                }
+            );
+        }
+    }
     let mut report = SyncReport {
         source: opts.source.clone(),
         transport: src.name(),
@@ -539,12 +685,24 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     std::fs::create_dir_all(&work)?;
 
     // 1. The manifest, and what changed since the version synced before.
-    let (version, rel, manifest_bytes, manifest) = fetch_manifest(&src, opts, &work, &mut report)?;
+    let (version, rel, manifest_bytes, mut manifest) =
+        fetch_manifest(&src, opts, &work, &mut report)?;
+    refuse_downgrade(pool, opts, &version)?;
+    later_deltas(pool, &src, opts, &work, &mut manifest, &mut report)?;
+    if let Source::Bundle(b) = &src {
+        // Only what the bundle carries can be used.
+        for p in &mut manifest.packages {
+            p.deltas.retain(|d| b.contains(&d.path));
+        }
+    }
     compare_previous(pool, opts, &version, &manifest, &mut report)?;
     phase("fetched the manifest");
 
     // 2. What is missing.
     let missing_pkgs = missing_packages(pool, &manifest, &rel, &mut report)?;
+    if let Source::Bundle(b) = &src {
+        check_bundle_base(pool, b, &missing_pkgs)?;
+    }
     let mut run = Run {
         pool,
         src: &src,
@@ -580,7 +738,11 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         crate::util::atomic::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
     }
     let _ = std::fs::remove_dir_all(&work);
-    record_source(pool, opts);
+    remove_own_partials(pool, &manifest);
+    if !matches!(src, Source::Bundle(_)) {
+        // (A bundle is a one-off: the next sync names its source.)
+        record_source(pool, opts);
+    }
     crate::util::failpoint::hit("sync.recorded");
 
     // 6. Compose, still holding the writer lock (no window for gc).
@@ -604,6 +766,25 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     drop(lock);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Removes the partial downloads (`POOL/partial/SHA256`) of the files this
+/// manifest names, packages and deltas: each is now in the pool or no
+/// longer needed. Partial files of other images' files stay: an interrupted
+/// sync of another image resumes from them. No other sync writes partial/
+/// meanwhile: every sync holds the pool's writer lock from before its first
+/// fetch to after this (`Pool::lock` in [`sync`]), so syncs of one pool run
+/// one after another.
+fn remove_own_partials(pool: &Pool, manifest: &Manifest) {
+    let dir = pool.root.join("partial");
+    for p in &manifest.packages {
+        let shas = std::iter::once(&p.sha256).chain(p.deltas.iter().map(|d| &d.sha256));
+        for sha in shas {
+            let _ = std::fs::remove_file(dir.join(sha));
+        }
+    }
+    // Only once empty.
+    let _ = std::fs::remove_dir(&dir);
 }
 
 /// Fetches, checks (signature, image and version) and parses the manifest.
@@ -632,7 +813,7 @@ fn fetch_manifest(
         rels.push(format!("{rel}.sig"));
     }
     let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
-    let (wire, missing) = fetch(src, &rels, work, &limits)?;
+    let (wire, missing) = fetch(src, &rels, work, &limits, None)?;
     report.wire_bytes += wire;
     report.manifest_bytes += wire;
     if missing.contains(&rel) {
@@ -663,6 +844,128 @@ fn fetch_manifest(
     crate::util::failpoint::hit("sync.manifest");
 
     Ok((version, rel, manifest_bytes, manifest))
+}
+
+/// Deltas published after the manifest (`images/IMAGE/VERSION.deltas/OLD.json`,
+/// docs/serving.md) from the versions the pool holds (the newest three),
+/// checked like the manifest (signature with --keyring, image, version,
+/// base) and added to its packages. A missing file is no error (fewer
+/// deltas); one that does not verify is.
+fn later_deltas(
+    pool: &Pool,
+    src: &Source,
+    opts: &SyncOptions,
+    work: &Path,
+    manifest: &mut Manifest,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let mut held = publish::versions(&pool.root, &opts.image)?;
+    held.retain(|v| v != &manifest.version);
+    let olds: Vec<String> = held.into_iter().rev().take(3).collect();
+    if olds.is_empty() {
+        return Ok(());
+    }
+    let mut rels = Vec::new();
+    for old in &olds {
+        let rel = crate::dist::manifest::delta_file_rel(&opts.image, &manifest.version, old);
+        if opts.keyring.is_some() {
+            rels.push(format!("{rel}.sig"));
+        }
+        rels.push(rel);
+    }
+    let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
+    let (wire, missing) = fetch(src, &rels, work, &limits, None)?;
+    report.wire_bytes += wire;
+    report.manifest_bytes += wire;
+    for old in &olds {
+        let rel = crate::dist::manifest::delta_file_rel(&opts.image, &manifest.version, old);
+        if missing.contains(&rel) {
+            continue;
+        }
+        let bytes = std::fs::read(work.join(&rel))?;
+        if let Some(k) = &opts.keyring {
+            let sig_rel = format!("{rel}.sig");
+            if missing.contains(&sig_rel) {
+                bail!("the delta file {rel} is not signed (no {sig_rel}) and --keyring requires a signature");
+            }
+            let sig = std::fs::read(work.join(&sig_rel))?;
+            check_signature(k, &bytes, &sig).with_context(|| rel.clone())?;
+        }
+        crate::dist::manifest::DeltaFile::parse(&bytes, manifest, old)
+            .with_context(|| rel.clone())?
+            .merge_into(manifest);
+    }
+    Ok(())
+}
+
+/// Refuses a bundle made for another base before anything is written: every
+/// package the pool lacks must be in the bundle whole, or have a delta in it
+/// whose every basis the pool holds.
+fn check_bundle_base(
+    pool: &Pool,
+    b: &crate::dist::bundle::Reader,
+    missing: &[&ManifestPackage],
+) -> Result<()> {
+    let lacking: Vec<&str> = missing
+        .iter()
+        .filter(|p| {
+            !b.contains(&format!("packages/{}", p.file))
+                && !p.deltas.iter().any(|d| delta::applicable(pool, &d.needs))
+        })
+        .map(|p| p.file.as_str())
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let held = publish::versions(&pool.root, &b.toc.image).unwrap_or_default();
+    bail!(
+        "{} is a bundle of {} {} for a machine at {}, but this pool {}: it lacks {} package(s) \
+         the bundle does not carry ({}{}); nothing was written. Make a bundle --from a version \
+         this pool holds, or one without --from",
+        b.path.display(),
+        b.toc.image,
+        b.toc.version,
+        b.toc
+            .from
+            .as_deref()
+            .map(|f| format!("version {f}"))
+            .unwrap_or_else(|| "no version".into()),
+        if held.is_empty() {
+            "holds no version of it".to_string()
+        } else {
+            format!("holds {}", held.join(", "))
+        },
+        lacking.len(),
+        lacking
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        if lacking.len() > 3 { ", ..." } else { "" }
+    )
+}
+
+/// Refuses `version` when the pool already holds a newer version of the
+/// image (unless `--allow-downgrade`): the version index is not signed, so a
+/// mirror (or a cache) replaying an old one must not roll a machine back.
+fn refuse_downgrade(pool: &Pool, opts: &SyncOptions, version: &str) -> Result<()> {
+    if opts.allow_downgrade {
+        return Ok(());
+    }
+    let held = publish::versions(&pool.root, &opts.image)?;
+    if let Some(newest) = held.last() {
+        if sysimage::vercmp::rpmvercmp(version, newest).is_lt() {
+            bail!(
+                "{} {version} is older than {newest}, which the pool already holds \
+                 ({}): refusing to go back (a mirror may serve an old version index); \
+                 give --allow-downgrade to sync it anyway",
+                opts.image,
+                publish::manifest_path(&pool.root, &opts.image, newest).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The previous version the pool synced, for the report.
@@ -751,6 +1054,14 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Partial downloads of these files live in `POOL/partial/`.
+    fn resume(&self, files: impl Iterator<Item = (String, String)>) -> Resume {
+        Resume {
+            dir: self.pool.root.join("partial"),
+            sha256: files.collect(),
+        }
+    }
+
     /// Builds what it can from static deltas; returns the packages left.
     fn by_delta<'m>(
         &mut self,
@@ -778,7 +1089,12 @@ impl Run<'_> {
                 .iter()
                 .map(|(_, d)| (d.path.clone(), d.size))
                 .collect();
-            let (wire, _) = fetch(src, &rels, &work, &limits)?;
+            let resume = self.resume(
+                by_delta
+                    .iter()
+                    .map(|(_, d)| (d.path.clone(), d.sha256.clone())),
+            );
+            let (wire, _) = fetch(src, &rels, &work, &limits, Some(&resume))?;
             crate::util::failpoint::hit("sync.fetched");
             report.wire_bytes += wire;
             report.delta_bytes += wire;
@@ -852,7 +1168,12 @@ impl Run<'_> {
                     .iter()
                     .map(|p| (format!("packages/{}", p.file), p.size))
                     .collect();
-                let (wire, missing) = fetch(src, &rels, &dl, &limits)?;
+                let resume = self.resume(
+                    batch
+                        .iter()
+                        .map(|p| (format!("packages/{}", p.file), p.sha256.clone())),
+                );
+                let (wire, missing) = fetch(src, &rels, &dl, &limits, Some(&resume))?;
                 crate::util::failpoint::hit("sync.fetched");
                 report.wire_bytes += wire;
                 report.package_wire_bytes += wire;
@@ -1185,6 +1506,7 @@ pub fn check(pool: &Pool, opts: &SyncOptions) -> Result<SyncCheck> {
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let mut report = SyncReport::default();
     let (version, rel, _, manifest) = fetch_manifest(&src, opts, work.path(), &mut report)?;
+    refuse_downgrade(pool, opts, &version)?;
     let missing = missing_packages(pool, &manifest, &rel, &mut report)?;
     let mut c = SyncCheck {
         source: opts.source.clone(),
