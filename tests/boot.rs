@@ -287,9 +287,11 @@ fn install_writes_a_bootable_layout_and_deploy_rollback_undeploy_keep_the_entrie
             .collect();
         assert_eq!(first, [2]);
 
-        // fsck agrees with the ESP; an entry of no deployment is a problem.
-        let fsck = |want_ok: bool| -> serde_json::Value {
-            let o = reimage_at(&[
+        // fsck agrees with the ESP. An entry of no deployment that the loader
+        // would not start is unfinished work (a cut between the record and the
+        // ESP), which --repair finishes; one it would start is a problem.
+        let fsck = |want_ok: bool, repair: bool| -> serde_json::Value {
+            let mut args = vec![
                 "--json",
                 "--pool",
                 pool_s,
@@ -298,7 +300,11 @@ fn install_writes_a_bootable_layout_and_deploy_rollback_undeploy_keep_the_entrie
                 sr,
                 "--esp",
                 &esp_arg,
-            ]);
+            ];
+            if repair {
+                args.push("--repair");
+            }
+            let o = reimage_at(&args);
             assert_eq!(
                 o.status.success(),
                 want_ok,
@@ -307,19 +313,49 @@ fn install_writes_a_bootable_layout_and_deploy_rollback_undeploy_keep_the_entrie
             );
             serde_json::from_slice(&o.stdout).unwrap()
         };
-        assert_eq!(fsck(true)["system"]["problems"], serde_json::json!([]));
-        let cp = mtools("mcopy", &disk, esp)
-            .arg("::/loader/entries/reimage-1+3.conf")
-            .arg("::/loader/entries/reimage-9+3.conf")
-            .status()
-            .unwrap();
-        assert!(cp.success());
-        let r = fsck(false);
+        let clean = fsck(true, false);
+        assert_eq!(clean["system"]["problems"], serde_json::json!([]));
+        assert_eq!(clean["system"]["unfinished"], serde_json::json!([]));
+        let copy = |from: &str, to: &str| {
+            let cp = mtools("mcopy", &disk, esp)
+                .arg(format!("::/loader/entries/{from}"))
+                .arg(format!("::/loader/entries/{to}"))
+                .status()
+                .unwrap();
+            assert!(cp.success());
+        };
+        copy("reimage-1+3.conf", "reimage-9+3.conf");
+        let r = fsck(true, false);
+        assert_eq!(r["system"]["problems"], serde_json::json!([]), "{r}");
+        assert!(
+            r["system"]["unfinished"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("reimage-9+3.conf is the entry of no deployment"),
+            "{r}"
+        );
+        let r = fsck(true, true);
+        assert_eq!(
+            r["system"]["finished"],
+            serde_json::json!(["removed boot entry reimage-9+3.conf"]),
+            "{r}"
+        );
+        assert!(!esp_ls(&disk, esp, "/loader/entries")
+            .iter()
+            .any(|n| n.starts_with("reimage-9")));
+        assert_eq!(
+            fsck(true, false)["system"]["unfinished"],
+            serde_json::json!([])
+        );
+        // A copy of the default under a higher id sorts first: the loader
+        // would start a deployment the record does not keep.
+        copy("reimage-2+3.conf", "reimage-9+3.conf");
+        let r = fsck(false, false);
         assert!(
             r["system"]["problems"][0]["message"]
                 .as_str()
                 .unwrap()
-                .contains("reimage-9+3.conf is the entry of no deployment"),
+                .contains("would start deployment 9, which the record does not keep"),
             "{r}"
         );
         let rm = mtools("mdel", &disk, esp)

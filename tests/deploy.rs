@@ -39,6 +39,11 @@ fn deploy_update_merges_etc_and_rollback_and_retention_keep_what_they_must() {
         "{fstab}"
     );
     assert!(fstab.contains("/var btrfs subvol=/shared/var"));
+    assert!(sys.pool.join("views/va/local").is_dir());
+    assert!(
+        fstab.contains("/usr/local btrfs subvol=/shared/usr-local"),
+        "{fstab}"
+    );
     for s in ["var", "home", "root", "srv", "opt", "usr-local"] {
         assert!(reimage::sys::is_subvolume(&sys.root().join("shared").join(s)).unwrap());
     }
@@ -469,4 +474,28 @@ fn upgrade_follows_the_synced_image() {
     assert_eq!(again["up_to_date"], true, "{again}");
     assert!(again.get("deploy").is_none(), "{again}");
     assert_eq!(sys.check_status()["default"], 3);
+}
+
+#[test]
+fn a_view_without_usr_local_gets_no_usr_local_mount() {
+    require_root!();
+    let sys = System::new();
+    // Without the filesystem package nothing makes /usr/local in the view,
+    // and a mount there would fail the boot's local-fs.target.
+    ok(&sys.pool, &["compose", "bare", "etc-test-1.0-1.noarch"]);
+    assert!(!sys.pool.join("views/bare/local").exists());
+    let mut a = vec!["deploy", "bare", "--sysroot"];
+    let s = sys.sysroot();
+    a.push(&s);
+    let out = reimage(&sys.pool, &a);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("view bare has no /usr/local directory"),
+        "{err}"
+    );
+    let fstab = std::fs::read_to_string(sys.etc(1).join("fstab")).unwrap();
+    assert!(fstab.contains("subvol=/pool/views/bare"), "{fstab}");
+    assert!(fstab.contains("/var btrfs subvol=/shared/var"), "{fstab}");
+    assert!(!fstab.contains("/usr/local"), "{fstab}");
 }

@@ -467,7 +467,7 @@ pub fn live(inp: &Inputs) -> Result<Section> {
                     "mkdir -p {r}\nmount --make-rprivate /\n\
                      mount -t btrfs -o subvol=/reimage/deployments/1 {d} {r}\n\
                      mount -t btrfs -o ro,subvol=/pool/views/lv1 {d} {r}/usr\n\
-                     mount -t btrfs -o subvol=/shared/usr-local {d} {r}/usr/local\n\
+                     if [ -d {r}/usr/local ]; then mount -t btrfs -o subvol=/shared/usr-local {d} {r}/usr/local; fi\n\
                      mount -t tmpfs tmpfs {r}/run\n\
                      {b} --pool {p} -q deploy {view} --no-cleanup --sysroot {s}\n\
                      t0=$(date +%s%N)\n\

@@ -1870,7 +1870,7 @@ _reimage() {
             return 0
             ;;
         reimage__subcmd__sync)
-            opts="-v -q -h --compose --keyring --no-deltas --no-wait --pool --verbose --quiet --json --help"
+            opts="-v -q -h --compose --keyring --no-deltas --no-wait --allow-downgrade --pool --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -169,6 +169,7 @@ complete -c reimage -n "__fish_reimage_using_subcommand sync" -l keyring -d 'Req
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -l pool -d 'The pool directory' -r -F
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -l no-deltas -d 'Do not use static deltas'
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -l no-wait -d 'Fail at once if another reimage writer holds the pool, instead of waiting'
+complete -c reimage -n "__fish_reimage_using_subcommand sync" -l allow-downgrade -d 'Accept a version older than the newest the pool already holds'
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -s v -l verbose -d 'Say more (commands run, per-package detail)'
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -s q -l quiet -d 'Say nothing but errors; no progress bars'
 complete -c reimage -n "__fish_reimage_using_subcommand sync" -l json -d 'Machine-readable output on stdout'

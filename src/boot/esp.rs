@@ -142,8 +142,20 @@ impl Esp {
         match self {
             Esp::Dir(root) => {
                 let d = Self::dir_path(root, dir);
+                if d.is_dir() {
+                    return Ok(());
+                }
                 std::fs::create_dir_all(&d)
-                    .with_context(|| format!("cannot create {}", d.display()))
+                    .with_context(|| format!("cannot create {}", d.display()))?;
+                // Durable before anything is written into them: each new
+                // directory's entry in its parent.
+                let mut at = root.clone();
+                crate::util::atomic::fsync_dir(&at)?;
+                for comp in dir.split('/').filter(|c| !c.is_empty()) {
+                    at.push(comp);
+                    crate::util::atomic::fsync_dir(&at)?;
+                }
+                Ok(())
             }
             Esp::Image { .. } => {
                 let mut at = String::new();
@@ -182,12 +194,14 @@ impl Esp {
                     .with_context(|| format!("cannot write {}", t.display()))?;
                 f.write_all(data)?;
                 f.sync_all()?;
-                std::fs::rename(&t, Self::dir_path(root, path))
+                drop(f);
+                let dest = Self::dir_path(root, path);
+                std::fs::rename(&t, &dest)
                     .with_context(|| format!("cannot rename into {path} on the ESP"))?;
-                crate::util::atomic::fsync_dir(&Self::dir_path(
-                    root,
-                    if dir.is_empty() { "/" } else { dir },
-                ))
+                settle_renamed(
+                    &dest,
+                    &Self::dir_path(root, if dir.is_empty() { "/" } else { dir }),
+                )
             }
             Esp::Image { .. } => {
                 let local = tempfile::NamedTempFile::new()?;
@@ -213,10 +227,11 @@ impl Esp {
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         match self {
             Esp::Dir(root) => {
-                std::fs::rename(Self::dir_path(root, from), Self::dir_path(root, to))
+                let dest = Self::dir_path(root, to);
+                std::fs::rename(Self::dir_path(root, from), &dest)
                     .with_context(|| format!("cannot rename {from} to {to} on the ESP"))?;
                 let dir = to.rsplit_once('/').map_or("/", |(d, _)| d);
-                crate::util::atomic::fsync_dir(&Self::dir_path(root, dir))
+                settle_renamed(&dest, &Self::dir_path(root, dir))
             }
             Esp::Image { .. } => {
                 let name = to.rsplit('/').next().unwrap_or(to);
@@ -283,6 +298,21 @@ impl Esp {
                 .with_context(|| format!("cannot sync {}", path.display())),
         }
     }
+}
+
+/// Makes a rename on a mounted FAT durable: the file at its new name, then
+/// the directory. Linux's vfat gives the new name a directory entry with no
+/// cluster and size 0 (over an existing name: the replaced file's, whose
+/// clusters it frees) and writes the file's real ones into it only when the
+/// file's inode is written back; an fsync of the directory alone does not
+/// do that. Found by `cargo xtask powercut`: after a power cut an entry
+/// renamed into place and its directory fsynced was empty, or pointed at
+/// freed clusters.
+fn settle_renamed(file: &Path, dir: &Path) -> Result<()> {
+    std::fs::File::open(file)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot fsync {}", file.display()))?;
+    crate::util::atomic::fsync_dir(dir)
 }
 
 /// Makes a FAT32 filesystem for an ESP of `size` bytes at `offset` in

@@ -62,6 +62,9 @@ pub struct SyncArgs {
     /// Fail at once if another reimage writer holds the pool, instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
+    /// Accept a version older than the newest the pool already holds.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 use crate::cli::common::human_bytes as hb;
@@ -145,6 +148,7 @@ pub fn run_sync(g: &Global, a: SyncArgs) -> Result<i32> {
             keyring: a.keyring,
             deltas: !a.no_deltas,
             wait: !a.no_wait,
+            allow_downgrade: a.allow_downgrade,
         },
         &reporter,
     );

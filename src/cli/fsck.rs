@@ -68,6 +68,18 @@ pub fn run_fsck(global: &Global, args: FsckArgs) -> Result<i32> {
             for g in &s.repaired {
                 out.line(format!("removed {}", g.display()))?;
             }
+            if s.finished.is_empty() {
+                for p in &s.unfinished {
+                    out.line(format!(
+                        "unfinished: {}: {} (an interrupted deploy, rollback or cleanup; finished by the next writer, the boot check, or --repair)",
+                        p.path.display(),
+                        p.message
+                    ))?;
+                }
+            }
+            for f in &s.finished {
+                out.line(format!("finished: {f}"))?;
+            }
             if !global.quiet {
                 out.line(format!(
                     "system {}: {} deployments: {}{}",

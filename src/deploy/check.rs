@@ -4,6 +4,14 @@
 //! read-only), the pool's root file naming every view a deployment uses,
 //! the boot entries against the record, and the garbage an interrupted
 //! writer left (removed with `--repair`, never anything the record names).
+//!
+//! Boot entries that lag the record are an interrupted writer's unfinished
+//! work, not damage: the record is the commit point and the ESP follows it
+//! (deploy/boot.rs), so a power cut between the two leaves the loader
+//! starting a deployment the record still keeps. That is reported as
+//! `unfinished` and `--repair` finishes it (`reimage boot sync`, as the
+//! next writer or the boot check would). Entries that would start nothing
+//! the record keeps are problems.
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -21,6 +29,10 @@ pub struct SystemCheck {
     pub problems: Vec<Problem>,
     pub garbage: Vec<PathBuf>,
     pub repaired: Vec<PathBuf>,
+    /// Boot entries lagging the record (see the module doc).
+    pub unfinished: Vec<Problem>,
+    /// What `--repair` did to finish it (entries written and removed).
+    pub finished: Vec<String>,
 }
 
 fn problem(kind: &'static str, path: &Path, message: String) -> Problem {
@@ -105,8 +117,9 @@ fn check_roots(sr: &Sysroot, pool: &Pool, state: &State, out: &mut Vec<Problem>)
     }
 }
 
-/// The ESP's entries against the record.
-fn check_boot(state: &State, out: &mut Vec<Problem>) {
+/// The ESP's entries against the record: problems go to `out`, a lag the
+/// next writer finishes to `lag`.
+fn check_boot(state: &State, out: &mut Vec<Problem>, lag: &mut Vec<Problem>) {
     let esp = match crate::deploy::boot::esp_of(state) {
         Ok(Some(e)) => e,
         Ok(None) => return,
@@ -124,39 +137,46 @@ fn check_boot(state: &State, out: &mut Vec<Problem>) {
             return;
         }
     };
+    let first = crate::boot::first_entry(&found);
+    // The loader starts a deployment the record keeps: what differs is only
+    // unfinished. Otherwise the machine would boot nothing it knows.
+    let boots_known = first.is_some_and(|f| state.get(f).is_some());
+    let mut report = |message: String| {
+        let p = problem("boot", &at, message);
+        if boots_known {
+            lag.push(p)
+        } else {
+            out.push(p)
+        }
+    };
+    if !state.deployments.is_empty() && !boots_known {
+        report(match first {
+            None => "no boot entry: the machine would not boot (reimage boot sync)".into(),
+            Some(f) => format!(
+                "the boot loader would start deployment {f}, which the record does not keep (reimage boot sync)"
+            ),
+        });
+    }
     for d in &state.deployments {
         if !found.contains_key(&d.id) {
-            out.push(problem(
-                "boot",
-                &at,
-                format!(
-                    "deployment {} has no boot entry (reimage boot sync writes it)",
-                    d.id
-                ),
+            report(format!(
+                "deployment {} has no boot entry (reimage boot sync writes it)",
+                d.id
             ));
         }
     }
     for f in found.values() {
-        if state.get(f.id).is_none() {
-            out.push(problem(
-                "boot",
-                &at,
-                format!(
-                    "{} is the entry of no deployment (reimage boot sync removes it)",
-                    f.file
-                ),
+        if state.get(f.id).is_none() && Some(f.id) != first {
+            report(format!(
+                "{} is the entry of no deployment (reimage boot sync removes it)",
+                f.file
             ));
         }
     }
-    let first = crate::boot::first_entry(&found);
     if let (Some(d), Some(f)) = (state.default, first) {
         let pending = found.get(&d).is_some_and(|e| e.counter.exhausted());
-        if d != f && !pending {
-            out.push(problem(
-                "boot",
-                &at,
-                format!("the boot loader would start deployment {f}, the record's default is {d} (reimage boot sync)"),
-            ));
+        if d != f && !pending && boots_known {
+            report(format!("the boot loader would start deployment {f}, the record's default is {d} (reimage boot sync)"));
         }
     }
 }
@@ -179,6 +199,8 @@ pub fn check(sysroot: Option<&Path>, repair: bool, wait: bool) -> Result<SystemC
                 )],
                 garbage: Vec::new(),
                 repaired: Vec::new(),
+                unfinished: Vec::new(),
+                finished: Vec::new(),
             })
         }
     };
@@ -188,19 +210,39 @@ pub fn check(sysroot: Option<&Path>, repair: bool, wait: bool) -> Result<SystemC
         check_deployment(&sr, &pool, d.id, &d.view, &mut problems);
     }
     check_roots(&sr, &pool, &state, &mut problems);
-    check_boot(&state, &mut problems);
+    let mut unfinished = Vec::new();
+    check_boot(&state, &mut problems, &mut unfinished);
     let garbage = crate::deploy::system::garbage(&sr, &state);
-    let repaired = if repair && !garbage.is_empty() {
+    let mut repaired = Vec::new();
+    let mut finished = Vec::new();
+    if repair && (!garbage.is_empty() || !unfinished.is_empty()) {
         let _lock = pool.lock(wait)?;
-        crate::deploy::system::clean_garbage(&sr, &sr.read_state()?)?
-    } else {
-        Vec::new()
-    };
+        // Read again under the lock: a writer may have finished meanwhile.
+        let state = sr.read_state()?;
+        repaired = crate::deploy::system::clean_garbage(&sr, &state)?;
+        if !unfinished.is_empty() {
+            let silent = crate::util::report::Silent;
+            if let Some(a) = crate::deploy::boot::sync(&sr, &pool, &state, &silent)? {
+                finished.extend(a.written.iter().map(|n| format!("wrote boot entry {n}")));
+                finished.extend(a.removed.iter().map(|n| format!("removed boot entry {n}")));
+                finished.extend(
+                    a.files_removed
+                        .iter()
+                        .map(|n| format!("removed {n} (no entry uses it)")),
+                );
+            }
+            if finished.is_empty() {
+                finished.push("boot entries already in line with the record".into());
+            }
+        }
+    }
     Ok(SystemCheck {
         sysroot: sr.root.clone(),
         deployments: state.deployments.len(),
         problems,
         garbage,
         repaired,
+        unfinished,
+        finished,
     })
 }

@@ -256,6 +256,7 @@ fn install_on(
                     compose: Some(name.clone().unwrap_or_else(|| "system".into())),
                     deltas: true,
                     wait: true,
+                    allow_downgrade: false,
                 },
                 reporter,
             )?;

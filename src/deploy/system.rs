@@ -204,8 +204,24 @@ pub fn open_locked_for(
 /// The fstab lines of a deployment of `view` on this system.
 pub fn fstab_lines(sr: &Sysroot, state: &State, view: &str) -> Vec<fstab::Line> {
     let view_subvol = format!("/{}/views/{view}", state.pool.display());
+    let view_dir = sr.root.join(&state.pool).join("views").join(view);
     let shared: Vec<(String, String)> = sysroot::SHARED
         .iter()
+        // A mount point inside the read-only view (`/usr/local`) exists only
+        // if a package made it (Fedora's `filesystem`, Debian's `base-files`);
+        // without it the mount would fail the boot's local-fs.target.
+        .filter(|(_, mp)| match mp.strip_prefix("/usr/") {
+            Some(rel) => {
+                let there = view_dir.join(rel).is_dir();
+                if !there {
+                    crate::util::runner::log::warn(&format!(
+                        "view {view} has no /usr/{rel} directory: the shared {mp} is not mounted"
+                    ));
+                }
+                there
+            }
+            None => true,
+        })
         .map(|(name, mp)| (format!("/{}/{name}", sysroot::SHARED_DIR), mp.to_string()))
         .collect();
     let esp = state

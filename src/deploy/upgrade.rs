@@ -149,6 +149,7 @@ pub fn upgrade(opts: &UpgradeOptions, reporter: &dyn Reporter) -> Result<Upgrade
         keyring: origin.keyring.clone(),
         deltas: opts.deltas,
         wait: opts.wait,
+        allow_downgrade: false,
     };
     let current = (meta.image.as_deref() == Some(origin.image.as_str()))
         .then(|| meta.version.clone())

@@ -44,6 +44,9 @@ pub struct SyncOptions {
     /// Use static deltas where the pool holds their basis.
     pub deltas: bool,
     pub wait: bool,
+    /// Accept a version older than the newest one the pool already holds
+    /// (the version index is unsigned: a mirror could replay an old one).
+    pub allow_downgrade: bool,
 }
 
 /// How a package got into the pool.
@@ -190,6 +193,7 @@ fn fetch(
     rels: &[String],
     dest: &Path,
     limits: &HashMap<String, u64>,
+    resume: Option<&Resume>,
 ) -> Result<(u64, Vec<String>)> {
     if rels.is_empty() {
         return Ok((0, Vec::new()));
@@ -202,30 +206,7 @@ fn fetch(
     std::fs::create_dir_all(dest)?;
     let wire = match src {
         Source::Rsync(base) => rsync(base, rels, dest)?,
-        Source::Http(base) => {
-            let mut n = 0;
-            let mut failed: Vec<anyhow::Error> = Vec::new();
-            for r in rels {
-                let limit = limits.get(r).copied().unwrap_or(64 << 20);
-                match http_get(&format!("{base}/{r}"), &dest.join(r), limit) {
-                    Ok(Some(b)) => n += b,
-                    Ok(None) => {
-                        crate::util::runner::log::debug(&format!("GET {base}/{r}: not found"))
-                    }
-                    // One file that fails is a missing file (a delta then
-                    // falls back, a package is reported); every file failing
-                    // is a mirror that is not there.
-                    Err(e) => {
-                        crate::util::runner::log::warn(&format!("{e:#}"));
-                        failed.push(e);
-                    }
-                }
-            }
-            if failed.len() == rels.len() {
-                return Err(failed.remove(0));
-            }
-            n
-        }
+        Source::Http(base) => http_fetch_all(base, rels, dest, limits, resume)?,
     };
     let missing = rels
         .iter()
@@ -233,6 +214,147 @@ fn fetch(
         .cloned()
         .collect();
     Ok((wire, missing))
+}
+
+/// HTTP downloads that survive an interruption: files whose SHA256 the
+/// manifest gives are downloaded into `POOL/partial/SHA256` (outside `tmp/`,
+/// which every writer empties), continued with a Range request, and used
+/// only once their SHA256 and size match.
+pub struct Resume {
+    pub dir: PathBuf,
+    /// Relative path -> SHA256 (hex) from the manifest.
+    pub sha256: HashMap<String, String>,
+}
+
+/// HTTP GETs at once (a mirror or CDN serves many; one client stays polite).
+pub const HTTP_PARALLEL: usize = 4;
+
+/// GETs `rels` from `base`, [`HTTP_PARALLEL`] at a time.
+fn http_fetch_all(
+    base: &str,
+    rels: &[String],
+    dest: &Path,
+    limits: &HashMap<String, u64>,
+    resume: Option<&Resume>,
+) -> Result<u64> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let total = AtomicU64::new(0);
+    let failed: std::sync::Mutex<Vec<anyhow::Error>> = std::sync::Mutex::new(Vec::new());
+    let workers = HTTP_PARALLEL.min(rels.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(r) = rels.get(i) else { break };
+                let limit = limits.get(r).copied().unwrap_or(64 << 20);
+                let url = format!("{base}/{r}");
+                let sha = resume.and_then(|x| x.sha256.get(r).map(|h| (&x.dir, h)));
+                let got = match sha {
+                    Some((dir, h)) => {
+                        http_get_resumable(&url, &dir.join(h), h, limit, &dest.join(r))
+                    }
+                    None => http_get(&url, &dest.join(r), limit),
+                };
+                match got {
+                    Ok(Some(b)) => {
+                        total.fetch_add(b, Ordering::SeqCst);
+                    }
+                    Ok(None) => crate::util::runner::log::debug(&format!("GET {url}: not found")),
+                    // One file that fails is a missing file (a delta then
+                    // falls back, a package is reported); every file failing
+                    // is a mirror that is not there.
+                    Err(e) => {
+                        crate::util::runner::log::warn(&format!("{e:#}"));
+                        failed.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                    }
+                }
+            });
+        }
+    });
+    let mut failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    if failed.len() == rels.len() {
+        return Err(failed.remove(0));
+    }
+    Ok(total.into_inner())
+}
+
+/// GETs `url` (whose SHA256 is `sha` and size `size`) through the partial
+/// file `part`: what is there is continued with `Range: bytes=N-`; a 200
+/// reply (a server that ignores Range) restarts the file. The finished file
+/// is checked against `sha` and `size`, then renamed to `dest`; a mismatch
+/// removes it (the next try starts over). Returns the bytes received.
+fn http_get_resumable(
+    url: &str,
+    part: &Path,
+    sha: &str,
+    size: u64,
+    dest: &Path,
+) -> Result<Option<u64>> {
+    use std::io::{Read, Write};
+    std::fs::create_dir_all(part.parent().unwrap())
+        .with_context(|| format!("cannot create {}", part.parent().unwrap().display()))?;
+    let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let mut n = 0u64;
+    if have < size {
+        let mut req = ureq::get(url);
+        if have > 0 {
+            req = req.header("Range", format!("bytes={have}-"));
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::StatusCode(404 | 410)) => return Ok(None),
+            Err(e) => bail!("GET {url}: {e}"),
+        };
+        let start = match resp.status().as_u16() {
+            206 => {
+                let cr = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let from = cr
+                    .strip_prefix("bytes ")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|x| x.parse::<u64>().ok());
+                if from != Some(have) {
+                    bail!("GET {url}: asked for bytes {have}- and got {cr:?}");
+                }
+                have
+            }
+            _ => 0,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(start == 0)
+            .append(start > 0)
+            .open(part)
+            .with_context(|| format!("cannot open {}", part.display()))?;
+        let mut body = resp.into_body();
+        let mut r = body.as_reader().take(size - start + 1);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let k = r.read(&mut buf).with_context(|| format!("GET {url}"))?;
+            if k == 0 {
+                break;
+            }
+            f.write_all(&buf[..k])
+                .with_context(|| format!("cannot write {}", part.display()))?;
+            n += k as u64;
+        }
+        f.sync_all()?;
+    }
+    let len = std::fs::metadata(part)?.len();
+    let ok = len == size && hex::encode(publish::sha256_file(part)?) == sha;
+    if !ok {
+        let _ = std::fs::remove_file(part);
+        bail!("GET {url}: the file received ({len} bytes) does not match the manifest's SHA256 and size ({size} bytes)");
+    }
+    std::fs::create_dir_all(dest.parent().unwrap())?;
+    std::fs::rename(part, dest)
+        .with_context(|| format!("cannot move {} to {}", part.display(), dest.display()))?;
+    Ok(Some(n))
 }
 
 /// What rsync's exit codes mean (rsync(1), EXIT VALUES).
@@ -399,7 +521,7 @@ fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
 fn remote_versions(src: &Source, image: &str, dir: &Path) -> Result<(Vec<String>, u64)> {
     let rel = format!("images/{image}/index.json");
     let limits = HashMap::from([(rel.clone(), 16u64 << 20)]);
-    let (wire, missing) = fetch(src, std::slice::from_ref(&rel), dir, &limits)?;
+    let (wire, missing) = fetch(src, std::slice::from_ref(&rel), dir, &limits, None)?;
     if !missing.is_empty() {
         bail!("the source has no image {image} (no {rel})");
     }
@@ -540,6 +662,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
 
     // 1. The manifest, and what changed since the version synced before.
     let (version, rel, manifest_bytes, manifest) = fetch_manifest(&src, opts, &work, &mut report)?;
+    refuse_downgrade(pool, opts, &version)?;
     compare_previous(pool, opts, &version, &manifest, &mut report)?;
     phase("fetched the manifest");
 
@@ -580,6 +703,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
         crate::util::atomic::write_atomic(&publish::sig_path(&mpath), &std::fs::read(&sig)?)?;
     }
     let _ = std::fs::remove_dir_all(&work);
+    remove_own_partials(pool, &manifest);
     record_source(pool, opts);
     crate::util::failpoint::hit("sync.recorded");
 
@@ -604,6 +728,25 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     drop(lock);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Removes the partial downloads (`POOL/partial/SHA256`) of the files this
+/// manifest names, packages and deltas: each is now in the pool or no
+/// longer needed. Partial files of other images' files stay: an interrupted
+/// sync of another image resumes from them. No other sync writes partial/
+/// meanwhile: every sync holds the pool's writer lock from before its first
+/// fetch to after this (`Pool::lock` in [`sync`]), so syncs of one pool run
+/// one after another.
+fn remove_own_partials(pool: &Pool, manifest: &Manifest) {
+    let dir = pool.root.join("partial");
+    for p in &manifest.packages {
+        let shas = std::iter::once(&p.sha256).chain(p.deltas.iter().map(|d| &d.sha256));
+        for sha in shas {
+            let _ = std::fs::remove_file(dir.join(sha));
+        }
+    }
+    // Only once empty.
+    let _ = std::fs::remove_dir(&dir);
 }
 
 /// Fetches, checks (signature, image and version) and parses the manifest.
@@ -632,7 +775,7 @@ fn fetch_manifest(
         rels.push(format!("{rel}.sig"));
     }
     let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
-    let (wire, missing) = fetch(src, &rels, work, &limits)?;
+    let (wire, missing) = fetch(src, &rels, work, &limits, None)?;
     report.wire_bytes += wire;
     report.manifest_bytes += wire;
     if missing.contains(&rel) {
@@ -663,6 +806,28 @@ fn fetch_manifest(
     crate::util::failpoint::hit("sync.manifest");
 
     Ok((version, rel, manifest_bytes, manifest))
+}
+
+/// Refuses `version` when the pool already holds a newer version of the
+/// image (unless `--allow-downgrade`): the version index is not signed, so a
+/// mirror (or a cache) replaying an old one must not roll a machine back.
+fn refuse_downgrade(pool: &Pool, opts: &SyncOptions, version: &str) -> Result<()> {
+    if opts.allow_downgrade {
+        return Ok(());
+    }
+    let held = publish::versions(&pool.root, &opts.image)?;
+    if let Some(newest) = held.last() {
+        if sysimage::vercmp::rpmvercmp(version, newest).is_lt() {
+            bail!(
+                "{} {version} is older than {newest}, which the pool already holds \
+                 ({}): refusing to go back (a mirror may serve an old version index); \
+                 give --allow-downgrade to sync it anyway",
+                opts.image,
+                publish::manifest_path(&pool.root, &opts.image, newest).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The previous version the pool synced, for the report.
@@ -751,6 +916,14 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Partial downloads of these files live in `POOL/partial/`.
+    fn resume(&self, files: impl Iterator<Item = (String, String)>) -> Resume {
+        Resume {
+            dir: self.pool.root.join("partial"),
+            sha256: files.collect(),
+        }
+    }
+
     /// Builds what it can from static deltas; returns the packages left.
     fn by_delta<'m>(
         &mut self,
@@ -778,7 +951,12 @@ impl Run<'_> {
                 .iter()
                 .map(|(_, d)| (d.path.clone(), d.size))
                 .collect();
-            let (wire, _) = fetch(src, &rels, &work, &limits)?;
+            let resume = self.resume(
+                by_delta
+                    .iter()
+                    .map(|(_, d)| (d.path.clone(), d.sha256.clone())),
+            );
+            let (wire, _) = fetch(src, &rels, &work, &limits, Some(&resume))?;
             crate::util::failpoint::hit("sync.fetched");
             report.wire_bytes += wire;
             report.delta_bytes += wire;
@@ -871,7 +1049,12 @@ impl Run<'_> {
                     .iter()
                     .map(|p| (format!("packages/{}", p.file), p.size))
                     .collect();
-                let (wire, missing) = fetch(src, &rels, &dl, &limits)?;
+                let resume = self.resume(
+                    batch
+                        .iter()
+                        .map(|p| (format!("packages/{}", p.file), p.sha256.clone())),
+                );
+                let (wire, missing) = fetch(src, &rels, &dl, &limits, Some(&resume))?;
                 crate::util::failpoint::hit("sync.fetched");
                 report.wire_bytes += wire;
                 report.package_wire_bytes += wire;
@@ -1086,6 +1269,7 @@ pub fn check(pool: &Pool, opts: &SyncOptions) -> Result<SyncCheck> {
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let mut report = SyncReport::default();
     let (version, rel, _, manifest) = fetch_manifest(&src, opts, work.path(), &mut report)?;
+    refuse_downgrade(pool, opts, &version)?;
     let missing = missing_packages(pool, &manifest, &rel, &mut report)?;
     let mut c = SyncCheck {
         source: opts.source.clone(),

@@ -74,7 +74,7 @@ fn release_binary() -> Result<PathBuf> {
     Ok(root.join("target/release/reimage"))
 }
 
-fn builder(name: &str, version: &str, summary: &str) -> PackageBuilder {
+pub(crate) fn builder(name: &str, version: &str, summary: &str) -> PackageBuilder {
     let mut b = PackageBuilder::new(name, version, "MIT OR Apache-2.0", "x86_64", summary);
     b.using_config(
         BuildConfig::v4()
@@ -87,7 +87,7 @@ fn builder(name: &str, version: &str, summary: &str) -> PackageBuilder {
     b
 }
 
-fn add(b: &mut PackageBuilder, path: &str, data: Vec<u8>, mode: u16) -> Result<()> {
+pub(crate) fn add(b: &mut PackageBuilder, path: &str, data: Vec<u8>, mode: u16) -> Result<()> {
     b.with_file_contents(data, FileOptions::new(path).permissions(mode))
         .with_context(|| format!("adding {path}"))?;
     Ok(())
@@ -190,7 +190,7 @@ systemctl --no-block poweroff
 
 /// A package whose required health check fails (the broken update), and
 /// a probe that prints what the booted system is to the console.
-fn test_packages(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn test_packages(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir)?;
     let mut b = builder(
         "reimage-health-fail",
@@ -359,7 +359,7 @@ impl Drop for Vm {
     }
 }
 
-fn tail(s: &str, n: usize) -> String {
+pub(crate) fn tail(s: &str, n: usize) -> String {
     let v: Vec<&str> = s.lines().collect();
     v[v.len().saturating_sub(n)..].join("\n")
 }
@@ -440,7 +440,7 @@ fn state_of(sysroot: &Path) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-fn file_name(p: &Path) -> String {
+pub(crate) fn file_name(p: &Path) -> String {
     p.file_name()
         .unwrap_or_default()
         .to_string_lossy()
@@ -448,7 +448,7 @@ fn file_name(p: &Path) -> String {
 }
 
 /// The file names in `dir`, sorted.
-fn file_names(dir: &Path) -> Result<Vec<String>> {
+pub(crate) fn file_names(dir: &Path) -> Result<Vec<String>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir)? {
         v.push(e?.file_name().to_string_lossy().into_owned());

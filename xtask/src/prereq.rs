@@ -62,6 +62,10 @@ pub const TEST: &[Tool] = &[
     ("systemd-sysusers", "systemd"),
     ("systemd-tmpfiles", "systemd"),
     ("ldconfig", "libc-bin"),
+    // tests/serving.rs: HTTP resume against nginx (honours Range) and
+    // Python's http.server (answers 200 to a Range request).
+    ("nginx", "nginx-light"),
+    ("python3", "python3"),
 ];
 
 /// What the benchmark compares against (benches/compare.rs `TOOLS`).

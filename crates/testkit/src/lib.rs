@@ -475,3 +475,41 @@ impl Drop for UnmountOnDrop {
         }
     }
 }
+
+/// Makes sure the program `bin` (from the Debian package `package`) is
+/// installed, installing it with apt-get when running as root (the way
+/// `cargo xtask test` does, xtask/src/prereq.rs). Panics naming the package
+/// when it is missing and cannot be installed: a test never passes without
+/// the peer it tests against.
+pub fn require_tool(bin: &str, package: &str) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let have = || {
+        ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(bin).is_file())
+            || Command::new("sh")
+                .args(["-c", &format!("command -v {bin}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+    };
+    if have() {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        panic!("{bin} is not installed: `sudo apt-get install -y {package}` (or run the tests as root, which installs it)");
+    }
+    eprintln!("testkit: installing {package} for {bin}");
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if let Err(e) = apt(&["install", "-y", "--no-install-recommends", package]) {
+        eprintln!("testkit: {e:#}; running apt-get update first");
+        apt(&["update"]).unwrap_or_else(|e| panic!("cannot install {package}: {e:#}"));
+        apt(&["install", "-y", "--no-install-recommends", package])
+            .unwrap_or_else(|e| panic!("cannot install {package}: {e:#}"));
+    }
+    assert!(have(), "{bin} is still missing after installing {package}");
+}
