@@ -205,6 +205,8 @@ pub fn run(opts: &Options) -> Result<()> {
     cleaned?;
     run.check_clean()?;
     let complete = report["complete"].as_bool() == Some(true);
+    print!("{}", report_md(&report));
+    check_measured(&report)?;
     eprintln!(
         "fleet: report in {} and {}",
         run.out.join("report.md").display(),
@@ -830,6 +832,15 @@ echo "fleet cleanup: done"
                         got.display()
                     );
                 }
+                cmd::run_capture(
+                    Command::new(&self.bin)
+                        .arg("--pool")
+                        .arg(self.pool(i, which))
+                        .arg("fsck"),
+                )
+                .with_context(|| {
+                    format!("client {i}: `reimage fsck` of its {which} pool failed")
+                })?;
                 btrfs(&[
                     "subvolume".as_ref(),
                     "delete".as_ref(),
@@ -881,6 +892,38 @@ echo "fleet cleanup: done"
         std::fs::write(self.out.join("report.md"), report_md(&report))?;
         Ok(report)
     }
+}
+
+/// Fails when the run measured nothing: a method without clients, a sync that
+/// moved no bytes on the wire or took no time, or a live rsync daemon that
+/// spent no CPU (its cgroup would not be counting it).
+pub fn check_measured(r: &Value) -> Result<()> {
+    let done = r["clients_done"].as_u64().unwrap_or(0);
+    if done == 0 {
+        bail!("the fleet measured no client (clients_done is 0)");
+    }
+    for m in Method::ALL {
+        let x = &r["methods"][m.key()];
+        if x["clients"].as_u64() != Some(done) {
+            bail!("{}: {} samples for {done} clients", m.label(), x["clients"]);
+        }
+        for c in x["per_client"].as_array().into_iter().flatten() {
+            for k in ["wire_bytes", "payload_bytes", "seconds"] {
+                if c[k].as_f64().unwrap_or(0.0) <= 0.0 {
+                    bail!(
+                        "{}: client {} has {k} 0: nothing was measured",
+                        m.label(),
+                        c["client"]
+                    );
+                }
+            }
+        }
+    }
+    let rsync = &r["methods"][Method::RsyncLive.key()]["server_cpu_seconds"];
+    if rsync.as_f64().unwrap_or(0.0) <= 0.0 {
+        bail!("the rsync daemon's cgroup counted no CPU time: its children were not measured");
+    }
+    Ok(())
 }
 
 fn stats(v: &[f64]) -> Value {
@@ -1077,6 +1120,33 @@ mod tests {
             m.starts_with("10.200.") && c.starts_with("10.200."),
             "{m} {c}"
         );
+    }
+
+    #[test]
+    fn a_run_that_measured_nothing_fails() {
+        let t = |bytes: u64, usec: u64| Tally {
+            samples: vec![Sample {
+                client: 0,
+                seconds: 1.0,
+                wire_bytes: bytes,
+                payload_bytes: bytes,
+                client_cpu_seconds: 0.1,
+            }],
+            server_usec: usec,
+            series: vec![],
+        };
+        let report = |bytes: u64, usec: u64| {
+            let mut methods = json!({});
+            for m in Method::ALL {
+                methods[m.key()] = method_json(&t(bytes, usec));
+            }
+            json!({"clients_done": 1, "methods": methods})
+        };
+        check_measured(&report(1000, 5)).unwrap();
+        assert!(check_measured(&report(0, 5)).is_err());
+        assert!(check_measured(&report(1000, 0)).is_err());
+        assert!(check_measured(&json!({"clients_done": 0})).is_err());
+        assert!(check_measured(&json!({"clients_done": 1, "methods": {}})).is_err());
     }
 
     #[test]
