@@ -287,6 +287,7 @@ fi
 for dev in $(losetup -j "$IMG" -n -O NAME); do losetup -d "$dev"; done
 rm -f "$IMG"
 for d in $(find "$CG" -depth -type d 2>/dev/null); do rmdir "$d"; done
+mountpoint -q "$MNT" || rm -rf "$DIR/nginx" "$DIR/nginx-seed" "$DIR/rsyncd"
 rmdir "$MNT" "$DIR" 2>/dev/null
 rm -f "$0"
 echo "fleet cleanup: done"
