@@ -14,6 +14,7 @@ mod deb;
 mod demo;
 mod edge;
 mod faults;
+mod fleet;
 mod fuzz;
 mod hostile;
 mod powercut;
@@ -74,6 +75,25 @@ enum Task {
         /// Repetitions per figure (default 5, or 3 with --quick).
         #[arg(long)]
         reps: Option<usize>,
+    },
+    /// One mirror and N client machines in network namespaces: v1 -> v2 by static
+    /// delta over HTTP and by live rsync; bytes, times and server CPU in target/fleet/report.{md,json} (as root).
+    Fleet {
+        /// Client machines (each its own network namespace and pool).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Clients syncing at the same time (one wave).
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// zstd level of the published static deltas (publish's default).
+        #[arg(long, default_value_t = 19)]
+        delta_level: u32,
+        /// Seconds one sync may take before it is killed and the run fails.
+        #[arg(long, default_value_t = 600)]
+        sync_timeout: u64,
+        /// Minutes the client waves may take; no new wave starts after that.
+        #[arg(long, default_value_t = 30)]
+        max_minutes: u64,
     },
     /// Kill import, compose, compose --from, dedupe and gc at every failpoint (as root).
     Faults {
@@ -141,6 +161,19 @@ fn main() {
         }),
         Task::Demo => demo::run(),
         Task::Bench { quick, reps } => bench::run(&bench::Options { quick, reps }),
+        Task::Fleet {
+            clients,
+            parallel,
+            delta_level,
+            sync_timeout,
+            max_minutes,
+        } => fleet::run(&fleet::Options {
+            clients,
+            parallel,
+            delta_level,
+            sync_timeout,
+            max_minutes,
+        }),
         Task::Faults {
             quick,
             max_per_name,

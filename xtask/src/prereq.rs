@@ -20,6 +20,21 @@ pub const DEMO: &[Tool] = &[
     ("dpkg-deb", "dpkg"),
 ];
 
+/// What `cargo xtask fleet` runs: namespaces and veths (iproute2), the
+/// mirror's servers, the loop-mounted btrfs, and the realistic set's conversion.
+pub const FLEET: &[Tool] = &[
+    ("ip", "iproute2"),
+    ("ss", "iproute2"),
+    ("nginx", "nginx"),
+    ("rsync", "rsync"),
+    ("mkfs.btrfs", "btrfs-progs"),
+    ("btrfs", "btrfs-progs"),
+    ("losetup", "mount"),
+    ("mountpoint", "util-linux"),
+    ("dpkg-deb", "dpkg"),
+    ("git", "git"),
+];
+
 /// What `cargo xtask test` runs: the integration tests' tools and peers.
 pub const TEST: &[Tool] = &[
     ("gpg", "gnupg"),
