@@ -89,15 +89,7 @@ fn assert_same_packages(repo: &Path, pool: &Path, version: &str) {
 /// Three small edge packages as v1, the update of one as v2 (with deltas).
 fn edge_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
-    let e = testdata("edge");
-    let common = [
-        e.join("edge-links-1.0-1.x86_64.rpm"),
-        e.join("edge-sizes-1.0-1.x86_64.rpm"),
-    ];
-    let mut v1 = common.to_vec();
-    v1.push(e.join("edge-update-1.0-1.x86_64.rpm"));
-    let mut v2 = common.to_vec();
-    v2.push(e.join("edge-update-1.1-1.x86_64.rpm"));
+    let (v1, v2) = edge_versions();
     publish_paths(&repo, "1", &v1, &[]);
     publish_paths(&repo, "2", &v2, &["1"]);
     repo
@@ -409,15 +401,7 @@ fn later_deltas_get_a_signed_file_of_their_own() {
     let dir = reimage_testkit::btrfs_dir("serving-later-deltas");
     let (sec, public) = gpg_key(dir.path(), "mirror");
     let repo = dir.path().join("repo");
-    let e = testdata("edge");
-    let common = [
-        e.join("edge-links-1.0-1.x86_64.rpm"),
-        e.join("edge-sizes-1.0-1.x86_64.rpm"),
-    ];
-    let mut v1 = common.to_vec();
-    v1.push(e.join("edge-update-1.0-1.x86_64.rpm"));
-    let mut v2 = common.to_vec();
-    v2.push(e.join("edge-update-1.1-1.x86_64.rpm"));
+    let (v1, v2) = edge_versions();
     publish_signed(&repo, "1", &v1, &[], &sec);
     publish_signed(&repo, "2", &v2, &[], &sec);
     assert!(manifest(&repo, "2")
@@ -522,20 +506,6 @@ fn later_deltas_get_a_signed_file_of_their_own() {
             "{d} kept after its version was retired"
         );
     }
-}
-
-/// The v1 and v2 package lists of [`edge_repo`].
-fn edge_versions() -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let e = testdata("edge");
-    let common = [
-        e.join("edge-links-1.0-1.x86_64.rpm"),
-        e.join("edge-sizes-1.0-1.x86_64.rpm"),
-    ];
-    let mut v1 = common.to_vec();
-    v1.push(e.join("edge-update-1.0-1.x86_64.rpm"));
-    let mut v2 = common.to_vec();
-    v2.push(e.join("edge-update-1.1-1.x86_64.rpm"));
-    (v1, v2)
 }
 
 fn make_bundle(

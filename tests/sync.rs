@@ -435,15 +435,7 @@ fn http_mirror_update() {
 /// Three small edge packages as v1, the update of one as v2 (with deltas).
 fn edge_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("repo");
-    let e = testdata("edge");
-    let common = [
-        e.join("edge-links-1.0-1.x86_64.rpm"),
-        e.join("edge-sizes-1.0-1.x86_64.rpm"),
-    ];
-    let mut v1 = common.to_vec();
-    v1.push(e.join("edge-update-1.0-1.x86_64.rpm"));
-    let mut v2 = common.to_vec();
-    v2.push(e.join("edge-update-1.1-1.x86_64.rpm"));
+    let (v1, v2) = edge_versions();
     publish_paths(&repo, "1", &v1, &[]);
     publish_paths(&repo, "2", &v2, &["1"]);
     repo

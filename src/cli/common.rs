@@ -64,6 +64,16 @@ impl Out {
         writeln!(self.0, "{text}")?;
         Ok(())
     }
+    /// A command's report: printed as JSON with `--json`; with `-q`
+    /// nothing; otherwise the output its text goes to.
+    pub fn for_text(g: &Global, report: &impl serde::Serialize) -> Result<Option<Out>> {
+        let mut out = Out::new();
+        if g.json {
+            out.json(report)?;
+            return Ok(None);
+        }
+        Ok((!g.quiet).then_some(out))
+    }
 }
 impl Default for Out {
     fn default() -> Self {

@@ -147,14 +147,9 @@ pub fn run_deploy(g: &Global, a: DeployArgs) -> Result<i32> {
         },
         &reporter,
     )?;
-    let mut out = Out::new();
-    if g.json {
-        out.json(&r)?;
+    let Some(mut out) = Out::for_text(g, &r)? else {
         return Ok(0);
-    }
-    if g.quiet {
-        return Ok(0);
-    }
+    };
     out.line(format!(
         "deployment {} of view {} at {}{} ({:.2}s)",
         r.id,

@@ -112,14 +112,9 @@ pub fn run_publish(g: &Global, a: PublishArgs) -> Result<i32> {
         },
         &reporter,
     )?;
-    let mut out = Out::new();
-    if g.json {
-        out.json(&r)?;
+    let Some(mut out) = Out::for_text(g, &r)? else {
         return Ok(0);
-    }
-    if g.quiet {
-        return Ok(0);
-    }
+    };
     if let (Some(i), Some(v)) = (&r.image, &r.version) {
         out.line(format!(
             "published {i} {v} in {}: {} packages ({} imported, {} present), {} of extent packages, {} of .rpm{}",
@@ -164,12 +159,7 @@ pub fn run_bundle(g: &Global, a: BundleArgs) -> Result<i32> {
         },
         &reporter,
     )?;
-    let mut out = Out::new();
-    if g.json {
-        out.json(&r)?;
-        return Ok(0);
-    }
-    if !g.quiet {
+    if let Some(mut out) = Out::for_text(g, &r)? {
         out.line(format!(
             "bundled {} {} {} into {}: {}; {} of {} packages whole, {} by delta, {} unchanged{}",
             r.image,

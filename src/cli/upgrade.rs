@@ -38,14 +38,9 @@ pub fn run_upgrade(g: &Global, a: UpgradeArgs) -> Result<i32> {
         },
         &reporter,
     )?;
-    let mut out = Out::new();
-    if g.json {
-        out.json(&r)?;
+    let Some(mut out) = Out::for_text(g, &r)? else {
         return Ok(0);
-    }
-    if g.quiet {
-        return Ok(0);
-    }
+    };
     let from = r.current.as_deref().unwrap_or("(not a synced version)");
     if r.up_to_date {
         out.line(format!(

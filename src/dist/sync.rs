@@ -1320,14 +1320,14 @@ fn source_record_path(pool: &Pool, image: &str) -> PathBuf {
         .join(format!("{image}.json"))
 }
 
-/// Remembers where `opts.image` was synced from (best effort: derived state).
+/// What building one package from its delta gave.
+type Applied = Result<(crate::store::extent::Index, crate::store::writer::Built)>;
 /// Builds the packages of `by_delta` from their fetched deltas, on up to
 /// four threads, largest delta first; the results in `by_delta`'s order.
 /// Each is checked against its manifest entry (SHA256 and size of the delta,
 /// then of the package built) and placed atomically by [`delta::apply`].
 /// Content new to the pool that two packages of this update share is
 /// written by each and shared afterwards ([`share_within_update`]).
-type Applied = Result<(crate::store::extent::Index, crate::store::writer::Built)>;
 fn apply_deltas(
     pool: &Pool,
     store: &ContentStore,
@@ -1439,6 +1439,7 @@ fn share_within_update(built: &[(PathBuf, crate::store::extent::Index)]) {
     ));
 }
 
+/// Remembers where `opts.image` was synced from (best effort: derived state).
 fn record_source(pool: &Pool, opts: &SyncOptions) {
     let r = SourceRecord {
         source: opts.source.clone(),

@@ -79,6 +79,21 @@ pub fn testdata(sub: &str) -> PathBuf {
 }
 
 /// The committed real-world RPMs.
+/// The edge set as two versions: v1 (links, sizes, update 1.0) and v2
+/// (the same with update 1.1), for publish and sync tests.
+pub fn edge_versions() -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let e = testdata("edge");
+    let common = [
+        e.join("edge-links-1.0-1.x86_64.rpm"),
+        e.join("edge-sizes-1.0-1.x86_64.rpm"),
+    ];
+    let mut v1 = common.to_vec();
+    v1.push(e.join("edge-update-1.0-1.x86_64.rpm"));
+    let mut v2 = common.to_vec();
+    v2.push(e.join("edge-update-1.1-1.x86_64.rpm"));
+    (v1, v2)
+}
+
 pub fn realworld() -> PathBuf {
     repo().join("testdata/realworld")
 }
