@@ -187,6 +187,22 @@ fn dedupe_restores_sharing_of_copied_packages() {
     .unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert!(r.errors.is_empty(), "{:?}", r.errors);
+    // v1 and v2 of a package share most of their files: one of the two
+    // stays as it is (the source of what they share), only the other is
+    // rebuilt, and what it writes is its own content, not the shared part.
+    assert!(!r.kept.is_empty(), "no big-extent package kept: {r:?}");
+    assert!(
+        r.kept.iter().all(|k| !r.rebuilt.contains(k)),
+        "kept and rebuilt: {r:?}"
+    );
+    assert_eq!(
+        dry.rebuilt.len() + dry.kept.len(),
+        r.rebuilt.len() + r.kept.len()
+    );
+    assert!(
+        r.rebuilt_written_bytes < r.rebuilt_cloned_bytes + r.deduped_bytes,
+        "rebuilds wrote more than they shared: {r:?}"
+    );
     let (after, _, _) = compsize(&[&packages]);
     eprintln!(
         "after dedupe: {} on disk, unique {} ({:.3}x), freed {} in {:.2}s",

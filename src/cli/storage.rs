@@ -63,6 +63,11 @@ pub fn run_dedupe(global: &Global, args: DedupeArgs) -> Result<i32> {
                 for p in &r.rebuilt {
                     out.line(format!("{would}rebuild {p} (stored as big extents)"))?;
                 }
+                for p in &r.kept {
+                    out.line(format!(
+                        "{would}keep {p} as it is (big extents, the copy the others share)"
+                    ))?;
+                }
             }
             let (shared, rebuilt) = if r.dry_run {
                 ("to share", "to rebuild")
@@ -70,7 +75,7 @@ pub fn run_dedupe(global: &Global, args: DedupeArgs) -> Result<i32> {
                 ("shared", "rebuilt")
             };
             out.line(format!(
-                "{} packages ({} changed), {} groups of identical content: {} already shared, {} {shared}, {} packages {rebuilt} ({} cloned, {} written)",
+                "{} packages ({} changed), {} groups of identical content: {} already shared, {} {shared}, {} packages {rebuilt} ({} cloned, {} written){}",
                 r.packages,
                 r.changed,
                 r.groups,
@@ -79,6 +84,11 @@ pub fn run_dedupe(global: &Global, args: DedupeArgs) -> Result<i32> {
                 r.rebuilt.len(),
                 hb(r.rebuilt_cloned_bytes),
                 hb(r.rebuilt_written_bytes),
+                if r.kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} in big extents kept as they are", r.kept.len())
+                },
             ))?;
             if !r.dry_run && r.groups > 0 {
                 out.line(format!(

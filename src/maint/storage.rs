@@ -307,6 +307,11 @@ pub struct DedupeReport {
     pub differing_ranges: u64,
     /// Packages rebuilt from file-sized extents (dry run: would be).
     pub rebuilt: Vec<String>,
+    /// Packages stored as big extents that were left as they are: each is
+    /// the copy every other one of its contents shares (its extent stays
+    /// fully used, so nothing of it is wasted), and rebuilding it would only
+    /// rewrite bytes.
+    pub kept: Vec<String>,
     /// Of the rebuilt packages: bytes cloned from content the pool has.
     pub rebuilt_cloned_bytes: u64,
     /// Of the rebuilt packages: bytes written anew.
@@ -544,15 +549,34 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
             Err(e) => r.errors.push(format!("{e:#}")),
         }
     }
+    // Big-extent packages that can stay as they are (the source of all
+    // they share); the others are rebuilt.
+    let kept = choose_kept(&pkgs, &groups, &unclean);
+    r.kept = kept.iter().map(|&i| pkgs[i].name.clone()).collect();
+    let to_rebuild: BTreeSet<usize> = unclean.difference(&kept).copied().collect();
     let total: u64 = involved.iter().map(|&i| pkgs[i].size).sum();
     reporter.start("deduplicating", total);
 
-    // 4. Rebuild packages stored as big extents.
-    let failed = rebuild_unclean(pool, opts, &mut pkgs, &groups, &unclean, &mut r, reporter);
+    // 4. Rebuild the other packages stored as big extents.
+    let failed = rebuild_unclean(
+        pool,
+        opts,
+        &mut pkgs,
+        &groups,
+        (&to_rebuild, &kept),
+        &mut r,
+        reporter,
+    );
 
     // 5. Share every other copy with its group's source (FIDEDUPERANGE).
     share(
-        opts, &mut pkgs, &groups, &involved, &unclean, &failed, &mut r,
+        opts,
+        &mut pkgs,
+        &groups,
+        &involved,
+        (&to_rebuild, &kept),
+        &failed,
+        &mut r,
     )?;
     reporter.finish();
 
@@ -623,6 +647,58 @@ fn load_groups(
     (pkgs, groups)
 }
 
+/// The packages stored as big extents (`unclean`) that need no rebuild:
+/// a big extent is wasted only when some of its ranges stop being used
+/// (their copy shares another's storage instead), so a package that is the
+/// source of every group it is in keeps its extent fully used. No group may
+/// have two such sources, and a package holding one content twice is not
+/// one (its second copy could only be shared by a rebuild). Chosen greedily,
+/// the package with the most content no other copy holds first: that is
+/// what a rebuild of it would have to write.
+fn choose_kept(
+    pkgs: &[Pkg],
+    groups: &HashMap<Key, Vec<Member>>,
+    unclean: &BTreeSet<usize>,
+) -> BTreeSet<usize> {
+    let mut member_of: HashMap<usize, Vec<&Key>> = HashMap::new();
+    let mut twice: BTreeSet<usize> = BTreeSet::new();
+    for (key, members) in groups {
+        let mut seen: BTreeSet<usize> = BTreeSet::new();
+        for m in members {
+            if seen.insert(m.pkg) {
+                member_of.entry(m.pkg).or_default().push(key);
+            } else {
+                twice.insert(m.pkg);
+            }
+        }
+    }
+    let unique = |p: &Pkg| -> u64 {
+        p.index
+            .entries
+            .iter()
+            .filter(|e| e.length > 0 && e.flags & FLAG_HARDLINK_ALIAS == 0)
+            .filter(|e| !groups.contains_key(&(e.blake3, e.length)))
+            .map(|e| e.length)
+            .sum()
+    };
+    let mut cands: Vec<(u64, u64, usize)> = unclean
+        .iter()
+        .filter(|i| !twice.contains(i))
+        .map(|&i| (unique(&pkgs[i]), pkgs[i].size, i))
+        .collect();
+    cands.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let mut taken: std::collections::HashSet<&Key> = std::collections::HashSet::new();
+    let mut kept = BTreeSet::new();
+    for (_, _, i) in cands {
+        let keys = member_of.get(&i).map(Vec::as_slice).unwrap_or(&[]);
+        if keys.iter().all(|k| !taken.contains(k)) {
+            taken.extend(keys.iter().copied());
+            kept.insert(i);
+        }
+    }
+    kept
+}
+
 /// Where a range of a rebuilt package gets its storage from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum From {
@@ -654,18 +730,25 @@ struct Plan {
 }
 
 /// Plans the rebuild of every package in `unclean`: each stored file's data
-/// is shared with a copy some other package holds (a clean one, else one
-/// rebuilt in an earlier wave) or written anew; header, index and padding are
-/// written anew. Nothing is read here (index and extent items only).
+/// is shared with a copy some other package holds (a kept one, else a clean
+/// one, else one rebuilt in an earlier wave) or written anew; header, index
+/// and padding are written anew. Nothing is read here (index and extent
+/// items only).
 fn plan_rebuilds(
     pkgs: &[Pkg],
     groups: &HashMap<Key, Vec<Member>>,
     unclean: &BTreeSet<usize>,
+    kept: &BTreeSet<usize>,
 ) -> Vec<Plan> {
-    // A group's source: its first copy in a clean package.
+    // A group's source: its copy in a kept package, else its first copy in
+    // a clean one.
     let mut sources: HashMap<Key, (usize, u64)> = HashMap::new();
     for (key, members) in groups {
-        if let Some(m) = members.iter().find(|m| !unclean.contains(&m.pkg)) {
+        let m = members
+            .iter()
+            .find(|m| kept.contains(&m.pkg))
+            .or_else(|| members.iter().find(|m| !unclean.contains(&m.pkg)));
+        if let Some(m) = m {
             sources.insert(*key, (m.pkg, m.offset));
         }
     }
@@ -738,7 +821,7 @@ fn plan_rebuilds(
 /// writes and the kernel's compares, so more than the cores.
 const REBUILD_THREADS: usize = 4;
 
-/// Rebuilds packages stored as big extents (`unclean`) into file-sized
+/// Rebuilds packages stored as big extents (`unclean`, less `kept`) into file-sized
 /// extents, wave by wave (a package sharing content first written by another
 /// rebuild runs after it), the packages of a wave in parallel. Returns the
 /// ones that failed.
@@ -748,12 +831,12 @@ fn rebuild_unclean(
     opts: &DedupeOptions,
     pkgs: &mut [Pkg],
     groups: &HashMap<Key, Vec<Member>>,
-    unclean: &BTreeSet<usize>,
+    (unclean, kept): (&BTreeSet<usize>, &BTreeSet<usize>),
     r: &mut DedupeReport,
     reporter: &dyn Reporter,
 ) -> BTreeSet<usize> {
     let mut failed: BTreeSet<usize> = BTreeSet::new();
-    let plans = plan_rebuilds(pkgs, groups, unclean);
+    let plans = plan_rebuilds(pkgs, groups, unclean, kept);
     if opts.dry_run {
         for plan in &plans {
             r.rebuilt.push(pkgs[plan.pkg].name.clone());
@@ -804,7 +887,7 @@ fn share(
     pkgs: &mut [Pkg],
     groups: &HashMap<Key, Vec<Member>>,
     involved: &BTreeSet<usize>,
-    unclean: &BTreeSet<usize>,
+    (unclean, kept): (&BTreeSet<usize>, &BTreeSet<usize>),
     failed: &BTreeSet<usize>,
     r: &mut DedupeReport,
 ) -> Result<()> {
@@ -819,13 +902,17 @@ fn share(
     for key in keys {
         let members = &groups[key];
         let alen = align_up(key.1);
-        // The source: the first copy not left in a big extent.
+        // The source: the copy in a kept package (whose big extent stays
+        // fully used), else the first copy not left in a big extent.
         let src = *members
             .iter()
-            .find(|m| {
-                let left_big =
-                    failed.contains(&m.pkg) || (opts.dry_run && unclean.contains(&m.pkg));
-                !left_big
+            .find(|m| kept.contains(&m.pkg))
+            .or_else(|| {
+                members.iter().find(|m| {
+                    let left_big =
+                        failed.contains(&m.pkg) || (opts.dry_run && unclean.contains(&m.pkg));
+                    !left_big
+                })
             })
             .unwrap_or(&members[0]);
         let Some(src_ext) = pkgs[src.pkg].extents.clone() else {
