@@ -239,6 +239,10 @@ pub(crate) fn test_packages(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((fail_path, probe_path))
 }
 
+/// The virtual machine every boot here runs on: software emulation (TCG,
+/// no KVM), so its times are no hardware figure.
+pub const QEMU_MACHINE: &[&str] = &["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2"];
+
 /// A running VM: qemu with its serial console in a log file.
 struct Vm {
     child: std::process::Child,
@@ -256,7 +260,7 @@ impl Vm {
         let qmp = dir.join("qmp.sock");
         let _ = std::fs::remove_file(&qmp);
         let child = Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2"])
+            .args(QEMU_MACHINE)
             .args(["-machine", "q35"])
             .arg("-drive")
             .arg("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -577,7 +581,6 @@ fn live_apply(dir: &Path, disk: &Path, off: u64) -> Result<String> {
     ))
 }
 
-/// The initrd's time from its start to the root switch, from a serial log.
 /// Kernel start to `boot-complete.target`, from the probe's line.
 fn boot_complete_seconds(log: &Path) -> Result<f64> {
     let text = String::from_utf8_lossy(&std::fs::read(log)?).into_owned();
@@ -595,6 +598,7 @@ fn boot_complete_seconds(log: &Path) -> Result<f64> {
         .with_context(|| format!("no boot-complete time in {}", log.display()))
 }
 
+/// The initrd's time from its start to the root switch, from a serial log.
 fn initrd_seconds(log: &Path) -> Result<f64> {
     let text = String::from_utf8_lossy(&std::fs::read(log)?).into_owned();
     text.lines()
@@ -643,6 +647,81 @@ fn boot_diskless(dir: &Path, disk: &Path, name: &str, also: &str) -> Result<(f64
     Ok((initrd_seconds(&log)?, mem))
 }
 
+/// `reimage install --disk`: the boot set's v1 with the reimage RPM and
+/// the probe on a fresh 3 GiB disk image (deployment 1). Returns the
+/// command line.
+fn install_v1(
+    bin: &Path,
+    disk: &Path,
+    v1: &Path,
+    reimage_rpm: &Path,
+    probe_rpm: &Path,
+) -> Result<String> {
+    let mut c = reimage(bin);
+    c.args(["install", "--disk"])
+        .arg(disk)
+        .args(["--size", "3G", "--tries", "2", "--timeout", "0"])
+        .args([
+            "--kernel-arg",
+            "console=ttyS0",
+            "--kernel-arg",
+            "systemd.show_status=1",
+        ])
+        .arg(v1)
+        .arg(reimage_rpm)
+        .arg(probe_rpm);
+    let line = cmd::describe(&c);
+    cmd::run_visible(&mut c)?;
+    Ok(line)
+}
+
+/// One measured VM boot (`cargo xtask bench`'s figure).
+pub struct BootTiming {
+    /// Kernel start to `boot-complete.target`, in the guest's own clock
+    /// (`systemctl show -P ActiveEnterTimestampMonotonic`).
+    pub boot_complete_s: f64,
+    /// qemu start (firmware included) to `reimage-health: healthy` on the
+    /// serial console, on the host's clock (polled every 0.5 s).
+    pub healthy_s: f64,
+    /// The `reimage install --disk` before it.
+    pub install_s: f64,
+    /// That install's command line.
+    pub install_cmd: String,
+    /// The guest's serial log.
+    pub log: PathBuf,
+}
+
+/// Installs the boot set's v1 on a fresh disk image under `dir` (as the
+/// boot test's step 1 does) and boots it once to healthy. Builds what it
+/// needs (tools, the boot set, the reimage RPM); qemu is killed if it is
+/// still running when this returns; the disk image stays in `dir`.
+pub fn measure_v1_boot(dir: &Path) -> Result<BootTiming> {
+    crate::prereq::ensure("boot", BOOT_TOOLS)?;
+    let root = cmd::repo_root();
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let data = root.join("target/bootdata");
+    crate::realistic::boot(&data.join("boot"))?;
+    let reimage_rpm = rpm()?;
+    let bin = root.join("target/release/reimage");
+    let (_, probe_rpm) = test_packages(&dir.join("rpms"))?;
+    let disk = dir.join("disk.img");
+    let t = Instant::now();
+    let install_cmd = install_v1(&bin, &disk, &data.join("boot/v1"), &reimage_rpm, &probe_rpm)?;
+    let install_s = t.elapsed().as_secs_f64();
+    let off = esp_offset(&disk)?.0;
+    let name = "boot1-v1";
+    let healthy = boot_healthy(dir, &disk, off, name, 1, None)?;
+    let log = dir.join(format!("{name}.log"));
+    Ok(BootTiming {
+        boot_complete_s: boot_complete_seconds(&log)?,
+        healthy_s: healthy.as_secs_f64(),
+        install_s,
+        install_cmd,
+        log,
+    })
+}
+
 /// Runs the whole boot test.
 pub fn boot_test() -> Result<()> {
     crate::prereq::ensure("boot-test", BOOT_TOOLS)?;
@@ -660,21 +739,7 @@ pub fn boot_test() -> Result<()> {
 
     // 1. Install v1 and boot it.
     let t = Instant::now();
-    cmd::run_visible(
-        reimage(&bin)
-            .args(["install", "--disk"])
-            .arg(&disk)
-            .args(["--size", "3G", "--tries", "2", "--timeout", "0"])
-            .args([
-                "--kernel-arg",
-                "console=ttyS0",
-                "--kernel-arg",
-                "systemd.show_status=1",
-            ])
-            .arg(data.join("boot/v1"))
-            .arg(&reimage_rpm)
-            .arg(&probe_rpm),
-    )?;
+    install_v1(&bin, &disk, &data.join("boot/v1"), &reimage_rpm, &probe_rpm)?;
     let install_s = t.elapsed().as_secs_f64();
     let off = esp_offset(&disk)?.0;
     let esp = format!("{}@@{off}", disk.display());

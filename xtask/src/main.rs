@@ -75,6 +75,10 @@ enum Task {
         /// Repetitions per figure (default 5, or 3 with --quick).
         #[arg(long)]
         reps: Option<usize>,
+        /// Only the VM boot (kernel start to boot-complete.target, one TCG
+        /// boot): update its entries in target/bench/report.{md,json}.
+        #[arg(long, conflicts_with_all = ["quick", "reps"])]
+        boot_only: bool,
     },
     /// One mirror and N client machines in network namespaces: v1 -> v2 by static
     /// delta over HTTP and by live rsync; bytes, times and server CPU in target/fleet/report.{md,json} (as root).
@@ -160,7 +164,15 @@ fn main() {
             boot_every,
         }),
         Task::Demo => demo::run(),
-        Task::Bench { quick, reps } => bench::run(&bench::Options { quick, reps }),
+        Task::Bench {
+            quick,
+            reps,
+            boot_only,
+        } => bench::run(&bench::Options {
+            quick,
+            reps,
+            boot_only,
+        }),
         Task::Fleet {
             clients,
             parallel,
