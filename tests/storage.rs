@@ -199,9 +199,12 @@ fn dedupe_restores_sharing_of_copied_packages() {
         dry.rebuilt.len() + dry.kept.len(),
         r.rebuilt.len() + r.kept.len()
     );
+    // What stays stored twice (a rebuild would write 8x what it frees) is
+    // small: under 1% of the content.
     assert!(
-        r.rebuilt_written_bytes < r.rebuilt_cloned_bytes + r.deduped_bytes,
-        "rebuilds wrote more than they shared: {r:?}"
+        r.left_bytes * 100 < unique,
+        "{} left stored twice of {unique}: {r:?}",
+        r.left_bytes
     );
     let (after, _, _) = compsize(&[&packages]);
     eprintln!(

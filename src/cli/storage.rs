@@ -87,7 +87,11 @@ pub fn run_dedupe(global: &Global, args: DedupeArgs) -> Result<i32> {
                 if r.kept.is_empty() {
                     String::new()
                 } else {
-                    format!(", {} in big extents kept as they are", r.kept.len())
+                    format!(
+                        ", {} in big extents kept as they are ({} left stored twice: sharing it would mean rewriting more than it frees)",
+                        r.kept.len(),
+                        hb(r.left_bytes)
+                    )
                 },
             ))?;
             if !r.dry_run && r.groups > 0 {
