@@ -592,8 +592,8 @@ pub fn dedupe(pool: &Pool, opts: &DedupeOptions, reporter: &dyn Reporter) -> Res
     // involved package may reference an extent some other package holds
     // whole.
     if !groups.is_empty() {
-        for i in 0..pkgs.len() {
-            if let Err(e) = pkgs[i].load_extents() {
+        for (i, p) in pkgs.iter_mut().enumerate() {
+            if let Err(e) = p.load_extents() {
                 if involved.contains(&i) {
                     r.errors.push(format!("{e:#}"));
                 }
