@@ -447,6 +447,34 @@ fn later_deltas_get_a_signed_file_of_their_own() {
     assert_eq!(r.whole, 0, "{r:?}");
     assert_same_packages(&repo, &pool, "2");
 
+    // The version index lists the later delta file, and a client following
+    // the newest version fetches exactly what it lists.
+    let index_path = repo.join("images/demo/index.json");
+    let index_text = std::fs::read_to_string(&index_path).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index_text).unwrap();
+    assert_eq!(
+        index["later_deltas"],
+        serde_json::json!({"2": ["1"]}),
+        "{index}"
+    );
+    let follow = SyncOptions {
+        keyring: Some(public.clone()),
+        ..sync_opts(&src, None)
+    };
+    let newest = new_pool(dir.path(), "follows");
+    try_sync(&newest, &keyed("1")).unwrap();
+    let r = try_sync(&newest, &follow).unwrap();
+    assert_eq!((r.version.as_str(), r.by_delta), ("2", 1), "{r:?}");
+    // An index that lists none: the client does not ask for it.
+    let mut unlisted = index.clone();
+    unlisted["later_deltas"] = serde_json::json!({});
+    std::fs::write(&index_path, unlisted.to_string()).unwrap();
+    let blind = new_pool(dir.path(), "unlisted");
+    try_sync(&blind, &keyed("1")).unwrap();
+    let r = try_sync(&blind, &follow).unwrap();
+    assert_eq!((r.by_delta, r.by_rsync + r.whole), (0, 1), "{r:?}");
+    std::fs::write(&index_path, &index_text).unwrap();
+
     // The delta file changed after signing (a mirror or cache serving
     // another one): refused before anything is written.
     let dfile = repo.join("images/demo/2.deltas/1.json");

@@ -192,6 +192,8 @@ pub fn bundle(opts: &BundleOptions, reporter: &dyn Reporter) -> Result<BundleRep
             format: MANIFEST_FORMAT,
             image: opts.image.clone(),
             versions: vec![opts.version.clone()],
+            // (Asking a bundle for a file it lacks costs nothing.)
+            later_deltas: None,
         })?;
         s.push('\n');
         s.into_bytes()

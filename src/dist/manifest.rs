@@ -67,6 +67,12 @@ pub struct ImageIndex {
     pub format: u32,
     pub image: String,
     pub versions: Vec<String>,
+    /// Version -> the older versions it has a later delta file from
+    /// (`VERSION.deltas/OLD.json`), so a client fetches exactly those with
+    /// the manifest instead of asking for each it could use. Absent
+    /// (written before reimage listed them): the client asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub later_deltas: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// An image name or version: one plain path component of safe characters.

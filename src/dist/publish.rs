@@ -426,10 +426,31 @@ fn referenced(root: &Path) -> Result<(BTreeSet<String>, usize)> {
 }
 
 fn write_image_index(root: &Path, image: &str) -> Result<()> {
+    let versions = versions(root, image)?;
+    let mut later = std::collections::BTreeMap::new();
+    for v in &versions {
+        let dir = root.join("images").join(image).join(format!("{v}.deltas"));
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut olds: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_suffix(".json").map(str::to_string)
+            })
+            .filter(|o| check_name("version", o).is_ok())
+            .collect();
+        if !olds.is_empty() {
+            sort_versions(&mut olds);
+            later.insert(v.clone(), olds);
+        }
+    }
     let idx = ImageIndex {
         format: MANIFEST_FORMAT,
         image: image.to_string(),
-        versions: versions(root, image)?,
+        versions,
+        later_deltas: Some(later),
     };
     let mut s = serde_json::to_string_pretty(&idx)?;
     s.push('\n');

@@ -527,7 +527,7 @@ fn check_signature(keyring: &Path, data: &[u8], sig: &[u8]) -> Result<()> {
 }
 
 /// The versions of `image` at the source, newest last.
-fn remote_versions(src: &Source, image: &str, dir: &Path) -> Result<(Vec<String>, u64)> {
+fn remote_versions(src: &Source, image: &str, dir: &Path) -> Result<(Vec<String>, u64, Later)> {
     let rel = format!("images/{image}/index.json");
     let limits = HashMap::from([(rel.clone(), 16u64 << 20)]);
     let (wire, missing) = fetch(src, std::slice::from_ref(&rel), dir, &limits, None)?;
@@ -548,8 +548,11 @@ fn remote_versions(src: &Source, image: &str, dir: &Path) -> Result<(Vec<String>
         .filter(|v| publish::check_name("version", v).is_ok())
         .collect();
     publish::sort_versions(&mut v);
-    Ok((v, wire))
+    Ok((v, wire, idx.later_deltas))
 }
+
+/// What an image index says about later delta files (`None`: nothing).
+type Later = Option<std::collections::BTreeMap<String, Vec<String>>>;
 
 // ---------------------------------------------------------------------------
 // Sync
@@ -686,9 +689,8 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
 
     // 1. The manifest, and what changed since the version synced before.
     let (version, rel, manifest_bytes, mut manifest) =
-        fetch_manifest(&src, opts, &work, &mut report)?;
+        fetch_manifest(pool, &src, opts, &work, &mut report)?;
     refuse_downgrade(pool, opts, &version)?;
-    later_deltas(pool, &src, opts, &work, &mut manifest, &mut report)?;
     if let Source::Bundle(b) = &src {
         // Only what the bundle carries can be used.
         for p in &mut manifest.packages {
@@ -789,21 +791,29 @@ fn remove_own_partials(pool: &Pool, manifest: &Manifest) {
 
 /// Fetches, checks (signature, image and version) and parses the manifest.
 /// Returns the version, its path in the source, its bytes and itself.
+/// Fetches the manifest of the version to sync (the newest the source
+/// publishes unless one is given), checks it (signature with --keyring,
+/// image, version) and adds the deltas published after it from the versions
+/// the pool holds ([`later_deltas`]): manifest, signature and those files in
+/// one round trip.
 fn fetch_manifest(
+    pool: &Pool,
     src: &Source,
     opts: &SyncOptions,
     work: &Path,
     report: &mut SyncReport,
 ) -> Result<(String, String, Vec<u8>, Manifest)> {
-    let version = match &opts.version {
-        Some(v) => v.clone(),
+    let (version, later) = match &opts.version {
+        Some(v) => (v.clone(), None),
         None => {
-            let (v, wire) = remote_versions(src, &opts.image, work)?;
+            let (v, wire, later) = remote_versions(src, &opts.image, work)?;
             report.wire_bytes += wire;
             report.manifest_bytes += wire;
-            v.last()
+            let v = v
+                .last()
                 .cloned()
-                .ok_or_else(|| anyhow!("the source publishes no version of {}", opts.image))?
+                .ok_or_else(|| anyhow!("the source publishes no version of {}", opts.image))?;
+            (v, later)
         }
     };
     report.version = version.clone();
@@ -811,6 +821,19 @@ fn fetch_manifest(
     let mut rels = vec![rel.clone()];
     if opts.keyring.is_some() {
         rels.push(format!("{rel}.sig"));
+    }
+    let mut olds = later_delta_bases(pool, opts, &version)?;
+    if let Some(listed) = &later {
+        // The index lists them: ask only for those that exist.
+        let have = listed.get(&version).map(Vec::as_slice).unwrap_or(&[]);
+        olds.retain(|o| have.contains(o));
+    }
+    for old in &olds {
+        let d = crate::dist::manifest::delta_file_rel(&opts.image, &version, old);
+        if opts.keyring.is_some() {
+            rels.push(format!("{d}.sig"));
+        }
+        rels.push(d);
     }
     let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
     let (wire, missing) = fetch(src, &rels, work, &limits, None)?;
@@ -824,7 +847,7 @@ fn fetch_manifest(
     }
     let manifest_bytes = std::fs::read(work.join(&rel))?;
     if let Some(k) = &opts.keyring {
-        if !missing.is_empty() {
+        if missing.contains(&format!("{rel}.sig")) {
             bail!("the manifest {rel} is not signed (no {rel}.sig) and --keyring requires a signature");
         }
         let sig = std::fs::read(work.join(format!("{rel}.sig")))?;
@@ -842,42 +865,33 @@ fn fetch_manifest(
     }
     report.packages = manifest.packages.len();
     crate::util::failpoint::hit("sync.manifest");
+    let mut manifest = manifest;
+    later_deltas(&olds, opts, work, &missing, &mut manifest)?;
 
     Ok((version, rel, manifest_bytes, manifest))
 }
 
+/// The versions whose later delta files a sync of `version` looks for: the
+/// newest three the pool holds.
+fn later_delta_bases(pool: &Pool, opts: &SyncOptions, version: &str) -> Result<Vec<String>> {
+    let mut held = publish::versions(&pool.root, &opts.image)?;
+    held.retain(|v| v != version);
+    Ok(held.into_iter().rev().take(3).collect())
+}
+
 /// Deltas published after the manifest (`images/IMAGE/VERSION.deltas/OLD.json`,
-/// docs/serving.md) from the versions the pool holds (the newest three),
-/// checked like the manifest (signature with --keyring, image, version,
+/// docs/serving.md) from the versions `olds` the pool holds, fetched with the
+/// manifest, checked like it (signature with --keyring, image, version,
 /// base) and added to its packages. A missing file is no error (fewer
 /// deltas); one that does not verify is.
 fn later_deltas(
-    pool: &Pool,
-    src: &Source,
+    olds: &[String],
     opts: &SyncOptions,
     work: &Path,
+    missing: &[String],
     manifest: &mut Manifest,
-    report: &mut SyncReport,
 ) -> Result<()> {
-    let mut held = publish::versions(&pool.root, &opts.image)?;
-    held.retain(|v| v != &manifest.version);
-    let olds: Vec<String> = held.into_iter().rev().take(3).collect();
-    if olds.is_empty() {
-        return Ok(());
-    }
-    let mut rels = Vec::new();
-    for old in &olds {
-        let rel = crate::dist::manifest::delta_file_rel(&opts.image, &manifest.version, old);
-        if opts.keyring.is_some() {
-            rels.push(format!("{rel}.sig"));
-        }
-        rels.push(rel);
-    }
-    let limits: HashMap<String, u64> = rels.iter().map(|r| (r.clone(), 64 << 20)).collect();
-    let (wire, missing) = fetch(src, &rels, work, &limits, None)?;
-    report.wire_bytes += wire;
-    report.manifest_bytes += wire;
-    for old in &olds {
+    for old in olds {
         let rel = crate::dist::manifest::delta_file_rel(&opts.image, &manifest.version, old);
         if missing.contains(&rel) {
             continue;
@@ -1506,7 +1520,7 @@ pub fn check(pool: &Pool, opts: &SyncOptions) -> Result<SyncCheck> {
     let src = Source::parse(&opts.source)?;
     let work = tempfile::tempdir().context("cannot make a temporary directory")?;
     let mut report = SyncReport::default();
-    let (version, rel, _, manifest) = fetch_manifest(&src, opts, work.path(), &mut report)?;
+    let (version, rel, _, manifest) = fetch_manifest(pool, &src, opts, work.path(), &mut report)?;
     refuse_downgrade(pool, opts, &version)?;
     let missing = missing_packages(pool, &manifest, &rel, &mut report)?;
     let mut c = SyncCheck {
