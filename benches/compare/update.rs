@@ -49,7 +49,7 @@ impl Daemon {
     fn start(dir: &Path, modules: &[(&str, &Path)]) -> Result<Daemon> {
         let port = free_port()?;
         let mut conf = format!(
-            "port = {port}\naddress = 127.0.0.1\npid file = {}\nuse chroot = no\nuid = root\ngid = root\nread only = yes\n",
+            "port = {port}\naddress = 127.0.0.1\npid file = {}\nuse chroot = no\nuid = root\ngid = root\nread only = yes\nsocket options = TCP_NODELAY\n",
             dir.join("rsyncd.pid").display()
         );
         for (name, path) in modules {
@@ -228,14 +228,14 @@ pub fn end_to_end(inp: &Inputs) -> Result<(Section, Value)> {
                     snap_key,
                     &format!("download + snapshot + rpm -U ({n} packages)"),
                     format!(
-                        "rsync -a rsync://127.0.0.1/rpms-{tag}/ DL/ && btrfs subvolume snapshot ROOT S && rpm -U --root S {} DL/*.rpm",
+                        "rsync -a --sockopts=TCP_NODELAY rsync://127.0.0.1/rpms-{tag}/ DL/ && btrfs subvolume snapshot ROOT S && rpm -U --root S {} DL/*.rpm",
                         RPM_FLAGS.join(" ")
                     ),
                     Box::new(move |rep| {
                         let dl = dir.join(format!("dl-{tag}-{rep}"));
                         let snap = dir.join(format!("snap-{tag}-{rep}"));
                         let r = ctx.timed(&mut sh(&format!(
-                            "rsync -a {url}/ {d}/\nbtrfs -q subvolume snapshot {root} {s}\nrpm -U --root {s} {flags} {d}/*.rpm\nsync -f {s}",
+                            "rsync -a --sockopts=TCP_NODELAY {url}/ {d}/\nbtrfs -q subvolume snapshot {root} {s}\nrpm -U --root {s} {flags} {d}/*.rpm\nsync -f {s}",
                             d = q(&dl),
                             root = q(&rr),
                             s = q(&snap),

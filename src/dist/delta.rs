@@ -35,7 +35,7 @@ use crate::dist::manifest::{DeltaRef, DeltaSummary, Manifest, ManifestPackage, N
 use crate::store::clone::Cloner;
 use crate::store::extent::{self, Index};
 use crate::store::pool::Pool;
-use crate::store::writer::{Built, ContentStore, Expect, Layout, RangeReader, Writer};
+use crate::store::writer::{ContentStore, Expect, Layout, Pending, RangeReader, Writer};
 use crate::util::report::Reporter;
 
 pub const MAGIC: &[u8; 8] = b"RIMGDLTA";
@@ -645,8 +645,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Rebuilds the target package of `delta` into `dest` from the pool's
-/// content, checking it against `expect` (the manifest, not the delta).
+/// Rebuilds the target package of `delta` from the pool's content, checking
+/// it against `expect` (the manifest, not the delta): built and checked in
+/// `tmp/`, to be made durable and renamed to `dest` by the caller
+/// ([`Pending::persist`]).
 pub fn apply(
     delta: &Delta,
     pool: &Pool,
@@ -654,7 +656,7 @@ pub fn apply(
     expect: &Expect,
     cloner: &Cloner,
     dest: &Path,
-) -> Result<(Index, Built)> {
+) -> Result<Pending> {
     let mut c = Cursor {
         b: &delta.bytes,
         at: delta.body,
@@ -724,7 +726,7 @@ pub fn apply(
     if c.take(8)? != END {
         bail!("the delta has more ops than the header has files");
     }
-    w.finish(expect, dest)
+    w.finish_unsynced(expect, dest)
 }
 
 /// Decodes a frame whose size the frame header states (at most 256 MiB).

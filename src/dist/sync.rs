@@ -416,6 +416,13 @@ fn rsync(base: &str, rels: &[String], dest: &Path) -> Result<u64> {
         "--no-motd",
         "--timeout=600",
     ]);
+    if base.starts_with("rsync://") {
+        // A daemon connection: without TCP_NODELAY each transfer stalls
+        // twice on Nagle's algorithm against delayed ACKs (~40 ms each; a
+        // sync makes three). The daemon side: `socket options` in
+        // examples/rsyncd.conf.
+        cmd.arg("--sockopts=TCP_NODELAY");
+    }
     cmd.arg(base).arg(dest);
     if let Ok(extra) = std::env::var("REIMAGE_RSYNC_ARGS") {
         // For tests and debugging only (e.g. --bwlimit).
@@ -1339,7 +1346,8 @@ type Applied = Result<(crate::store::extent::Index, crate::store::writer::Built)
 /// Builds the packages of `by_delta` from their fetched deltas, on up to
 /// four threads, largest delta first; the results in `by_delta`'s order.
 /// Each is checked against its manifest entry (SHA256 and size of the delta,
-/// then of the package built) and placed atomically by [`delta::apply`].
+/// then of the package built) by [`delta::apply`]; once all are built, one
+/// `syncfs` makes them durable and each is renamed into `packages/`.
 /// Content new to the pool that two packages of this update share is
 /// written by each and shared afterwards ([`share_within_update`]).
 fn apply_deltas(
@@ -1350,9 +1358,10 @@ fn apply_deltas(
     work: &Path,
     by_delta: &[(&ManifestPackage, &publish::DeltaRef)],
 ) -> Vec<Applied> {
-    let apply_one = |p: &ManifestPackage, d: &publish::DeltaRef| -> Applied {
+    type Built = Result<crate::store::writer::Pending>;
+    let apply_one = |p: &ManifestPackage, d: &publish::DeltaRef| -> Built {
         let dpath = work.join(&d.path);
-        let res = (|| -> Applied {
+        let res = (|| -> Built {
             let size = std::fs::metadata(&dpath)
                 .with_context(|| format!("the source did not send {}", d.path))?
                 .len();
@@ -1374,7 +1383,7 @@ fn apply_deltas(
         .map_or(1, |n| n.get())
         .min(4)
         .min(by_delta.len());
-    let slots: Vec<std::sync::Mutex<Option<Applied>>> = by_delta
+    let slots: Vec<std::sync::Mutex<Option<Built>>> = by_delta
         .iter()
         .map(|_| std::sync::Mutex::new(None))
         .collect();
@@ -1390,12 +1399,30 @@ fn apply_deltas(
             });
         }
     });
-    slots
+    let built: Vec<Built> = slots
         .into_iter()
         .map(|m| {
             m.into_inner()
                 .unwrap_or_else(|e| e.into_inner())
                 .unwrap_or_else(|| Err(anyhow!("the delta was not applied")))
+        })
+        .collect();
+    // Durable all at once, then into packages/.
+    let synced = if built.iter().any(|b| b.is_ok()) {
+        std::fs::File::open(&pool.root)
+            .map_err(anyhow::Error::from)
+            .and_then(|f| crate::sys::syncfs(&f).map_err(anyhow::Error::from))
+            .map(|()| crate::util::failpoint::hit("sync.synced"))
+            .map_err(|e| format!("syncfs {}: {e:#}", pool.root.display()))
+    } else {
+        Ok(())
+    };
+    built
+        .into_iter()
+        .map(|b| match (&synced, b) {
+            (Ok(()), Ok(pending)) => pending.persist(),
+            (Err(e), Ok(_)) => Err(anyhow!("{e}")),
+            (_, Err(e)) => Err(e),
         })
         .collect()
 }

@@ -294,20 +294,56 @@ pub struct Built {
 }
 
 /// Writes one extent package; see the module doc.
+///
+/// Content is checked as it comes but placed only in [`Writer::finish`]:
+/// new content is staged, each file at its own place in one staging file
+/// (a hole between two keeps them separate extents), written back in one
+/// pass and cloned into place; content from the pool is cloned from there,
+/// a run of consecutive files from consecutive places in one call. (One
+/// FICLONERANGE per file, each waiting for its staged data to be written,
+/// was most of the time of a delta's build.)
 pub struct Writer<'a> {
     layout: &'a Layout,
     cloner: &'a Cloner,
     tmp: tempfile::NamedTempFile,
     staging: File,
+    /// Next free offset in `staging`.
+    staged: u64,
     sha: sha2::Sha256,
     hashed: u64,
     blakes: Vec<[u8; 32]>,
-    /// Content written into this package so far (BLAKE3 -> offset, length):
-    /// a file repeated inside the package is cloned from its first copy.
+    /// Content staged for this package so far (BLAKE3 -> staging offset,
+    /// length): a file repeated inside the package shares its first copy.
     local: HashMap<[u8; 32], (u64, u64)>,
+    /// Pool packages content is cloned from, open once each.
+    sources: Vec<File>,
+    source_ix: HashMap<Arc<PathBuf>, usize>,
+    places: Vec<Place>,
     buf: Vec<u8>,
     pub built: Built,
 }
+
+/// Where a slot's content comes from when the package is put together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `Writer::sources[i]`.
+    Pool(usize),
+    Staging,
+}
+
+/// One clone of [`Writer::finish`]: `len` (aligned) bytes from `src_off`
+/// of `from` to `dst_off` of the package; `file` names it in errors.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    from: Source,
+    src_off: u64,
+    len: u64,
+    dst_off: u64,
+    file: u32,
+}
+
+/// The hole between two files staged for one package.
+const STAGING_GAP: u64 = 4096;
 
 const ZEROS: [u8; 4096] = [0; 4096];
 
@@ -326,10 +362,14 @@ impl<'a> Writer<'a> {
             cloner,
             tmp,
             staging,
+            staged: 0,
             sha,
             hashed: layout.prefix.bytes.len() as u64,
             blakes: Vec::with_capacity(layout.slots.len()),
             local: HashMap::new(),
+            sources: Vec::new(),
+            source_ix: HashMap::new(),
+            places: Vec::with_capacity(layout.slots.len()),
             buf: vec![0u8; 1 << 20],
             built: Built::default(),
         })
@@ -357,7 +397,7 @@ impl<'a> Writer<'a> {
 
     /// Streams `src` through the digests; returns (file digest hex, BLAKE3, bytes).
     fn hash_stream(
-        &mut self,
+        buf: &mut [u8],
         mut src: impl Read,
         algo: DigestAlgo,
         sha: &mut sha2::Sha256,
@@ -368,15 +408,15 @@ impl<'a> Writer<'a> {
         let mut b3 = blake3::Hasher::new();
         let mut at = 0u64;
         loop {
-            let want = ((limit + 1).saturating_sub(at)).min(self.buf.len() as u64) as usize;
+            let want = ((limit + 1).saturating_sub(at)).min(buf.len() as u64) as usize;
             if want == 0 {
                 break;
             }
-            let n = src.read(&mut self.buf[..want])?;
+            let n = src.read(&mut buf[..want])?;
             if n == 0 {
                 break;
             }
-            let chunk = &self.buf[..n];
+            let chunk = &buf[..n];
             fd.update(chunk);
             b3.update(chunk);
             sha.update(chunk);
@@ -394,14 +434,24 @@ impl<'a> Writer<'a> {
         let Some(loc) = store.get(blake3).filter(|l| l.length == slot.length) else {
             return Ok(false);
         };
-        let Ok(src) = File::open(&*loc.package) else {
-            return Ok(false);
+        let ix = match self.source_ix.get(&loc.package) {
+            Some(&i) => i,
+            None => {
+                let Ok(f) = File::open(&*loc.package) else {
+                    return Ok(false);
+                };
+                self.sources.push(f);
+                self.source_ix
+                    .insert(loc.package.clone(), self.sources.len() - 1);
+                self.sources.len() - 1
+            }
         };
         let mut sha = self.sha.clone();
         let mut hashed = self.hashed;
         Self::pad_sha(&mut sha, &mut hashed, slot.offset);
-        let reader = RangeReader::new(&src, loc.offset, loc.length);
-        let (digest, b3, n) = self.hash_stream(
+        let reader = RangeReader::new(&self.sources[ix], loc.offset, loc.length);
+        let (digest, b3, n) = Self::hash_stream(
+            &mut self.buf,
             reader,
             self.layout.algo,
             &mut sha,
@@ -411,20 +461,17 @@ impl<'a> Writer<'a> {
         if n != slot.length || &b3 != blake3 || digest != f.digest {
             return Ok(false);
         }
-        self.cloner
-            .place(
-                &src,
-                loc.offset,
-                align_up(slot.length),
-                self.tmp.as_file(),
-                slot.offset,
-            )
-            .map_err(|e| anyhow!("{}: {e}", f.path))?;
+        self.places.push(Place {
+            from: Source::Pool(ix),
+            src_off: loc.offset,
+            len: align_up(slot.length),
+            dst_off: slot.offset,
+            file: slot.file_index,
+        });
         self.sha = sha;
         self.hashed = hashed + n;
         self.blakes.push(b3);
         self.built.cloned += n;
-        crate::util::failpoint::hit("sync.placed");
         Ok(true)
     }
 
@@ -433,16 +480,17 @@ impl<'a> Writer<'a> {
     /// staging file and cloned into place (its own extent).
     pub fn put_reader(&mut self, src: impl Read) -> Result<()> {
         let (slot, f) = self.slot()?;
-        self.staging.set_len(0)?;
-        let staging = self.staging.try_clone()?;
+        let base = self.staged;
         let mut sha = self.sha.clone();
         let mut hashed = self.hashed;
         Self::pad_sha(&mut sha, &mut hashed, slot.offset);
-        let (digest, b3, n) = self.hash_stream(
+        let staging = &self.staging;
+        let (digest, b3, n) = Self::hash_stream(
+            &mut self.buf,
             src,
             self.layout.algo,
             &mut sha,
-            |chunk, at| staging.write_all_at(chunk, at),
+            |chunk, at| staging.write_all_at(chunk, base + at),
             slot.length,
         )?;
         if n != slot.length {
@@ -462,33 +510,75 @@ impl<'a> Writer<'a> {
             );
         }
         let alen = align_up(n);
-        match self.local.get(&b3) {
-            // The same content earlier in this package: share its extent.
+        let from = match self.local.get(&b3) {
+            // The same content earlier in this package: share its copy (the
+            // bytes just staged are overwritten by the next file).
             Some(&(off, len)) if len == n => {
-                let pkg = self.tmp.as_file();
-                self.cloner
-                    .place(pkg, off, alen, pkg, slot.offset)
-                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
                 self.built.cloned += n;
+                off
             }
             _ => {
                 if alen > n {
                     self.staging
-                        .write_all_at(&vec![0u8; (alen - n) as usize], n)?;
+                        .write_all_at(&ZEROS[..(alen - n) as usize], base + n)?;
                 }
-                self.cloner
-                    .place(&self.staging, 0, alen, self.tmp.as_file(), slot.offset)
-                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
                 self.built.written += n;
                 if n > 0 {
-                    self.local.insert(b3, (slot.offset, n));
+                    self.local.insert(b3, (base, n));
+                    self.staged = base + alen + STAGING_GAP;
                 }
+                base
             }
+        };
+        if alen > 0 {
+            self.places.push(Place {
+                from: Source::Staging,
+                src_off: from,
+                len: alen,
+                dst_off: slot.offset,
+                file: slot.file_index,
+            });
         }
         self.sha = sha;
         self.hashed = hashed + n;
         self.blakes.push(b3);
-        crate::util::failpoint::hit("sync.placed");
+        Ok(())
+    }
+
+    /// Puts the package's content in place (see [`Writer`]): staged data
+    /// written back in one pass, then one clone per run of consecutive
+    /// places.
+    fn place_all(&mut self) -> Result<()> {
+        let _ = crate::sys::start_writeback(&self.staging, 0, self.staged);
+        let dst = self.tmp.as_file();
+        let mut i = 0;
+        while i < self.places.len() {
+            let first = self.places[i];
+            let mut len = first.len;
+            let mut j = i + 1;
+            while let Some(p) = self.places.get(j) {
+                if p.from != first.from
+                    || p.src_off != first.src_off + len
+                    || p.dst_off != first.dst_off + len
+                {
+                    break;
+                }
+                len += p.len;
+                j += 1;
+            }
+            let src = match first.from {
+                Source::Pool(k) => &self.sources[k],
+                Source::Staging => &self.staging,
+            };
+            self.cloner
+                .place(src, first.src_off, len, dst, first.dst_off)
+                .map_err(|e| {
+                    let f = &self.layout.files[first.file as usize];
+                    anyhow!("{}: {e}", f.path)
+                })?;
+            crate::util::failpoint::hit("sync.placed");
+            i = j;
+        }
         Ok(())
     }
 
@@ -500,7 +590,17 @@ impl<'a> Writer<'a> {
     /// Writes the index, checks the whole package against `expect`, fsyncs
     /// and renames it to `dest` (never replacing anything). Returns the
     /// package's index.
-    pub fn finish(mut self, expect: &Expect, dest: &Path) -> Result<(Index, Built)> {
+    pub fn finish(self, expect: &Expect, dest: &Path) -> Result<(Index, Built)> {
+        let pending = self.finish_unsynced(expect, dest)?;
+        pending.tmp.as_file().sync_all()?;
+        crate::util::failpoint::hit("sync.synced");
+        pending.persist()
+    }
+
+    /// [`Writer::finish`] without the fsync and the rename: the caller makes
+    /// many packages durable at once (one `syncfs`) and then
+    /// [`Pending::persist`]s each.
+    pub fn finish_unsynced(mut self, expect: &Expect, dest: &Path) -> Result<Pending> {
         if self.blakes.len() != self.layout.slots.len() {
             bail!(
                 "data for {} of {} files is missing",
@@ -540,7 +640,7 @@ impl<'a> Writer<'a> {
         Self::pad_sha(&mut self.sha, &mut self.hashed, self.layout.index_offset);
         self.sha.update(&tail);
         let size = self.layout.index_offset + tail.len() as u64;
-        let sha: [u8; 32] = self.sha.finalize().into();
+        let sha: [u8; 32] = std::mem::take(&mut self.sha).finalize().into();
         if size != expect.size || sha != expect.sha256 {
             bail!(
                 "the rebuilt package does not match the manifest: SHA256 {} size {}, expected SHA256 {} size {}",
@@ -550,17 +650,40 @@ impl<'a> Writer<'a> {
                 expect.size
             );
         }
+        self.place_all()?;
         let file = self.tmp.as_file();
         file.write_all_at(&tail, self.layout.index_offset)?;
         file.set_len(size)?;
-        file.sync_all()?;
-        crate::util::failpoint::hit("sync.synced");
+        let mut built = self.built;
+        built.size = size;
+        Ok(Pending {
+            tmp: self.tmp,
+            dest: dest.to_path_buf(),
+            index,
+            built,
+        })
+    }
+}
+
+/// A package built and checked in `tmp/`, not yet durable nor in
+/// `packages/` ([`Writer::finish_unsynced`]).
+pub struct Pending {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    index: Index,
+    built: Built,
+}
+
+impl Pending {
+    /// Renames the package into place (never replacing anything). Its data
+    /// must be durable first (an fsync of it, or a `syncfs` of the pool).
+    pub fn persist(self) -> Result<(Index, Built)> {
         let tmp_path = self.tmp.into_temp_path();
         match rustix::fs::renameat_with(
             rustix::fs::CWD,
             &*tmp_path,
             rustix::fs::CWD,
-            dest,
+            &self.dest,
             rustix::fs::RenameFlags::NOREPLACE,
         ) {
             Ok(()) => {
@@ -568,12 +691,11 @@ impl<'a> Writer<'a> {
                 crate::util::failpoint::hit("sync.renamed");
             }
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot rename into {}", dest.display()))
+                return Err(e)
+                    .with_context(|| format!("cannot rename into {}", self.dest.display()))
             }
         }
-        let mut built = self.built;
-        built.size = size;
-        Ok((index, built))
+        Ok((self.index, self.built))
     }
 }
 
