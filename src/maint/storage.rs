@@ -482,7 +482,14 @@ fn is_clean(p: &Pkg, me: usize, extents: &[FileExtent], whole: &WholeBy) -> bool
                 Some((s, l)) if fe.file_offset < s + l => l,
                 _ => other,
             };
-            fe.ram_bytes <= limit || whole_elsewhere(whole, fe.disk_bytenr, me)
+            let ok = fe.ram_bytes <= limit || whole_elsewhere(whole, fe.disk_bytenr, me);
+            if !ok {
+                crate::util::runner::log::debug(&format!(
+                    "dedupe: {}: the extent at {} ({} bytes, {} of it referenced from {}) is larger than the {limit} bytes there",
+                    p.name, fe.file_offset, fe.ram_bytes, fe.num_bytes, fe.extent_offset
+                ));
+            }
+            ok
         })
 }
 

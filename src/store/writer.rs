@@ -295,24 +295,19 @@ pub struct Built {
 
 /// Writes one extent package; see the module doc.
 ///
-/// Content is checked as it comes but placed only in [`Writer::finish`]:
-/// new content is staged, each file at its own place in one staging file
-/// (a hole between two keeps them separate extents), written back in one
-/// pass and cloned into place; content from the pool is cloned from there,
-/// a run of consecutive files from consecutive places in one call. (One
-/// FICLONERANGE per file, each waiting for its staged data to be written,
-/// was most of the time of a delta's build.)
+/// Content is checked as it comes. New content is staged and cloned into
+/// place at once (its own extent); content from the pool (and content the
+/// package holds twice) is placed in [`Writer::finish`], a run of
+/// consecutive files from consecutive places in one clone.
 pub struct Writer<'a> {
     layout: &'a Layout,
     cloner: &'a Cloner,
     tmp: tempfile::NamedTempFile,
     staging: File,
-    /// Next free offset in `staging`.
-    staged: u64,
     sha: sha2::Sha256,
     hashed: u64,
     blakes: Vec<[u8; 32]>,
-    /// Content staged for this package so far (BLAKE3 -> staging offset,
+    /// New content placed in this package so far (BLAKE3 -> offset,
     /// length): a file repeated inside the package shares its first copy.
     local: HashMap<[u8; 32], (u64, u64)>,
     /// Pool packages content is cloned from, open once each.
@@ -328,7 +323,8 @@ pub struct Writer<'a> {
 enum Source {
     /// `Writer::sources[i]`.
     Pool(usize),
-    Staging,
+    /// The package itself (content it holds twice).
+    Package,
 }
 
 /// One clone of [`Writer::finish`]: `len` (aligned) bytes from `src_off`
@@ -341,9 +337,6 @@ struct Place {
     dst_off: u64,
     file: u32,
 }
-
-/// The hole between two files staged for one package.
-const STAGING_GAP: u64 = 4096;
 
 const ZEROS: [u8; 4096] = [0; 4096];
 
@@ -362,7 +355,6 @@ impl<'a> Writer<'a> {
             cloner,
             tmp,
             staging,
-            staged: 0,
             sha,
             hashed: layout.prefix.bytes.len() as u64,
             blakes: Vec::with_capacity(layout.slots.len()),
@@ -480,7 +472,10 @@ impl<'a> Writer<'a> {
     /// staging file and cloned into place (its own extent).
     pub fn put_reader(&mut self, src: impl Read) -> Result<()> {
         let (slot, f) = self.slot()?;
-        let base = self.staged;
+        // Empty: bytes left from an earlier file (one that turned out to be
+        // a repeat) would otherwise join this file's extent.
+        self.staging.set_len(0)?;
+        let base = 0;
         let mut sha = self.sha.clone();
         let mut hashed = self.hashed;
         Self::pad_sha(&mut sha, &mut hashed, slot.offset);
@@ -510,34 +505,31 @@ impl<'a> Writer<'a> {
             );
         }
         let alen = align_up(n);
-        let from = match self.local.get(&b3) {
-            // The same content earlier in this package: share its copy (the
-            // bytes just staged are overwritten by the next file).
+        match self.local.get(&b3) {
+            // The same content earlier in this package: share its copy.
             Some(&(off, len)) if len == n => {
                 self.built.cloned += n;
-                off
+                self.places.push(Place {
+                    from: Source::Package,
+                    src_off: off,
+                    len: alen,
+                    dst_off: slot.offset,
+                    file: slot.file_index,
+                });
             }
-            _ => {
+            _ if alen > 0 => {
+                // Its own extent now, cloned out of the staging file.
                 if alen > n {
                     self.staging
                         .write_all_at(&ZEROS[..(alen - n) as usize], base + n)?;
                 }
+                self.cloner
+                    .place(&self.staging, base, alen, self.tmp.as_file(), slot.offset)
+                    .map_err(|e| anyhow!("{}: {e}", f.path))?;
                 self.built.written += n;
-                if n > 0 {
-                    self.local.insert(b3, (base, n));
-                    self.staged = base + alen + STAGING_GAP;
-                }
-                base
+                self.local.insert(b3, (slot.offset, n));
             }
-        };
-        if alen > 0 {
-            self.places.push(Place {
-                from: Source::Staging,
-                src_off: from,
-                len: alen,
-                dst_off: slot.offset,
-                file: slot.file_index,
-            });
+            _ => {}
         }
         self.sha = sha;
         self.hashed = hashed + n;
@@ -545,11 +537,9 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Puts the package's content in place (see [`Writer`]): staged data
-    /// written back in one pass, then one clone per run of consecutive
-    /// places.
+    /// Puts the content from the pool (and repeated content) in place: one
+    /// clone per run of consecutive places.
     fn place_all(&mut self) -> Result<()> {
-        let _ = crate::sys::start_writeback(&self.staging, 0, self.staged);
         let dst = self.tmp.as_file();
         let mut i = 0;
         while i < self.places.len() {
@@ -568,7 +558,7 @@ impl<'a> Writer<'a> {
             }
             let src = match first.from {
                 Source::Pool(k) => &self.sources[k],
-                Source::Staging => &self.staging,
+                Source::Package => dst,
             };
             self.cloner
                 .place(src, first.src_off, len, dst, first.dst_off)

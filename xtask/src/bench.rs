@@ -208,7 +208,11 @@ fn write_boot(root: &Path, entry: &BootEntry) -> Result<()> {
     let md = std::fs::read_to_string(&md_path).unwrap_or_else(|_| {
         "# reimage compare: report\n\nOnly the VM boot (`cargo xtask bench --boot-only`); `cargo xtask bench` measures the rest.\n".into()
     });
-    std::fs::write(&md_path, with_section(&md, "VM boot", &entry.md))?;
+    let mut md = with_section(&md, "VM boot", &entry.md);
+    if let Some(secs) = entry.json["boot_complete_seconds"].as_f64() {
+        md = with_headline_boot(&md, secs);
+    }
+    std::fs::write(&md_path, md)?;
     let js_path = out.join("report.json");
     let mut js = match std::fs::read_to_string(&js_path) {
         Ok(t) => serde_json::from_str::<Value>(&t)
@@ -221,6 +225,25 @@ fn write_boot(root: &Path, entry: &BootEntry) -> Result<()> {
     obj.insert("boot".into(), entry.json.clone());
     std::fs::write(&js_path, serde_json::to_string_pretty(&js)?)?;
     Ok(())
+}
+
+/// The headline table's VM boot row (`benches/compare.rs` writes it, from
+/// the last `cargo xtask boot-test` if any) with the figure just measured.
+fn with_headline_boot(md: &str, secs: f64) -> String {
+    let row = format!(
+        "| VM boot: kernel start to boot-complete.target, seconds (one TCG boot, see VM boot) | {secs:.1} | (info) | - |"
+    );
+    md.lines()
+        .map(|l| {
+            if l.starts_with("| VM boot") {
+                row.as_str()
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// `md` with its `## TITLE` section (up to the next `## `) replaced by
@@ -248,6 +271,16 @@ fn with_section(md: &str, title: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::with_section;
+
+    #[test]
+    fn the_headline_row_gets_the_boot_figure() {
+        let md = "| a | 1 |\n| VM boot test: x (last cargo xtask boot-test) | not measured | (info) | - |\n| b | 2 |\n";
+        let out = super::with_headline_boot(md, 8.24);
+        assert_eq!(
+            out,
+            "| a | 1 |\n| VM boot: kernel start to boot-complete.target, seconds (one TCG boot, see VM boot) | 8.2 | (info) | - |\n| b | 2 |\n"
+        );
+    }
 
     #[test]
     fn the_boot_section_is_added_once_and_replaced() {
