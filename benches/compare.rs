@@ -2974,11 +2974,15 @@ fn report(
     writeln!(md, "## Dedupe detail\n")?;
     writeln!(
         md,
-        "- last rep's `reimage --json dedupe`: disk before {} B, after {} B, freed {} B, {} packages rebuilt, {} B shared by FIDEDUPERANGE\n",
+        "- last rep's `reimage --json dedupe`: disk before {} B, after {} B, freed {} B; {} packages rebuilt ({} B written, {} B shared by FIDEDUPERANGE while rebuilding), {} kept as they are ({} B left stored twice); {} B shared afterwards\n",
         dd["report"]["disk_before"],
         dd["report"]["disk_after"],
         dd["report"]["freed_bytes"],
         dd["report"]["rebuilt"].as_array().map(|a| a.len()).unwrap_or(0),
+        dd["report"]["rebuilt_written_bytes"],
+        dd["report"]["rebuilt_cloned_bytes"],
+        dd["report"]["kept"].as_array().map(|a| a.len()).unwrap_or(0),
+        dd["report"]["left_bytes"],
         dd["report"]["deduped_bytes"],
     )?;
     if let Some(tv) = disk.get("two_versions") {
