@@ -719,8 +719,9 @@ pub fn apply(
         .with_context(|| path.clone())?;
         // New to the delta, but maybe not to the pool (another package of
         // this sync brought it): share it then.
-        if !w.put_from_pool(store, blake3::hash(&dec.data).as_bytes())? {
-            w.put_bytes(&dec.data)?;
+        let b3 = *blake3::hash(&dec.data).as_bytes();
+        if !w.put_from_pool(store, &b3)? {
+            w.put_decoded(&dec.data, b3)?;
         }
     }
     if c.take(8)? != END {

@@ -1371,7 +1371,14 @@ fn apply_deltas(
             }
             let delta = delta::Delta::read(&dpath)?;
             let dest = pool.packages_dir().join(&p.file);
-            delta::apply(&delta, pool, store, &expect_of(p)?, cloner, &dest)
+            let t = std::time::Instant::now();
+            let built = delta::apply(&delta, pool, store, &expect_of(p)?, cloner, &dest);
+            crate::util::runner::log::debug(&format!(
+                "sync: built {} from its delta in {:.3}s",
+                p.file,
+                t.elapsed().as_secs_f64()
+            ));
+            built
         })();
         let _ = std::fs::remove_file(&dpath);
         reporter.advance(1);
@@ -1408,6 +1415,7 @@ fn apply_deltas(
         })
         .collect();
     // Durable all at once, then into packages/.
+    let t = std::time::Instant::now();
     let synced = if built.iter().any(|b| b.is_ok()) {
         std::fs::File::open(&pool.root)
             .map_err(anyhow::Error::from)
@@ -1417,6 +1425,10 @@ fn apply_deltas(
     } else {
         Ok(())
     };
+    crate::util::runner::log::debug(&format!(
+        "sync: the built packages durable in {:.3}s",
+        t.elapsed().as_secs_f64()
+    ));
     built
         .into_iter()
         .map(|b| match (&synced, b) {

@@ -387,7 +387,8 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Streams `src` through the digests; returns (file digest hex, BLAKE3, bytes).
+    /// Streams `src` through the digests; returns (file digest hex, BLAKE3
+    /// (only `with_b3`, else zeros), bytes).
     fn hash_stream(
         buf: &mut [u8],
         mut src: impl Read,
@@ -395,6 +396,7 @@ impl<'a> Writer<'a> {
         sha: &mut sha2::Sha256,
         mut sink: impl FnMut(&[u8], u64) -> io::Result<()>,
         limit: u64,
+        with_b3: bool,
     ) -> Result<(String, [u8; 32], u64)> {
         let mut fd = algo.hasher();
         let mut b3 = blake3::Hasher::new();
@@ -410,17 +412,26 @@ impl<'a> Writer<'a> {
             }
             let chunk = &buf[..n];
             fd.update(chunk);
-            b3.update(chunk);
+            if with_b3 {
+                b3.update(chunk);
+            }
             sha.update(chunk);
             sink(chunk, at)?;
             at += n as u64;
         }
-        Ok((fd.hex(), *b3.finalize().as_bytes(), at))
+        let b3 = if with_b3 {
+            *b3.finalize().as_bytes()
+        } else {
+            [0; 32]
+        };
+        Ok((fd.hex(), b3, at))
     }
 
     /// Fills the next slot by cloning content the pool holds under `blake3`,
-    /// after checking it (digest against the header). Returns false (nothing
-    /// done) when the pool lacks it or it does not fit.
+    /// after checking it (digest against the header; the bytes read are the
+    /// bytes cloned, and go into the package's SHA256 the manifest checks).
+    /// Returns false (nothing done) when the pool lacks it or it does not
+    /// fit.
     pub fn put_from_pool(&mut self, store: &ContentStore, blake3: &[u8; 32]) -> Result<bool> {
         let (slot, f) = self.slot()?;
         let Some(loc) = store.get(blake3).filter(|l| l.length == slot.length) else {
@@ -442,17 +453,20 @@ impl<'a> Writer<'a> {
         let mut hashed = self.hashed;
         Self::pad_sha(&mut sha, &mut hashed, slot.offset);
         let reader = RangeReader::new(&self.sources[ix], loc.offset, loc.length);
-        let (digest, b3, n) = Self::hash_stream(
+        // (Its BLAKE3 is the pool index's: not computed again.)
+        let (digest, _, n) = Self::hash_stream(
             &mut self.buf,
             reader,
             self.layout.algo,
             &mut sha,
             |_, _| Ok(()),
             slot.length,
+            false,
         )?;
-        if n != slot.length || &b3 != blake3 || digest != f.digest {
+        if n != slot.length || digest != f.digest {
             return Ok(false);
         }
+        let b3 = *blake3;
         self.places.push(Place {
             from: Source::Pool(ix),
             src_off: loc.offset,
@@ -471,6 +485,12 @@ impl<'a> Writer<'a> {
     /// slot's length), checked against the header's digest, written to a
     /// staging file and cloned into place (its own extent).
     pub fn put_reader(&mut self, src: impl Read) -> Result<()> {
+        self.put_reader_b3(src, None)
+    }
+
+    /// [`Writer::put_reader`] of content whose BLAKE3 is `known` (computed by
+    /// the caller from these very bytes), else computed here.
+    fn put_reader_b3(&mut self, src: impl Read, known: Option<[u8; 32]>) -> Result<()> {
         let (slot, f) = self.slot()?;
         // Empty: bytes left from an earlier file (one that turned out to be
         // a repeat) would otherwise join this file's extent.
@@ -487,7 +507,9 @@ impl<'a> Writer<'a> {
             &mut sha,
             |chunk, at| staging.write_all_at(chunk, base + at),
             slot.length,
+            known.is_none(),
         )?;
+        let b3 = known.unwrap_or(b3);
         if n != slot.length {
             bail!(
                 "{}: the header says {} bytes but {n}{} came",
@@ -572,9 +594,50 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Fills the next slot from memory.
-    pub fn put_bytes(&mut self, data: &[u8]) -> Result<()> {
-        self.put_reader(data)
+    /// Fills the next slot with content decoded in memory whose BLAKE3 the
+    /// caller just computed from `data`: checked against the header's digest
+    /// and hashed into the package's SHA256 from memory; content this package
+    /// already holds is shared with that copy (nothing staged), the rest
+    /// staged and cloned into place like [`Writer::put_reader`].
+    pub fn put_decoded(&mut self, data: &[u8], b3: [u8; 32]) -> Result<()> {
+        let n = data.len() as u64;
+        let repeat = self.local.get(&b3).is_some_and(|&(_, len)| len == n);
+        if !repeat {
+            return self.put_reader_b3(data, Some(b3));
+        }
+        let (slot, f) = self.slot()?;
+        if n != slot.length {
+            bail!(
+                "{}: the header says {} bytes but {n} came",
+                f.path,
+                slot.length
+            );
+        }
+        let mut fd = self.layout.algo.hasher();
+        fd.update(data);
+        let digest = fd.hex();
+        if digest != f.digest {
+            bail!(
+                "{}: content does not match the header's {} digest (expected {}, got {digest})",
+                f.path,
+                self.layout.algo.name(),
+                f.digest
+            );
+        }
+        Self::pad_sha(&mut self.sha, &mut self.hashed, slot.offset);
+        self.sha.update(data);
+        self.hashed += n;
+        let (off, _) = self.local[&b3];
+        self.places.push(Place {
+            from: Source::Package,
+            src_off: off,
+            len: align_up(n),
+            dst_off: slot.offset,
+            file: slot.file_index,
+        });
+        self.built.cloned += n;
+        self.blakes.push(b3);
+        Ok(())
     }
 
     /// Writes the index, checks the whole package against `expect`, fsyncs
