@@ -481,6 +481,28 @@ impl<'a> Writer<'a> {
         Ok(true)
     }
 
+    /// The checks of a file's content against the header: its length and
+    /// its digest.
+    fn check_content(&self, slot: &Slot, f: &PkgFile, n: u64, digest: &str) -> Result<()> {
+        if n != slot.length {
+            bail!(
+                "{}: the header says {} bytes but {n}{} came",
+                f.path,
+                slot.length,
+                if n > slot.length { " or more" } else { "" }
+            );
+        }
+        if digest != f.digest {
+            bail!(
+                "{}: content does not match the header's {} digest (expected {}, got {digest})",
+                f.path,
+                self.layout.algo.name(),
+                f.digest
+            );
+        }
+        Ok(())
+    }
+
     /// Fills the next slot with the content read from `src` (exactly the
     /// slot's length), checked against the header's digest, written to a
     /// staging file and cloned into place (its own extent).
@@ -510,22 +532,7 @@ impl<'a> Writer<'a> {
             known.is_none(),
         )?;
         let b3 = known.unwrap_or(b3);
-        if n != slot.length {
-            bail!(
-                "{}: the header says {} bytes but {n}{} came",
-                f.path,
-                slot.length,
-                if n > slot.length { " or more" } else { "" }
-            );
-        }
-        if digest != f.digest {
-            bail!(
-                "{}: content does not match the header's {} digest (expected {}, got {digest})",
-                f.path,
-                self.layout.algo.name(),
-                f.digest
-            );
-        }
+        self.check_content(slot, f, n, &digest)?;
         let alen = align_up(n);
         match self.local.get(&b3) {
             // The same content earlier in this package: share its copy.
@@ -606,24 +613,9 @@ impl<'a> Writer<'a> {
             return self.put_reader_b3(data, Some(b3));
         }
         let (slot, f) = self.slot()?;
-        if n != slot.length {
-            bail!(
-                "{}: the header says {} bytes but {n} came",
-                f.path,
-                slot.length
-            );
-        }
         let mut fd = self.layout.algo.hasher();
         fd.update(data);
-        let digest = fd.hex();
-        if digest != f.digest {
-            bail!(
-                "{}: content does not match the header's {} digest (expected {}, got {digest})",
-                f.path,
-                self.layout.algo.name(),
-                f.digest
-            );
-        }
+        self.check_content(slot, f, n, &fd.hex())?;
         Self::pad_sha(&mut self.sha, &mut self.hashed, slot.offset);
         self.sha.update(data);
         self.hashed += n;

@@ -137,14 +137,7 @@ fn vm_boot(root: &Path) -> Result<()> {
         Ok(b) => {
             let (commit, dirty) = commit(root);
             let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-            let cpu = std::fs::read_to_string("/proc/cpuinfo")
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("model name")
-                        .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-                })
-                .unwrap_or_default();
+            let cpu = crate::cmd::cpu_model();
             let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
             let mut md = String::new();
             let _ = writeln!(md, "| boot of the boot set's v1 (deployment 1) | seconds |");

@@ -75,3 +75,15 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// The CPU's model name (`/proc/cpuinfo`), or "" when it cannot be read.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default()
+}

@@ -967,14 +967,7 @@ fn machine() -> Value {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default()
     };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_default();
+    let cpu = crate::cmd::cpu_model();
     let dirty = !out("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
     json!({
         "commit": format!("{}{}", out("git", &["rev-parse", "--short", "HEAD"]), if dirty { "+dirty" } else { "" }),
