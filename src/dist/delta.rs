@@ -24,7 +24,6 @@
 //! the new package byte for byte and checks it like any other.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -585,11 +584,9 @@ pub struct Delta {
 }
 
 impl Delta {
-    pub fn read(path: &Path) -> Result<Delta> {
-        let mut bytes = Vec::new();
-        File::open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?
-            .read_to_end(&mut bytes)?;
+    /// A delta from its bytes (the caller read them and checked them
+    /// against the manifest).
+    pub fn parse(bytes: Vec<u8>) -> Result<Delta> {
         if bytes.len() < 20 || &bytes[..8] != MAGIC {
             bail!("not a reimage delta");
         }

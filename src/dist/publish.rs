@@ -429,16 +429,9 @@ fn write_image_index(root: &Path, image: &str) -> Result<()> {
     let versions = versions(root, image)?;
     let mut later = std::collections::BTreeMap::new();
     for v in &versions {
-        let dir = root.join("images").join(image).join(format!("{v}.deltas"));
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut olds: Vec<String> = rd
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.strip_suffix(".json").map(str::to_string)
-            })
+        let mut olds: Vec<String> = later_delta_files(root, image, v)
+            .into_iter()
+            .map(|(old, _)| old)
             .filter(|o| check_name("version", o).is_ok())
             .collect();
         if !olds.is_empty() {
@@ -459,24 +452,32 @@ fn write_image_index(root: &Path, image: &str) -> Result<()> {
     world_readable(&path)
 }
 
-/// The deltas named by the later delta files of `m`
-/// (`images/IMAGE/VERSION.deltas/OLD.json`).
-fn later_delta_paths(root: &Path, m: &Manifest) -> Result<Vec<String>> {
+/// The later delta files of `image` `version`
+/// (`images/IMAGE/VERSION.deltas/OLD.json`): (OLD, path); none when there
+/// is no such directory.
+fn later_delta_files(root: &Path, image: &str, version: &str) -> Vec<(String, PathBuf)> {
     let dir = root
         .join("images")
-        .join(&m.image)
-        .join(format!("{}.deltas", m.version));
-    let mut out = Vec::new();
+        .join(image)
+        .join(format!("{version}.deltas"));
     let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Ok(out);
+        return Vec::new();
     };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(from) = name.strip_suffix(".json") else {
-            continue;
-        };
-        let f = crate::dist::manifest::DeltaFile::parse(&std::fs::read(e.path())?, m, from)
-            .with_context(|| format!("{} (fix or remove it before pruning)", e.path().display()))?;
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old = name.strip_suffix(".json")?.to_string();
+            Some((old, e.path()))
+        })
+        .collect()
+}
+
+/// The deltas named by the later delta files of `m`.
+fn later_delta_paths(root: &Path, m: &Manifest) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (from, path) in later_delta_files(root, &m.image, &m.version) {
+        let f = crate::dist::manifest::DeltaFile::parse(&std::fs::read(&path)?, m, &from)
+            .with_context(|| format!("{} (fix or remove it before pruning)", path.display()))?;
         out.extend(f.deltas.into_values().flatten().map(|d| d.path));
     }
     Ok(out)

@@ -246,46 +246,37 @@ fn http_fetch_all(
     limits: &HashMap<String, u64>,
     resume: Option<&Resume>,
 ) -> Result<u64> {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let total = AtomicU64::new(0);
-    let failed: std::sync::Mutex<Vec<anyhow::Error>> = std::sync::Mutex::new(Vec::new());
-    let workers = HTTP_PARALLEL.min(rels.len()).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(r) = rels.get(i) else { break };
-                let limit = limits.get(r).copied().unwrap_or(64 << 20);
-                let url = format!("{base}/{r}");
-                let sha = resume.and_then(|x| x.sha256.get(r).map(|h| (&x.dir, h)));
-                let got = match sha {
-                    Some((dir, h)) => {
-                        http_get_resumable(&url, &dir.join(h), h, limit, &dest.join(r))
-                    }
-                    None => http_get(&url, &dest.join(r), limit),
-                };
-                match got {
-                    Ok(Some(b)) => {
-                        total.fetch_add(b, Ordering::SeqCst);
-                    }
-                    Ok(None) => crate::util::runner::log::debug(&format!("GET {url}: not found")),
-                    // One file that fails is a missing file (a delta then
-                    // falls back, a package is reported); every file failing
-                    // is a mirror that is not there.
-                    Err(e) => {
-                        crate::util::runner::log::warn(&format!("{e:#}"));
-                        failed.lock().unwrap_or_else(|e| e.into_inner()).push(e);
-                    }
-                }
-            });
+    let got = crate::util::parallel::map(HTTP_PARALLEL, rels, |r| {
+        let limit = limits.get(r).copied().unwrap_or(64 << 20);
+        let url = format!("{base}/{r}");
+        let sha = resume.and_then(|x| x.sha256.get(r).map(|h| (&x.dir, h)));
+        let got = match sha {
+            Some((dir, h)) => http_get_resumable(&url, &dir.join(h), h, limit, &dest.join(r)),
+            None => http_get(&url, &dest.join(r), limit),
+        };
+        if let Ok(None) = &got {
+            crate::util::runner::log::debug(&format!("GET {url}: not found"));
         }
+        got
     });
-    let mut failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut total = 0;
+    let mut failed = Vec::new();
+    for g in got {
+        match g {
+            Ok(b) => total += b.unwrap_or(0),
+            // One file that fails is a missing file (a delta then falls
+            // back, a package is reported); every file failing is a mirror
+            // that is not there.
+            Err(e) => {
+                crate::util::runner::log::warn(&format!("{e:#}"));
+                failed.push(e);
+            }
+        }
+    }
     if failed.len() == rels.len() {
         return Err(failed.remove(0));
     }
-    Ok(total.into_inner())
+    Ok(total)
 }
 
 /// GETs `url` (whose SHA256 is `sha` and size `size`) through the partial
@@ -729,8 +720,7 @@ pub fn sync(pool: &Pool, opts: &SyncOptions, reporter: &dyn Reporter) -> Result<
     phase("applied the deltas");
     run.packages(rest, &mut report)?;
     reporter.finish();
-    let root = std::fs::File::open(&pool.root)?;
-    crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
+    pool.syncfs()?;
     phase("fetched the packages, synced");
     if !run.failures.is_empty() {
         report.failures = run.failures;
@@ -796,13 +786,12 @@ fn remove_own_partials(pool: &Pool, manifest: &Manifest) {
     let _ = std::fs::remove_dir(&dir);
 }
 
-/// Fetches, checks (signature, image and version) and parses the manifest.
-/// Returns the version, its path in the source, its bytes and itself.
 /// Fetches the manifest of the version to sync (the newest the source
 /// publishes unless one is given), checks it (signature with --keyring,
 /// image, version) and adds the deltas published after it from the versions
 /// the pool holds ([`later_deltas`]): manifest, signature and those files in
-/// one round trip.
+/// one round trip. Returns the version, the manifest's path in the source,
+/// its bytes and itself.
 fn fetch_manifest(
     pool: &Pool,
     src: &Source,
@@ -1362,14 +1351,14 @@ fn apply_deltas(
     let apply_one = |p: &ManifestPackage, d: &publish::DeltaRef| -> Built {
         let dpath = work.join(&d.path);
         let res = (|| -> Built {
-            let size = std::fs::metadata(&dpath)
-                .with_context(|| format!("the source did not send {}", d.path))?
-                .len();
-            let sha = publish::sha256_file(&dpath)?;
-            if size != d.size || hex::encode(sha) != d.sha256 {
+            // Read once: checked against the manifest, then parsed.
+            let bytes = std::fs::read(&dpath)
+                .with_context(|| format!("the source did not send {}", d.path))?;
+            let sha = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+            if bytes.len() as u64 != d.size || hex::encode(sha) != d.sha256 {
                 bail!("{} does not match the manifest (SHA256 or size)", d.path);
             }
-            let delta = delta::Delta::read(&dpath)?;
+            let delta = delta::Delta::parse(bytes)?;
             let dest = pool.packages_dir().join(&p.file);
             let t = std::time::Instant::now();
             let built = delta::apply(&delta, pool, store, &expect_of(p)?, cloner, &dest);
@@ -1384,44 +1373,27 @@ fn apply_deltas(
         reporter.advance(1);
         res
     };
+    // Largest delta first; the results back in by_delta's order.
     let mut order: Vec<usize> = (0..by_delta.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(by_delta[i].1.size));
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4)
-        .min(by_delta.len());
-    let slots: Vec<std::sync::Mutex<Option<Built>>> = by_delta
-        .iter()
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&i) = order.get(k) else { break };
-                let (p, d) = by_delta[i];
-                let r = apply_one(p, d);
-                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            });
-        }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let done = crate::util::parallel::map(threads, &order, |&i| {
+        (i, apply_one(by_delta[i].0, by_delta[i].1))
     });
-    let built: Vec<Built> = slots
+    let mut built: Vec<Option<Built>> = by_delta.iter().map(|_| None).collect();
+    for (i, r) in done {
+        built[i] = Some(r);
+    }
+    let built: Vec<Built> = built
         .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err(anyhow!("the delta was not applied")))
-        })
+        .map(|b| b.unwrap_or_else(|| Err(anyhow!("the delta was not applied"))))
         .collect();
     // Durable all at once, then into packages/.
     let t = std::time::Instant::now();
     let synced = if built.iter().any(|b| b.is_ok()) {
-        std::fs::File::open(&pool.root)
-            .map_err(anyhow::Error::from)
-            .and_then(|f| crate::sys::syncfs(&f).map_err(anyhow::Error::from))
+        pool.syncfs()
             .map(|()| crate::util::failpoint::hit("sync.synced"))
-            .map_err(|e| format!("syncfs {}: {e:#}", pool.root.display()))
+            .map_err(|e| format!("{e:#}"))
     } else {
         Ok(())
     };

@@ -163,8 +163,7 @@ fn scan(pool: &Pool) -> Result<Scan> {
         );
     }
     // Delayed allocation has no extent items yet: flush first.
-    let root = File::open(&pool.root)?;
-    sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
+    pool.syncfs()?;
     let mut s = Scan {
         packages: Vec::new(),
         views: Vec::new(),
@@ -955,33 +954,21 @@ fn rebuild_unclean(
     let mut done: BTreeMap<usize, Result<(u64, u64)>> = BTreeMap::new();
     for wave in 1..=waves {
         let todo: Vec<&Plan> = plans.iter().filter(|p| p.wave == wave).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results = std::sync::Mutex::new(Vec::new());
         let shared: &[Pkg] = pkgs;
-        std::thread::scope(|s| {
-            for _ in 0..REBUILD_THREADS.min(todo.len()) {
-                s.spawn(|| loop {
-                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(plan) = todo.get(n) else { break };
-                    let res = rebuild(pool, shared, plan, whole);
-                    reporter.advance(shared[plan.pkg].size);
-                    results.lock().unwrap().push((plan.pkg, res));
-                });
-            }
+        let mut results = crate::util::parallel::map(REBUILD_THREADS, &todo, |plan| {
+            let res = rebuild(pool, shared, plan, whole);
+            reporter.advance(shared[plan.pkg].size);
+            (plan.pkg, res)
         });
         // The wave's new files durable at once (one syncfs, not an fsync
         // each), then renamed over the old ones: the next wave shares from
         // them.
-        let mut results = results.into_inner().unwrap();
         if results.iter().any(|(_, r)| r.is_ok()) {
-            if let Err(e) = File::open(&pool.root)
-                .map_err(anyhow::Error::from)
-                .and_then(|f| sys::syncfs(&f).map_err(anyhow::Error::from))
-            {
+            if let Err(e) = pool.syncfs() {
                 let msg = format!("{e:#}");
                 for (_, r) in &mut results {
                     if r.is_ok() {
-                        *r = Err(anyhow!("syncfs {}: {msg}", pool.root.display()));
+                        *r = Err(anyhow!("{msg}"));
                     }
                 }
             }
@@ -1175,10 +1162,14 @@ fn rebuild(
     let staging = tempfile::tempfile_in(pool.tmp_dir())?;
     let (mut shared, mut written) = (0u64, 0u64);
     let mut buf = Vec::new();
-    let write = |seg: &Seg, buf: &mut Vec<u8>| -> Result<u64> {
+    // A range read from the old file and checked against the index.
+    let read_checked = |seg: &Seg, buf: &mut Vec<u8>| -> Result<()> {
         buf.resize(seg.len as usize, 0);
         old.read_exact_at(buf, seg.offset).with_context(what)?;
-        check_segment(p, seg, buf)?;
+        check_segment(p, seg, buf)
+    };
+    let write = |seg: &Seg, buf: &mut Vec<u8>| -> Result<u64> {
+        read_checked(seg, buf)?;
         staging.set_len(0)?;
         staging.write_all_at(buf, 0)?;
         sys::clone_range(&staging, 0, seg.len, new, seg.offset)
@@ -1192,9 +1183,7 @@ fn rebuild(
     let mut staged: Vec<(u64, &Seg)> = Vec::new();
     let mut at = 0u64;
     for seg in plan.segs.iter().filter(|s| s.from == From::Write) {
-        buf.resize(seg.len as usize, 0);
-        old.read_exact_at(&mut buf, seg.offset).with_context(what)?;
-        check_segment(p, seg, &buf)?;
+        read_checked(seg, &mut buf)?;
         staging.write_all_at(&buf, at)?;
         staged.push((at, seg));
         at += seg.len + GAP;

@@ -208,8 +208,7 @@ pub fn import_locked(
     });
     reporter.finish();
     // Make everything durable with one syncfs instead of an fsync per file.
-    let root = File::open(&pool.root)?;
-    crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", pool.root.display()))?;
+    pool.syncfs()?;
     crate::util::failpoint::hit("import.done");
 
     let mut r = ImportReport {

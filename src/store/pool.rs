@@ -160,6 +160,14 @@ impl Pool {
         self.root.join("tmp")
     }
 
+    /// One `syncfs` of the pool's filesystem: everything written so far is
+    /// durable, and a write error on the way is reported.
+    pub fn syncfs(&self) -> Result<()> {
+        let root = std::fs::File::open(&self.root)
+            .with_context(|| format!("cannot open {}", self.root.display()))?;
+        crate::sys::syncfs(&root).with_context(|| format!("syncfs {}", self.root.display()))
+    }
+
     /// Creates the pool's subdirectories (idempotent).
     pub fn create_dirs(root: &Path) -> Result<()> {
         for d in ["packages", "views", "images", "index", "tmp"] {

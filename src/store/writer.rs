@@ -512,12 +512,18 @@ impl<'a> Writer<'a> {
 
     /// [`Writer::put_reader`] of content whose BLAKE3 is `known` (computed by
     /// the caller from these very bytes), else computed here.
+    /// A known BLAKE3 that this package already holds (a repeat) is not
+    /// staged at all.
     fn put_reader_b3(&mut self, src: impl Read, known: Option<[u8; 32]>) -> Result<()> {
         let (slot, f) = self.slot()?;
+        let repeat = known.is_some_and(|b| {
+            self.local
+                .get(&b)
+                .is_some_and(|&(_, len)| len == slot.length)
+        });
         // Empty: bytes left from an earlier file (one that turned out to be
         // a repeat) would otherwise join this file's extent.
         self.staging.set_len(0)?;
-        let base = 0;
         let mut sha = self.sha.clone();
         let mut hashed = self.hashed;
         Self::pad_sha(&mut sha, &mut hashed, slot.offset);
@@ -527,7 +533,13 @@ impl<'a> Writer<'a> {
             src,
             self.layout.algo,
             &mut sha,
-            |chunk, at| staging.write_all_at(chunk, base + at),
+            |chunk, at| {
+                if repeat {
+                    Ok(())
+                } else {
+                    staging.write_all_at(chunk, at)
+                }
+            },
             slot.length,
             known.is_none(),
         )?;
@@ -550,10 +562,10 @@ impl<'a> Writer<'a> {
                 // Its own extent now, cloned out of the staging file.
                 if alen > n {
                     self.staging
-                        .write_all_at(&ZEROS[..(alen - n) as usize], base + n)?;
+                        .write_all_at(&ZEROS[..(alen - n) as usize], n)?;
                 }
                 self.cloner
-                    .place(&self.staging, base, alen, self.tmp.as_file(), slot.offset)
+                    .place(&self.staging, 0, alen, self.tmp.as_file(), slot.offset)
                     .map_err(|e| anyhow!("{}: {e}", f.path))?;
                 self.built.written += n;
                 self.local.insert(b3, (slot.offset, n));
@@ -602,34 +614,11 @@ impl<'a> Writer<'a> {
     }
 
     /// Fills the next slot with content decoded in memory whose BLAKE3 the
-    /// caller just computed from `data`: checked against the header's digest
-    /// and hashed into the package's SHA256 from memory; content this package
-    /// already holds is shared with that copy (nothing staged), the rest
-    /// staged and cloned into place like [`Writer::put_reader`].
+    /// caller just computed from `data` (not computed again); content this
+    /// package already holds is shared with that copy without being staged,
+    /// the rest goes in like [`Writer::put_reader`].
     pub fn put_decoded(&mut self, data: &[u8], b3: [u8; 32]) -> Result<()> {
-        let n = data.len() as u64;
-        let repeat = self.local.get(&b3).is_some_and(|&(_, len)| len == n);
-        if !repeat {
-            return self.put_reader_b3(data, Some(b3));
-        }
-        let (slot, f) = self.slot()?;
-        let mut fd = self.layout.algo.hasher();
-        fd.update(data);
-        self.check_content(slot, f, n, &fd.hex())?;
-        Self::pad_sha(&mut self.sha, &mut self.hashed, slot.offset);
-        self.sha.update(data);
-        self.hashed += n;
-        let (off, _) = self.local[&b3];
-        self.places.push(Place {
-            from: Source::Package,
-            src_off: off,
-            len: align_up(n),
-            dst_off: slot.offset,
-            file: slot.file_index,
-        });
-        self.built.cloned += n;
-        self.blakes.push(b3);
-        Ok(())
+        self.put_reader_b3(data, Some(b3))
     }
 
     /// Writes the index, checks the whole package against `expect`, fsyncs

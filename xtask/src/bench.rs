@@ -32,7 +32,7 @@ pub fn run(opts: &Options) -> Result<()> {
     if opts.boot_only {
         return vm_boot(&root);
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::cmd::cargo();
     crate::prereq::ensure("bench", crate::prereq::BENCH)?;
     if !opts.quick {
         crate::prereq::ensure("bench", crate::boot::BOOT_TOOLS)?;

@@ -691,21 +691,51 @@ pub struct BootTiming {
     pub log: PathBuf,
 }
 
-/// Installs the boot set's v1 on a fresh disk image under `dir` (as the
-/// boot test's step 1 does) and boots it once to healthy. Builds what it
-/// needs (tools, the boot set, the reimage RPM); qemu is killed if it is
-/// still running when this returns; the disk image stays in `dir`.
-pub fn measure_v1_boot(dir: &Path) -> Result<BootTiming> {
-    crate::prereq::ensure("boot", BOOT_TOOLS)?;
+/// What a boot run starts from: the boot set (`data`/boot/v1, v2), the
+/// reimage RPM, the release binary, the test packages, where the disk goes.
+struct Inputs {
+    data: PathBuf,
+    reimage_rpm: PathBuf,
+    bin: PathBuf,
+    fail_rpm: PathBuf,
+    probe_rpm: PathBuf,
+    disk: PathBuf,
+}
+
+/// Installs the tools (`what` names the command), empties `dir` and builds
+/// the inputs of a boot run there.
+fn inputs(what: &str, dir: &Path) -> Result<Inputs> {
+    crate::prereq::ensure(what, BOOT_TOOLS)?;
     let root = cmd::repo_root();
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let data = root.join("target/bootdata");
     crate::realistic::boot(&data.join("boot"))?;
     let reimage_rpm = rpm()?;
-    let bin = root.join("target/release/reimage");
-    let (_, probe_rpm) = test_packages(&dir.join("rpms"))?;
-    let disk = dir.join("disk.img");
+    let (fail_rpm, probe_rpm) = test_packages(&dir.join("rpms"))?;
+    Ok(Inputs {
+        data,
+        reimage_rpm,
+        bin: root.join("target/release/reimage"),
+        fail_rpm,
+        probe_rpm,
+        disk: dir.join("disk.img"),
+    })
+}
+
+/// Installs the boot set's v1 on a fresh disk image under `dir` (as the
+/// boot test's step 1 does) and boots it once to healthy. Builds what it
+/// needs (tools, the boot set, the reimage RPM); qemu is killed if it is
+/// still running when this returns; the disk image stays in `dir`.
+pub fn measure_v1_boot(dir: &Path) -> Result<BootTiming> {
+    let Inputs {
+        data,
+        reimage_rpm,
+        bin,
+        probe_rpm,
+        disk,
+        ..
+    } = inputs("boot", dir)?;
     let t = Instant::now();
     let install_cmd = install_v1(&bin, &disk, &data.join("boot/v1"), &reimage_rpm, &probe_rpm)?;
     let install_s = t.elapsed().as_secs_f64();
@@ -724,18 +754,16 @@ pub fn measure_v1_boot(dir: &Path) -> Result<BootTiming> {
 
 /// Runs the whole boot test.
 pub fn boot_test() -> Result<()> {
-    crate::prereq::ensure("boot-test", BOOT_TOOLS)?;
-    let root = cmd::repo_root();
-    let dir = root.join("target/boot-test");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let dir = cmd::repo_root().join("target/boot-test");
     let t_all = Instant::now();
-    let data = root.join("target/bootdata");
-    crate::realistic::boot(&data.join("boot"))?;
-    let reimage_rpm = rpm()?;
-    let bin = root.join("target/release/reimage");
-    let (fail_rpm, probe_rpm) = test_packages(&dir.join("rpms"))?;
-    let disk = dir.join("disk.img");
+    let Inputs {
+        data,
+        reimage_rpm,
+        bin,
+        fail_rpm,
+        probe_rpm,
+        disk,
+    } = inputs("boot-test", &dir)?;
 
     // 1. Install v1 and boot it.
     let t = Instant::now();

@@ -1,7 +1,7 @@
 //! Running external programs: every command line is printed before it runs, and a
 //! failure names the command, its exit status and the tail of its stderr.
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The workspace root (the parent of `xtask/`).
@@ -86,4 +86,19 @@ pub fn cpu_model() -> String {
                 .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_default()
+}
+
+/// The cargo that runs this xtask (`$CARGO`), else `cargo`.
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Builds `target/release/reimage` (visibly) and returns its path.
+pub fn build_release_reimage(root: &Path) -> Result<PathBuf> {
+    run_visible(
+        Command::new(cargo())
+            .args(["build", "--release", "--bin", "reimage"])
+            .current_dir(root),
+    )?;
+    Ok(root.join("target/release/reimage"))
 }

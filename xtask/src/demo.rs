@@ -237,14 +237,8 @@ pub fn run() -> Result<()> {
         bail!("the demo loop-mounts btrfs images and needs root: run `sudo cargo xtask demo`");
     }
     crate::prereq::ensure("demo", crate::prereq::DEMO)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("==> demo: building the release binary");
-    cmd::run_visible(
-        Command::new(&cargo)
-            .args(["build", "--release", "--bin", "reimage"])
-            .current_dir(&root),
-    )?;
-    let bin = root.join("target/release/reimage");
+    let bin = cmd::build_release_reimage(&root)?;
     let demo = root.join("target/demo");
     std::fs::create_dir_all(&demo)?;
     let at = Places {

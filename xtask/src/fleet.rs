@@ -182,12 +182,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     crate::prereq::ensure("fleet", crate::prereq::FLEET)?;
     let root = cmd::repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    cmd::run_visible(
-        Command::new(&cargo)
-            .args(["build", "--release", "--bin", "reimage"])
-            .current_dir(&root),
-    )?;
+    cmd::build_release_reimage(&root)?;
     let data = root.join("target/testdata");
     if !data.join("realistic/v1").is_dir() || !data.join("realistic/v2").is_dir() {
         eprintln!("fleet: building test data (cargo xtask testdata --realistic)");

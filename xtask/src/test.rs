@@ -55,7 +55,7 @@ impl Summary {
 
 pub fn run() -> Result<()> {
     let root = cmd::repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::cmd::cargo();
     let testdata_dir = root.join("target/testdata");
     let mut s = Summary(Vec::new());
     let result = (|| -> Result<()> {
