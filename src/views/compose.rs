@@ -28,8 +28,9 @@ use serde::Serialize;
 use sysimage::meta::{Relocation, Rule, ViewMeta, VIEW_META};
 use sysimage::relocate::{self, Kind, PlacedEntry, Placement, Policy};
 
+use super::incremental::{self, Outcome};
 pub use super::model::{load_package, Data, LoadedPkg, Node, PkgContent};
-use super::planstore::{self, PkgPlacement};
+use super::planstore::{self, PkgPlacement, Summary};
 use crate::store::clone::Cloner;
 use crate::store::extent::align_up;
 use crate::store::pool::Pool;
@@ -90,6 +91,9 @@ pub struct ComposeReport {
     /// Packages whose placement came from the base view's stored plan
     /// (their headers and indexes were not read).
     pub stored_placements: usize,
+    /// Entries planned: the whole view's, or with a stored plan of the base
+    /// only those at the paths the changed packages touch.
+    pub planned_entries: usize,
     pub added: Vec<String>,
     pub removed: Vec<String>,
     /// `--from` was given but most entries changed, so the view was composed whole.
@@ -161,12 +165,18 @@ pub struct Plan {
     pub nodes: BTreeMap<String, Node>,
     pub relocations: Vec<Relocation>,
     pub policy: Policy,
+    /// Owner names in use -> ids.
     pub users: BTreeMap<String, u32>,
     pub groups: BTreeMap<String, u32>,
     pub unknown_owners: Vec<String>,
+    /// The owner tables the names were resolved with (every name they know).
+    pub tables: (BTreeMap<String, u32>, BTreeMap<String, u32>),
+    /// Only the paths an incremental compose changes (see `incremental`):
+    /// never materialised whole.
+    pub partial: bool,
 }
 
-fn parent_of(path: &str) -> &str {
+pub(super) fn parent_of(path: &str) -> &str {
     path.rfind('/').map(|i| &path[..i]).unwrap_or("")
 }
 
@@ -180,7 +190,7 @@ fn describe(plan_pkgs: &[Arc<LoadedPkg>], n: &Node) -> String {
 /// Plans the view of `pkgs`. Reads only headers and indexes.
 pub fn plan(pkgs: Vec<Arc<LoadedPkg>>, policy: Policy, owners: &OwnerSources) -> Result<Plan> {
     let placed = place_all(&pkgs, &policy)?;
-    assemble(pkgs, placed, policy, owners)
+    assemble(pkgs, placed, policy, owners, &BTreeMap::new())
 }
 
 /// Places each package's files, in parallel.
@@ -195,11 +205,17 @@ fn place_all(pkgs: &[Arc<LoadedPkg>], policy: &Policy) -> Result<Vec<PkgPlacemen
 /// Assembles a plan from its packages' placements (made now, or stored with
 /// a view), merging them in list order, so conflicts and the first-wins rules
 /// do not depend on timing or on where a placement came from.
-fn assemble(
+///
+/// `below` names paths that have entries below them which the placements
+/// leave out (an incremental plan, see `incremental`), each with the first
+/// such entry: they are directories of the plan (implicit if no package
+/// places them), or the plan is refused.
+pub(super) fn assemble(
     pkgs: Vec<Arc<LoadedPkg>>,
     placed_pkgs: Vec<PkgPlacement>,
     policy: Policy,
     owners: &OwnerSources,
+    below: &BTreeMap<String, String>,
 ) -> Result<Plan> {
     let mut blobs = Vec::with_capacity(placed_pkgs.len());
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
@@ -261,6 +277,19 @@ fn assemble(
             Node::implicit_dir(),
         )?;
     }
+    for (path, child) in below {
+        match nodes.get(path.as_str()) {
+            Some(n) if n.is_dir() => {}
+            Some(n) => bail!(
+                "{child} cannot be placed: its parent {} is not a directory but {}",
+                if path.is_empty() { "/usr" } else { path },
+                describe(&pkgs, n)
+            ),
+            None => {
+                nodes.insert(path.clone(), Node::implicit_dir());
+            }
+        }
+    }
     // Implicit parents, and no path under a non-directory. Walking up stops
     // at the first directory in the plan: its own ancestors get their turn.
     let mut missing: BTreeSet<String> = BTreeSet::new();
@@ -306,13 +335,15 @@ fn assemble(
         users: BTreeMap::new(),
         groups: BTreeMap::new(),
         unknown_owners: Vec::new(),
+        tables: Default::default(),
+        partial: false,
     };
     resolve_owners(&mut plan, owners)?;
     Ok(plan)
 }
 
 /// Places one package's files in the view (see [`plan`]).
-fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlacement> {
+pub(super) fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result<PkgPlacement> {
     let c = p
         .content
         .as_ref()
@@ -650,6 +681,7 @@ fn resolve_owners(plan: &mut Plan, src: &OwnerSources) -> Result<()> {
     }
     plan.users = used_u;
     plan.groups = used_g;
+    plan.tables = (users, groups);
     plan.unknown_owners = unknown.into_iter().collect();
     Ok(())
 }
@@ -947,13 +979,20 @@ struct Ctx<'a> {
     /// Building a new tree (not on top of a base view): see `create_file`.
     fresh: bool,
     root: OwnedFd,
-    pkg_files: Vec<File>,
+    /// The extent packages, opened where entries are cloned from them.
+    pkg_files: Vec<Option<File>>,
     cloner: &'a Cloner,
     bytes: AtomicU64,
     created: AtomicU64,
 }
 
 impl Ctx<'_> {
+    fn pkg_file(&self, pkg: usize) -> Result<&File> {
+        self.pkg_files[pkg]
+            .as_ref()
+            .ok_or_else(|| anyhow!("{} was not opened", self.plan.pkgs[pkg].fname))
+    }
+
     /// Creates a regular file (package data, header, generated) with its metadata.
     fn create_file(&self, dir: &OwnedFd, rel: &str, n: &Node) -> Result<()> {
         let (_, name) = split(rel);
@@ -975,7 +1014,7 @@ impl Ctx<'_> {
             } => {
                 if *size > 0 {
                     self.cloner
-                        .place(&self.pkg_files[*pkg], *offset, align_up(*size), &file, 0)
+                        .place(self.pkg_file(*pkg)?, *offset, align_up(*size), &file, 0)
                         .with_context(|| {
                             format!("/usr/{rel}: cloning from {}", self.plan.pkgs[*pkg].fname)
                         })?;
@@ -986,7 +1025,7 @@ impl Ctx<'_> {
             Data::Header(pkg) => {
                 let hl = self.plan.pkgs[*pkg].header_len;
                 self.cloner
-                    .place(&self.pkg_files[*pkg], 0, align_up(hl), &file, 0)
+                    .place(self.pkg_file(*pkg)?, 0, align_up(hl), &file, 0)
                     .with_context(|| format!("/usr/{rel}: cloning the header"))?;
                 file.set_len(hl)?;
             }
@@ -1215,53 +1254,91 @@ pub fn compose_locked(
     // Placements of kept packages come from the stored plan when it was made
     // under the same relocation rules.
     let reuse = stored.as_ref().filter(|s| s.rules == policy.rules());
-    let (pkgs, placed, reused) = load_and_place(pool, &fnames, reuse, &policy)?;
-    phase(&format!(
-        "loaded and placed {} packages ({reused} placements from the stored plan)",
-        pkgs.len()
-    ));
-
-    let base = open_chosen_base(
-        pool,
-        base_name.as_deref(),
-        auto_base,
-        &pkgs,
-        stored.as_ref(),
-    )?;
-    let used_base = base.as_ref().and(base_name.clone());
-
     let owners = OwnerSources {
         passwd: opts.passwd.clone(),
         group: opts.group.clone(),
         fixed: None,
     };
-    // The base view's plan and the new one, side by side.
-    let (base, new_plan) = match base {
-        Some(b) => {
-            let path = b.path.clone();
-            let (old, new) = rayon::join(|| b.plan(), || assemble(pkgs, placed, policy, &owners));
-            (Some((path, old?)), new)
+    // With a stored plan, only the paths the changed packages touch are
+    // planned (see `incremental`); else both views are planned whole.
+    let mut fresh = incremental::Fresh::new();
+    let mut inc = None;
+    if let (Some(from), Some(s)) = (base_name.as_deref(), reuse) {
+        match incremental::plan(pool, from, s, &fnames, &policy, &owners)? {
+            Outcome::Done(i) => inc = Some(i),
+            Outcome::Whole(why, f) => {
+                crate::util::runner::log::debug(&format!(
+                    "compose: {why}: planning both views whole"
+                ));
+                fresh = f;
+            }
         }
-        None => (None, assemble(pkgs, placed, policy, &owners)),
+    }
+    let (base, mut plan, summary, reused) = match inc {
+        Some(i) => {
+            let i = *i;
+            phase(&format!(
+                "planned the changed paths of {} packages ({} placements from the stored plan)",
+                i.new.pkgs.len(),
+                i.kept
+            ));
+            let path = pool
+                .views_dir()
+                .join(base_name.as_deref().unwrap_or_default());
+            (Some((path, i.old)), i.new, i.summary, i.kept)
+        }
+        None => {
+            let (pkgs, placed, reused) = load_and_place(pool, &fnames, reuse, &policy, fresh)?;
+            phase(&format!(
+                "loaded and placed {} packages ({reused} placements from the stored plan)",
+                pkgs.len()
+            ));
+            let base = open_chosen_base(
+                pool,
+                base_name.as_deref(),
+                auto_base,
+                &pkgs,
+                stored.as_ref(),
+            )?;
+            // The base view's plan and the new one, side by side.
+            let (base, new_plan) = match base {
+                Some(b) => {
+                    let path = b.path.clone();
+                    let (old, new) = rayon::join(
+                        || b.plan(),
+                        || assemble(pkgs, placed, policy, &owners, &BTreeMap::new()),
+                    );
+                    (Some((path, old?)), new)
+                }
+                None => (
+                    None,
+                    assemble(pkgs, placed, policy, &owners, &BTreeMap::new()),
+                ),
+            };
+            let plan = new_plan?;
+            let summary = Summary::of(plan.nodes.values());
+            phase("planned");
+            (base, plan, summary, reused)
+        }
     };
-    let mut plan = new_plan?;
-    phase("planned");
+    let used_base = base.as_ref().and(base_name.clone());
     add_view_meta(&mut plan, opts, used_base.clone())?;
 
     // A base view that would be mostly replaced: composing whole is cheaper.
-    let (base, from_changes, composed_whole) =
-        against_base(base, &plan, &opts.name, used_base.as_deref());
+    let (base, from_changes, composed_whole) = against_base(
+        base,
+        &plan,
+        summary.entries as usize + 1,
+        &opts.name,
+        used_base.as_deref(),
+    );
     phase("compared");
     let work = pool.tmp_dir().join(format!("compose-{}", opts.name));
     // Files are created with their final modes: no umask in the way (until
     // the view is published; the pool's own files below get the usual one).
     let umask = UmaskGuard::zero();
     let cloner = Cloner::new(pool.config.allow_copy);
-    let pkg_files: Vec<File> = plan
-        .pkgs
-        .iter()
-        .map(|p| File::open(&p.path).with_context(|| format!("cannot open {}", p.path.display())))
-        .collect::<Result<_>>()?;
+    let pkg_files = open_packages(&plan, base.as_ref().map(|b| &b.2))?;
 
     let mut report = ComposeReport {
         view: opts.name.clone(),
@@ -1270,6 +1347,7 @@ pub fn compose_locked(
         from: used_base.clone(),
         auto_base: auto_base && used_base.is_some(),
         stored_placements: reused,
+        planned_entries: plan.nodes.len(),
         ..Default::default()
     };
     // From here on `work` exists: a refused or failed compose removes it
@@ -1298,7 +1376,7 @@ pub fn compose_locked(
                 &mut report,
             )?,
         }
-        tally(&plan, &mut report);
+        tally(&summary, &plan, &mut report);
         report.whole = composed_whole;
         if let Some((added, removed)) = from_changes {
             report.added = added;
@@ -1321,7 +1399,7 @@ pub fn compose_locked(
     staged.settle(built)?;
     drop(umask);
     if btrfs {
-        store_plan(pool, &opts.name, &plan);
+        store_plan(pool, &opts.name, &plan, &summary);
         phase("stored the plan");
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -1403,8 +1481,15 @@ fn add_view_meta(plan: &mut Plan, opts: &ComposeOptions, base: Option<String>) -
 
 /// Stores the plan of a published view. Derived data: a failure costs the
 /// next compose only its speed.
-fn store_plan(pool: &Pool, name: &str, plan: &Plan) {
-    if let Err(e) = planstore::write(pool, name, plan.policy.rules(), &plan.pkgs, &plan.blobs) {
+fn store_plan(pool: &Pool, name: &str, plan: &Plan, summary: &Summary) {
+    if let Err(e) = planstore::write(
+        pool,
+        name,
+        plan.policy.rules(),
+        summary,
+        &plan.pkgs,
+        &plan.blobs,
+    ) {
         crate::util::runner::log::warn(&format!(
             "view {name}: cannot store its plan ({e:#}); the next compose from it plans from the packages"
         ));
@@ -1452,7 +1537,13 @@ impl Base {
             Some(p) => p,
             None => place_all(&self.pkgs, &self.policy)?,
         };
-        assemble(self.pkgs, placed, self.policy, &self.owners)
+        assemble(
+            self.pkgs,
+            placed,
+            self.policy,
+            &self.owners,
+            &BTreeMap::new(),
+        )
     }
 }
 
@@ -1540,13 +1631,19 @@ fn load_and_place(
     fnames: &[String],
     stored: Option<&planstore::StoredPlan>,
     policy: &Policy,
+    fresh: incremental::Fresh,
 ) -> Result<(Vec<Arc<LoadedPkg>>, Vec<PkgPlacement>, usize)> {
     use rayon::prelude::*;
     let reused = AtomicU64::new(0);
+    let fresh = std::sync::Mutex::new(fresh);
     let done: Vec<(Arc<LoadedPkg>, PkgPlacement)> = fnames
         .par_iter()
         .enumerate()
         .map(|(pi, fname)| {
+            // Read and placed at this position already.
+            if let Some(got) = fresh.lock().expect("not poisoned").remove(fname) {
+                return Ok(got);
+            }
             let path = pool.packages_dir().join(fname);
             if let Some((_, id, blob)) = stored.and_then(|s| s.find(fname)) {
                 if planstore::FileId::of(&path).ok().as_ref() == Some(id) {
@@ -1620,6 +1717,7 @@ type Changes = (Vec<String>, Vec<String>);
 fn against_base(
     base: Option<(PathBuf, Plan)>,
     plan: &Plan,
+    entries: usize,
     name: &str,
     from: Option<&str>,
 ) -> (Option<(PathBuf, Plan, PlanDiff)>, Option<Changes>, bool) {
@@ -1643,11 +1741,10 @@ fn against_base(
             ));
             let diff = diff_plans(&old, plan);
             let changed = diff.create.len();
-            if changed * 2 > plan.nodes.len() {
+            if changed * 2 > entries && !plan.partial {
                 composed_whole = true;
                 crate::util::runner::log::info(&format!(
-                    "{changed} of {} entries change: composing {} whole instead of from {}",
-                    plan.nodes.len(),
+                    "{changed} of {entries} entries change: composing {} whole instead of from {}",
                     name,
                     from.unwrap_or("")
                 ));
@@ -1666,11 +1763,14 @@ fn materialise_whole(
     work: &Path,
     btrfs: bool,
     plan: &Plan,
-    pkg_files: Vec<File>,
+    pkg_files: Vec<Option<File>>,
     cloner: &Cloner,
     reporter: &dyn Reporter,
     report: &mut ComposeReport,
 ) -> Result<()> {
+    if plan.partial {
+        bail!("internal error: an incremental plan cannot be composed whole");
+    }
     if btrfs {
         sys::subvolume_create(work)
             .with_context(|| format!("cannot create subvolume {}", work.display()))?;
@@ -1707,7 +1807,7 @@ fn materialise_from(
     diff: &PlanDiff,
     work: &Path,
     plan: &Plan,
-    pkg_files: Vec<File>,
+    pkg_files: Vec<Option<File>>,
     cloner: &Cloner,
     reporter: &dyn Reporter,
     report: &mut ComposeReport,
@@ -1765,22 +1865,35 @@ fn materialise_from(
 
 /// Counts the view's entries into the report, with its relocations and
 /// unknown owners.
-fn tally(plan: &Plan, report: &mut ComposeReport) {
+fn tally(summary: &Summary, plan: &Plan, report: &mut ComposeReport) {
     report.relocations = plan.relocations.clone();
     report.unknown_owners = plan.unknown_owners.clone();
-    for n in plan.nodes.values() {
-        match &n.data {
-            Data::Dir => report.dirs += 1,
-            Data::File { link, .. } => {
-                report.files += 1;
-                if link.is_some() {
-                    report.hardlinks += 1;
-                }
-            }
-            Data::Symlink(_) => report.symlinks += 1,
+    report.dirs = summary.dirs;
+    report.files = summary.files;
+    report.symlinks = summary.symlinks;
+    report.hardlinks = summary.hardlinks;
+}
+
+/// Opens the extent packages a compose clones from: all of them for a whole
+/// view, else only those the entries to create come from.
+fn open_packages(plan: &Plan, diff: Option<&PlanDiff>) -> Result<Vec<Option<File>>> {
+    let mut need = vec![diff.is_none(); plan.pkgs.len()];
+    for rel in diff.map(|d| d.create.as_slice()).unwrap_or_default() {
+        match plan.nodes.get(rel).map(|n| &n.data) {
+            Some(Data::File { pkg, .. }) | Some(Data::Header(pkg)) => need[*pkg] = true,
             _ => {}
         }
     }
+    plan.pkgs
+        .iter()
+        .zip(need)
+        .map(|(p, need)| {
+            need.then(|| {
+                File::open(&p.path).with_context(|| format!("cannot open {}", p.path.display()))
+            })
+            .transpose()
+        })
+        .collect()
 }
 
 /// Makes the built view durable, then visible at `dest` (read-only on btrfs).
@@ -1851,16 +1964,16 @@ impl Drop for UmaskGuard {
 
 /// What turns a base view's tree into a new plan's, found by one merge walk
 /// of the two (sorted) plans.
-struct PlanDiff {
+pub(super) struct PlanDiff {
     /// Entries of the base to remove (is a directory), deepest first.
     remove: Vec<(String, bool)>,
     /// Entries of the new plan to create, parents first.
-    create: Vec<String>,
+    pub(super) create: Vec<String>,
     /// Directories of the new plan that are new or whose metadata changed.
     dirs_changed: Vec<String>,
 }
 
-fn diff_plans(old: &Plan, new: &Plan) -> PlanDiff {
+pub(super) fn diff_plans(old: &Plan, new: &Plan) -> PlanDiff {
     let mut d = PlanDiff {
         remove: Vec::new(),
         create: Vec::new(),

@@ -16,16 +16,24 @@
 //! plan that is missing, stale, or damaged (its trailing BLAKE3 does not
 //! match) is ignored and compose plans from the packages, saying why at `-v`.
 //!
+//! Besides the placements it keeps the plan's [`Summary`] (entries by kind,
+//! uses of each owner name), so an incremental compose can assemble only the
+//! paths the changed packages touch and still know the whole view's counts
+//! and owner tables (see `compose::incremental`).
+//!
 //! ```text
-//! "REIMAGE-PLAN-1\n"  magic
+//! "REIMAGE-PLAN-2\n"  magic
 //! [32]                SHA-256 of the view's view.json
 //! rules               u32 count, then (from, to) strings
+//! summary             dirs, files, symlinks, hardlinks, entries: u64 each;
+//!                     users, groups: u32 count, then (name string, uses u64)
 //! packages            u32 count, then per package:
 //!                     file name, inode u64, size u64, mtime ns u64, blob length u64
 //! blobs               one per package, in order (see `encode_placement`)
 //! [32]                BLAKE3 of everything before
 //! ```
 //! Integers are little-endian; a string is a u32 length and UTF-8 bytes.
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -39,7 +47,79 @@ use sysimage::relocate::{Kind, PlacedEntry, Policy};
 use super::model::{Data, LoadedPkg, Node};
 use crate::store::pool::Pool;
 
-const MAGIC: &[u8] = b"REIMAGE-PLAN-1\n";
+const MAGIC: &[u8] = b"REIMAGE-PLAN-2\n";
+
+/// What a whole plan holds, counted (without `view.json`, which every
+/// compose writes anew): kept with the plan so an incremental compose knows
+/// the new view's totals from the base's and the difference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub dirs: u64,
+    pub files: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    /// Every entry (header files and generated files included).
+    pub entries: u64,
+    /// Owner name -> how many entries it owns.
+    pub users: BTreeMap<String, u64>,
+    pub groups: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// Counts `nodes`.
+    pub(crate) fn of<'a>(nodes: impl Iterator<Item = &'a Node>) -> Summary {
+        let mut s = Summary::default();
+        for n in nodes {
+            s.entries += 1;
+            match &n.data {
+                Data::Dir => s.dirs += 1,
+                Data::File { link, .. } => {
+                    s.files += 1;
+                    if link.is_some() {
+                        s.hardlinks += 1;
+                    }
+                }
+                Data::Symlink(_) => s.symlinks += 1,
+                Data::Header(_) | Data::Generated(_) => {}
+            }
+            *s.users.entry(n.user.clone()).or_default() += 1;
+            *s.groups.entry(n.group.clone()).or_default() += 1;
+        }
+        s
+    }
+
+    /// `self - minus + plus`: the summary of a plan that differs from this
+    /// one's only where `minus` (the old entries) became `plus` (the new
+    /// ones). None if `minus` is not part of `self` (a summary that does
+    /// not belong to the plan it came with).
+    pub(crate) fn apply(&self, minus: &Summary, plus: &Summary) -> Option<Summary> {
+        let f = |a: u64, m: u64, p: u64| a.checked_sub(m).map(|v| v + p);
+        let names = |a: &BTreeMap<String, u64>,
+                     m: &BTreeMap<String, u64>,
+                     p: &BTreeMap<String, u64>|
+         -> Option<BTreeMap<String, u64>> {
+            let mut out = a.clone();
+            for (k, v) in m {
+                let e = out.get_mut(k)?;
+                *e = e.checked_sub(*v)?;
+            }
+            for (k, v) in p {
+                *out.entry(k.clone()).or_default() += v;
+            }
+            out.retain(|_, v| *v > 0);
+            Some(out)
+        };
+        Some(Summary {
+            dirs: f(self.dirs, minus.dirs, plus.dirs)?,
+            files: f(self.files, minus.files, plus.files)?,
+            symlinks: f(self.symlinks, minus.symlinks, plus.symlinks)?,
+            hardlinks: f(self.hardlinks, minus.hardlinks, plus.hardlinks)?,
+            entries: f(self.entries, minus.entries, plus.entries)?,
+            users: names(&self.users, &minus.users, &plus.users)?,
+            groups: names(&self.groups, &minus.groups, &plus.groups)?,
+        })
+    }
+}
 
 /// One package's placement in a view (see `compose::place_package`).
 pub(crate) struct PkgPlacement {
@@ -77,6 +157,7 @@ impl FileId {
 /// A stored plan, read and checked.
 pub(crate) struct StoredPlan {
     pub rules: Vec<(String, String)>,
+    pub summary: Summary,
     /// In the view's package order: file name, identity, blob.
     pub pkgs: Vec<(String, FileId, Arc<[u8]>)>,
 }
@@ -104,6 +185,7 @@ pub(crate) fn write(
     pool: &Pool,
     name: &str,
     rules: &[(String, String)],
+    summary: &Summary,
     pkgs: &[Arc<LoadedPkg>],
     blobs: &[Arc<[u8]>],
 ) -> Result<()> {
@@ -116,6 +198,22 @@ pub(crate) fn write(
     for (f, t) in rules {
         w.str(f);
         w.str(t);
+    }
+    for v in [
+        summary.dirs,
+        summary.files,
+        summary.symlinks,
+        summary.hardlinks,
+        summary.entries,
+    ] {
+        w.u64(v);
+    }
+    for names in [&summary.users, &summary.groups] {
+        w.u32(names.len() as u32);
+        for (k, v) in names {
+            w.str(k);
+            w.u64(*v);
+        }
     }
     w.u32(pkgs.len() as u32);
     for (p, b) in pkgs.iter().zip(blobs) {
@@ -209,6 +307,19 @@ pub(crate) fn read(pool: &Pool, name: &str) -> Result<std::result::Result<Stored
         for _ in 0..d.u32()? {
             rules.push((d.str()?, d.str()?));
         }
+        let mut summary = Summary {
+            dirs: d.u64()?,
+            files: d.u64()?,
+            symlinks: d.u64()?,
+            hardlinks: d.u64()?,
+            entries: d.u64()?,
+            ..Default::default()
+        };
+        for names in [&mut summary.users, &mut summary.groups] {
+            for _ in 0..d.u32()? {
+                names.insert(d.str()?, d.u64()?);
+            }
+        }
         let n = d.u32()? as usize;
         let mut heads = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
@@ -227,7 +338,11 @@ pub(crate) fn read(pool: &Pool, name: &str) -> Result<std::result::Result<Stored
         if !d.rest().is_empty() {
             return Err("trailing bytes".into());
         }
-        Ok(StoredPlan { rules, pkgs })
+        Ok(StoredPlan {
+            rules,
+            summary,
+            pkgs,
+        })
     })();
     Ok(parsed.map_err(|e| format!("{}: {e}", p.display())))
 }
@@ -333,6 +448,21 @@ pub(crate) fn decode_placement(
     fname: &str,
     policy: &Policy,
 ) -> Result<(LoadedPkg, PkgPlacement)> {
+    decode_some(blob, pi, path, fname, policy, &|_| true, &mut |_| {})
+}
+
+/// [`decode_placement`] keeping only the entries whose path `pick` accepts
+/// (its relocations and tmpfiles.d sources are always whole); each path left
+/// out is passed to `left`. Nothing is allocated for an entry left out.
+pub(crate) fn decode_some(
+    blob: &Arc<[u8]>,
+    pi: usize,
+    path: PathBuf,
+    fname: &str,
+    policy: &Policy,
+    pick: &dyn Fn(&str) -> bool,
+    left: &mut dyn FnMut(&str),
+) -> Result<(LoadedPkg, PkgPlacement)> {
     let mut d = Dec::new(blob);
     let r = (|| -> std::result::Result<(LoadedPkg, PkgPlacement), String> {
         let nevra = d.str()?;
@@ -363,9 +493,14 @@ pub(crate) fn decode_placement(
             });
         }
         let n = d.u32()? as usize;
-        let mut nodes = Vec::with_capacity(n.min(1 << 20));
+        let mut nodes = Vec::new();
         for _ in 0..n {
-            let rel = d.str()?;
+            let rel = d.s()?;
+            if !pick(rel) {
+                d.skip_entry()?;
+                left(rel);
+                continue;
+            }
             let header_path = match d.u8()? {
                 0 if rel.is_empty() => "/usr".to_string(),
                 0 => format!("/usr/{rel}"),
@@ -389,7 +524,7 @@ pub(crate) fn decode_placement(
                 t => return Err(format!("unknown entry type {t}")),
             };
             nodes.push((
-                rel,
+                rel.to_string(),
                 Node {
                     data,
                     perm,
@@ -476,9 +611,41 @@ impl<'a> Dec<'a> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
     fn str(&mut self) -> std::result::Result<String, String> {
+        self.s().map(str::to_string)
+    }
+    /// A string, borrowed.
+    fn s(&mut self) -> std::result::Result<&'a str, String> {
         let n = self.u32()? as usize;
         let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| "a string is not UTF-8".to_string())
+        std::str::from_utf8(b).map_err(|_| "a string is not UTF-8".to_string())
+    }
+    /// Skips a string.
+    fn skip_str(&mut self) -> std::result::Result<(), String> {
+        let n = self.u32()? as usize;
+        self.take(n).map(|_| ())
+    }
+    /// Skips the rest of an entry after its path (see `encode_placement`).
+    fn skip_entry(&mut self) -> std::result::Result<(), String> {
+        if self.u8()? != 0 {
+            self.skip_str()?;
+        }
+        self.take(4)?;
+        self.skip_str()?;
+        self.skip_str()?;
+        self.take(4)?;
+        self.skip_str()?;
+        match self.u8()? {
+            0 => {}
+            1 => self.skip_str()?,
+            2 => {
+                self.take(8 + 8 + 32)?;
+                if self.u8()? != 0 {
+                    self.take(4)?;
+                }
+            }
+            t => return Err(format!("unknown entry type {t}")),
+        }
+        Ok(())
     }
 }
 
