@@ -1120,6 +1120,14 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Sets the mtime of a directory whose other metadata is as planned.
+    fn dir_mtime(&self, rel: &str, n: &Node) -> Result<()> {
+        let d = open_dir(&self.root, rel)?;
+        rustix::fs::futimens(&d, &ts(n.mtime))
+            .with_context(|| format!("cannot set the mtime of /usr/{rel}"))?;
+        Ok(())
+    }
+
     /// Sets a directory's owner, mode and mtime (after its children exist).
     fn dir_meta(&self, rel: &str, n: &Node) -> Result<()> {
         let d = open_dir(&self.root, rel)?;
@@ -1397,6 +1405,7 @@ pub fn compose_locked(
         )
     })();
     staged.settle(built)?;
+    phase("published");
     drop(umask);
     if btrfs {
         store_plan(pool, &opts.name, &plan, &summary);
@@ -1821,12 +1830,35 @@ fn materialise_from(
     })?;
     crate::util::failpoint::hit("compose.snapshot-base");
     let root: OwnedFd = File::open(work)?.into();
-    // Remove what changed or went, deepest first.
+    // Remove what changed or went: files and symlinks a directory at a
+    // time, directories in parallel; then directories, deepest first.
     let mut touched: BTreeSet<&str> = BTreeSet::new();
+    let mut by_parent: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (rel, is_dir) in &diff.remove {
-        remove_entry(&root, rel, *is_dir)?;
-        crate::util::failpoint::hit("compose.removed");
         touched.insert(parent_of(rel));
+        if !*is_dir {
+            by_parent.entry(parent_of(rel)).or_default().push(rel);
+        }
+    }
+    {
+        use rayon::prelude::*;
+        let groups: Vec<(&str, Vec<&str>)> = by_parent.into_iter().collect();
+        groups
+            .par_iter()
+            .try_for_each(|(parent, rels)| -> Result<()> {
+                let dir = open_dir(&root, parent)?;
+                for rel in rels {
+                    let (_, name) = split(rel);
+                    rustix::fs::unlinkat(&dir, cpath(name).as_c_str(), AtFlags::empty())
+                        .with_context(|| format!("cannot remove /usr/{rel}"))?;
+                    crate::util::failpoint::hit("compose.removed");
+                }
+                Ok(())
+            })?;
+    }
+    for (rel, _) in diff.remove.iter().filter(|(_, is_dir)| *is_dir) {
+        remove_entry(&root, rel, true)?;
+        crate::util::failpoint::hit("compose.removed");
     }
     // The old view.json is always replaced.
     if root_has(&root, VIEW_META) {
@@ -1848,13 +1880,24 @@ fn materialise_from(
     // Hardlink sets: a kept leader is not in to_create; members whose
     // set changed were removed and recreated with the whole set.
     ctx.create(&to_create, reporter)?;
-    // Directories: metadata that changed (new ones included), and
-    // every directory whose entries changed (its mtime), deepest first.
-    touched.extend(diff.dirs_changed.iter().map(String::as_str));
-    for rel in touched.iter().rev() {
-        if let Some(nn) = plan.nodes.get(*rel).filter(|n| n.is_dir()) {
-            ctx.dir_meta(rel, nn)?;
-        }
+    // Directories: metadata that changed (new ones included), and the
+    // mtime of every directory whose entries changed. Nothing creates or
+    // removes entries any more, so the order does not matter.
+    let changed: BTreeSet<&str> = diff.dirs_changed.iter().map(String::as_str).collect();
+    touched.extend(&changed);
+    {
+        use rayon::prelude::*;
+        let dirs: Vec<(&str, &Node)> = touched
+            .iter()
+            .filter_map(|rel| Some((*rel, plan.nodes.get(*rel).filter(|n| n.is_dir())?)))
+            .collect();
+        dirs.par_iter().try_for_each(|(rel, nn)| {
+            if changed.contains(rel) {
+                ctx.dir_meta(rel, nn)
+            } else {
+                ctx.dir_mtime(rel, nn)
+            }
+        })?;
     }
     let removed = diff.remove.len() as u64;
     report.bytes = ctx.bytes.load(Ordering::Relaxed);
