@@ -39,11 +39,8 @@ use rayon::prelude::*;
 use sysimage::meta::{ViewMeta, VIEW_META};
 use sysimage::relocate::{self, Policy};
 
-use super::compose::{
-    assemble, diff_plans, load_package, parent_of, place_package, LoadedPkg, OwnerSources, Plan,
-    HEADER_DIR,
-};
-use super::model::{Data, Node};
+use super::model::{load_package, Data, LoadedPkg, Node};
+use super::plan::{assemble, diff_plans, parent_of, place_package, OwnerSources, Plan, HEADER_DIR};
 use super::planstore::{self, FileId, PkgPlacement, StoredPlan, Summary};
 use crate::store::pool::Pool;
 
@@ -69,6 +66,9 @@ pub(super) enum Outcome {
     Whole(String, Fresh),
 }
 
+/// A package read and placed now: its position in the new list, it, its placement.
+type Placed = (usize, Arc<LoadedPkg>, PkgPlacement);
+
 /// Plans `fnames` against the base view `from` and its stored plan.
 pub(super) fn plan(
     pool: &Pool,
@@ -79,9 +79,6 @@ pub(super) fn plan(
     owners: &OwnerSources,
 ) -> Result<Outcome> {
     let whole = |why: String| Ok(Outcome::Whole(why, Fresh::new()));
-    if let Err(e) = super::compose::check_view_name(from) {
-        return whole(format!("{e:#}"));
-    }
     let Ok(Some(meta)) = ViewMeta::read(&pool.views_dir().join(from)) else {
         return whole(format!("cannot read the {VIEW_META} of view {from}"));
     };
@@ -103,27 +100,8 @@ pub(super) fn plan(
             "the stored plan of {from} does not match its view or the relocation rules"
         ));
     }
-    // Kept: the same extent package (same file) in both lists.
-    let old_pos: HashMap<&str, usize> = stored
-        .pkgs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.0.as_str(), i))
-        .collect();
-    let mut kept: Vec<(usize, usize)> = Vec::new();
-    let mut added: Vec<usize> = Vec::new();
-    for (ni, f) in fnames.iter().enumerate() {
-        match old_pos.get(f.as_str()) {
-            Some(&oi)
-                if FileId::of(&pool.packages_dir().join(f)).ok().as_ref()
-                    == Some(&stored.pkgs[oi].1) =>
-            {
-                kept.push((ni, oi))
-            }
-            _ => added.push(ni),
-        }
-    }
-    let fresh: Vec<(usize, Arc<LoadedPkg>, PkgPlacement)> = added
+    let (kept, added) = classify(pool, stored, fnames);
+    let fresh: Vec<Placed> = added
         .par_iter()
         .map(|&ni| {
             let p = load_package(&pool.packages_dir().join(&fnames[ni]))?;
@@ -131,7 +109,7 @@ pub(super) fn plan(
             Ok((ni, Arc::new(p), pl))
         })
         .collect::<Result<_>>()?;
-    let give_up = |why: String, fresh: Vec<(usize, Arc<LoadedPkg>, PkgPlacement)>| {
+    let give_up = |why: String, fresh: Vec<Placed>| {
         Ok(Outcome::Whole(
             why,
             fresh
@@ -144,10 +122,9 @@ pub(super) fn plan(
         return give_up("the kept packages are in another order".into(), fresh);
     }
     let kept_old: HashSet<usize> = kept.iter().map(|k| k.1).collect();
-    let removed: Vec<usize> = (0..stored.pkgs.len())
+    let gone = (0..stored.pkgs.len())
         .filter(|oi| !kept_old.contains(oi))
-        .collect();
-    let gone = removed
+        .collect::<Vec<_>>()
         .par_iter()
         .map(|&oi| {
             let (fname, _, blob) = &stored.pkgs[oi];
@@ -159,8 +136,79 @@ pub(super) fn plan(
         Ok(g) => g,
         Err(e) => return give_up(format!("{e:#}"), fresh),
     };
+    let a = changed_paths(fresh.iter().chain(&gone));
+    let (scanned, below) = match scan_kept(pool, stored, &kept, policy, &a) {
+        Ok(s) => s,
+        Err(e) => return give_up(format!("{e:#}"), fresh),
+    };
 
-    // A: the paths that can differ, closed under parents.
+    // The two restricted inputs, in list order.
+    let mut new_in: Vec<Option<(Arc<LoadedPkg>, PkgPlacement)>> =
+        (0..fnames.len()).map(|_| None).collect();
+    let mut old_in: Vec<Option<(Arc<LoadedPkg>, PkgPlacement)>> =
+        (0..stored.pkgs.len()).map(|_| None).collect();
+    for (ni, p, pl) in fresh {
+        new_in[ni] = Some((p, pl));
+    }
+    for (oi, p, pl) in gone {
+        old_in[oi] = Some((p, pl));
+    }
+    for ((ni, oi), (p, pl)) in kept.iter().zip(scanned) {
+        old_in[*oi] = Some((p.clone(), reindex(&pl, *oi)));
+        new_in[*ni] = Some((p, pl));
+    }
+    let (new_pkgs, new_placed): (Vec<_>, Vec<_>) = new_in.into_iter().flatten().unzip();
+    let (old_pkgs, old_placed): (Vec<_>, Vec<_>) = old_in.into_iter().flatten().unzip();
+    let base_owners = OwnerSources {
+        fixed: Some((meta.users.clone(), meta.groups.clone())),
+        ..Default::default()
+    };
+    let (old, new) = rayon::join(
+        || assemble(old_pkgs, old_placed, policy.clone(), &base_owners, &below),
+        || assemble(new_pkgs, new_placed, policy.clone(), owners, &below),
+    );
+    // From here a reason to plan whole costs reading the added packages
+    // again (they went into the restricted plan): all rare.
+    match (old, new) {
+        (Ok(old), Ok(new)) => Ok(finish(from, &meta, stored, old, new, kept.len())
+            .map_or_else(|why| Outcome::Whole(why, Fresh::new()), Outcome::Done)),
+        // The whole plan says what is wrong, in its own words.
+        (Err(e), _) | (_, Err(e)) => whole(format!("{e:#}")),
+    }
+}
+
+/// The packages of the new list that the base has too, the same file
+/// (new position, base position), and the others (new positions).
+fn classify(
+    pool: &Pool,
+    stored: &StoredPlan,
+    fnames: &[String],
+) -> (Vec<(usize, usize)>, Vec<usize>) {
+    let old_pos: HashMap<&str, usize> = stored
+        .pkgs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.0.as_str(), i))
+        .collect();
+    let mut kept = Vec::new();
+    let mut added = Vec::new();
+    for (ni, f) in fnames.iter().enumerate() {
+        match old_pos.get(f.as_str()) {
+            Some(&oi)
+                if FileId::of(&pool.packages_dir().join(f)).ok().as_ref()
+                    == Some(&stored.pkgs[oi].1) =>
+            {
+                kept.push((ni, oi))
+            }
+            _ => added.push(ni),
+        }
+    }
+    (kept, added)
+}
+
+/// A: the paths the added and removed packages place, their header files,
+/// the generated files and the owner tables' sources, closed under parents.
+fn changed_paths<'a>(changed: impl Iterator<Item = &'a Placed>) -> HashSet<String> {
     let mut a: HashSet<String> = HashSet::new();
     let mut add = |rel: &str| {
         let mut r = rel;
@@ -168,7 +216,7 @@ pub(super) fn plan(
             r = parent_of(r);
         }
     };
-    for (_, p, pl) in fresh.iter().chain(&gone) {
+    for (_, p, pl) in changed {
         for (rel, _) in &pl.nodes {
             add(rel);
         }
@@ -186,14 +234,29 @@ pub(super) fn plan(
     ] {
         add(rel);
     }
+    a
+}
+
+/// The kept packages' entries inside `a` (and under `lib/sysusers.d/` and
+/// the header directory), placed at their new positions; and for the
+/// entries left out, their nearest ancestor in `a` ("" is always in it)
+/// with a description of the first entry below it.
+#[allow(clippy::type_complexity)]
+fn scan_kept(
+    pool: &Pool,
+    stored: &StoredPlan,
+    kept: &[(usize, usize)],
+    policy: &Policy,
+    a: &HashSet<String>,
+) -> Result<(
+    Vec<(Arc<LoadedPkg>, PkgPlacement)>,
+    BTreeMap<String, String>,
+)> {
     let header_prefix = format!("{HEADER_DIR}/");
     let pick = |rel: &str| {
         a.contains(rel) || rel.starts_with("lib/sysusers.d/") || rel.starts_with(&header_prefix)
     };
-
-    // The kept packages' entries inside A; for those outside, the nearest
-    // ancestor in A ("" is always in A).
-    type Scanned = (usize, Arc<LoadedPkg>, PkgPlacement, Vec<(String, String)>);
+    type Scanned = (Arc<LoadedPkg>, PkgPlacement, Vec<(String, String)>);
     let scanned = kept
         .par_iter()
         .map(|&(ni, oi)| -> Result<Scanned> {
@@ -222,68 +285,42 @@ pub(super) fn plan(
                     last_parent = Some(parent.to_string());
                 },
             )?;
-            Ok((oi, Arc::new(p), pl, marks))
+            Ok((Arc::new(p), pl, marks))
         })
-        .collect::<Result<Vec<_>>>();
-    let scanned = match scanned {
-        Ok(s) => s,
-        Err(e) => return give_up(format!("{e:#}"), fresh),
-    };
-    // Ancestor in A -> a description of the first entry below it.
+        .collect::<Result<Vec<_>>>()?;
     let mut below: BTreeMap<String, String> = BTreeMap::new();
-    for (_, p, _, marks) in &scanned {
+    let mut out = Vec::with_capacity(scanned.len());
+    for (p, pl, marks) in scanned {
         for (q, rel) in marks {
             below
-                .entry(q.clone())
+                .entry(q)
                 .or_insert_with(|| format!("/usr/{rel} (from {})", p.nevra));
         }
+        out.push((p, pl));
     }
+    Ok((out, below))
+}
 
-    // The two restricted inputs, in list order.
-    let mut new_in: Vec<Option<(Arc<LoadedPkg>, PkgPlacement)>> =
-        (0..fnames.len()).map(|_| None).collect();
-    let mut old_in: Vec<Option<(Arc<LoadedPkg>, PkgPlacement)>> =
-        (0..stored.pkgs.len()).map(|_| None).collect();
-    for (ni, p, pl) in fresh {
-        new_in[ni] = Some((p, pl));
-    }
-    for (oi, p, pl) in gone {
-        old_in[oi] = Some((p, pl));
-    }
-    for ((ni, _), (oi, p, pl, _)) in kept.iter().zip(scanned) {
-        old_in[oi] = Some((p.clone(), reindex(&pl, oi)));
-        new_in[*ni] = Some((p, pl));
-    }
-    let (new_pkgs, new_placed): (Vec<_>, Vec<_>) = new_in.into_iter().flatten().unzip();
-    let (old_pkgs, old_placed): (Vec<_>, Vec<_>) = old_in.into_iter().flatten().unzip();
-    debug_assert_eq!(new_pkgs.len(), fnames.len());
-    let base_owners = OwnerSources {
-        fixed: Some((meta.users.clone(), meta.groups.clone())),
-        ..Default::default()
-    };
-    let (old, new) = rayon::join(
-        || assemble(old_pkgs, old_placed, policy.clone(), &base_owners, &below),
-        || assemble(new_pkgs, new_placed, policy.clone(), owners, &below),
-    );
-    // From here a reason to plan whole costs reading the added packages
-    // again (they went into the restricted plan): all rare.
-    let whole = |why: String| Ok(Outcome::Whole(why, Fresh::new()));
-    let (mut old, mut new) = match (old, new) {
-        (Ok(o), Ok(n)) => (o, n),
-        // The whole plan says what is wrong, in its own words.
-        (Err(e), _) | (_, Err(e)) => return whole(format!("{e:#}")),
-    };
+/// The whole new view's summary and owner tables from the base's and the
+/// two restricted plans; Err: why to plan whole instead.
+fn finish(
+    from: &str,
+    meta: &ViewMeta,
+    stored: &StoredPlan,
+    mut old: Plan,
+    mut new: Plan,
+    kept: usize,
+) -> std::result::Result<Box<Incremental>, String> {
     old.partial = true;
     new.partial = true;
     let minus = Summary::of(old.nodes.values());
     let plus = Summary::of(new.nodes.values());
-    let Some(summary) = stored.summary.apply(&minus, &plus) else {
-        return whole(format!(
-            "the stored plan of {from} does not count what its packages place"
-        ));
-    };
+    let summary = stored.summary.apply(&minus, &plus).ok_or_else(|| {
+        format!("the stored plan of {from} does not count what its packages place")
+    })?;
     // Owner ids: every name the whole view uses, from the new tables; the
-    // entries outside A keep the base's ids, so those must not change.
+    // entries outside the changed paths keep the base's ids, so those must
+    // not change.
     let (tu, tg) = new.tables.clone();
     for (names, table, base, what) in [
         (&summary.users, &tu, &meta.users, "user"),
@@ -291,7 +328,7 @@ pub(super) fn plan(
     ] {
         for (name, id) in base {
             if names.contains_key(name) && table.get(name).copied().unwrap_or(0) != *id {
-                return whole(format!("{what} {name} has another id than in {from}"));
+                return Err(format!("{what} {name} has another id than in {from}"));
             }
         }
     }
@@ -303,17 +340,17 @@ pub(super) fn plan(
     // rule as for a whole plan, view.json counted on both sides).
     let changed = diff_plans(&old, &new).create.len() + 1;
     if changed * 2 > summary.entries as usize + 1 {
-        return whole(format!(
+        return Err(format!(
             "{changed} of {} entries change",
             summary.entries + 1
         ));
     }
-    Ok(Outcome::Done(Box::new(Incremental {
+    Ok(Box::new(Incremental {
         old,
         new,
         summary,
-        kept: kept.len(),
-    })))
+        kept,
+    }))
 }
 
 /// Owner name -> id for the names in use; names the table lacks map to 0

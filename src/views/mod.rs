@@ -3,4 +3,5 @@
 pub mod compose;
 mod incremental;
 pub mod model;
+pub mod plan;
 pub(crate) mod planstore;
