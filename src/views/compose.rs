@@ -2,7 +2,7 @@
 //! whose file contents are reflinks into the extent packages.
 //!
 //! Two halves:
-//! - [`plan`] reads only headers and extent-package indexes and decides every
+//! - [`plan`] (`views/plan.rs`) reads only headers and extent-package indexes and decides every
 //!   path of the view: placement (the relocation policy), type, mode, owner,
 //!   mtime, where its data comes from; it refuses conflicts, unplaceable paths
 //!   and anything that would put a path under a non-directory.
@@ -13,8 +13,10 @@
 //!   one `syncfs`, a read-only snapshot of it is created at `views/NAME` (one
 //!   ioctl, fails if NAME exists) and the tmp subvolume is deleted.
 //!
-//! `--from OLD` plans both package sets, snapshots OLD and applies only the
-//! difference; the result equals a full compose of the new list.
+//! `--from OLD` plans both package sets (with OLD's stored plan, only at the
+//! paths the changed packages touch: `views/incremental.rs`), snapshots OLD
+//! and applies only the difference; the result equals a full compose of the
+//! new list.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::os::fd::OwnedFd;
