@@ -40,7 +40,9 @@ use sysimage::meta::{ViewMeta, VIEW_META};
 use sysimage::relocate::{self, Policy};
 
 use super::model::{load_package, Data, LoadedPkg, Node};
-use super::plan::{assemble, diff_plans, parent_of, place_package, OwnerSources, Plan, HEADER_DIR};
+use super::plan::{
+    assemble, diff_plans, ids, parent_of, place_package, OwnerSources, Plan, HEADER_DIR,
+};
 use super::planstore::{self, FileId, PkgPlacement, StoredPlan, Summary};
 use crate::store::pool::Pool;
 
@@ -333,8 +335,8 @@ fn finish(
         }
     }
     let mut unknown = BTreeSet::new();
-    new.users = ids(&summary.users, &tu, "user", &mut unknown);
-    new.groups = ids(&summary.groups, &tg, "group", &mut unknown);
+    new.users = ids(summary.users.keys(), &tu, "user", &mut unknown);
+    new.groups = ids(summary.groups.keys(), &tg, "group", &mut unknown);
     new.unknown_owners = unknown.into_iter().collect();
     // Most of the view changing: composing whole is cheaper (the same
     // rule as for a whole plan, view.json counted on both sides).
@@ -351,25 +353,6 @@ fn finish(
         summary,
         kept,
     }))
-}
-
-/// Owner name -> id for the names in use; names the table lacks map to 0
-/// and are noted in `unknown`.
-fn ids(
-    used: &BTreeMap<String, u64>,
-    table: &BTreeMap<String, u32>,
-    what: &str,
-    unknown: &mut BTreeSet<String>,
-) -> BTreeMap<String, u32> {
-    used.keys()
-        .map(|k| {
-            let id = table.get(k).copied().unwrap_or_else(|| {
-                unknown.insert(format!("{what} {k}"));
-                0
-            });
-            (k.clone(), id)
-        })
-        .collect()
 }
 
 /// A copy of a placement for package number `pi` of another list.

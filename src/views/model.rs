@@ -95,19 +95,24 @@ pub struct Node {
 }
 
 impl Node {
-    pub(crate) fn implicit_dir() -> Node {
+    /// An entry no package ships (implicit directories, header files,
+    /// generated files): root's, no capabilities.
+    pub(crate) fn by_reimage(data: Data, perm: u32, mtime: u32, header_path: String) -> Node {
         Node {
-            data: Data::Dir,
-            perm: 0o755,
+            data,
+            perm,
             user: "root".into(),
             group: "root".into(),
-            mtime: 0,
+            mtime,
             caps: String::new(),
             uid: 0,
             gid: 0,
             pkg: None,
-            header_path: String::new(),
+            header_path,
         }
+    }
+    pub(crate) fn implicit_dir() -> Node {
+        Node::by_reimage(Data::Dir, 0o755, 0, String::new())
     }
     pub(crate) fn is_dir(&self) -> bool {
         self.data == Data::Dir

@@ -142,18 +142,7 @@ pub(super) fn assemble(
     // Header files, generated files.
     for (pi, p) in pkgs.iter().enumerate() {
         let rel = format!("{HEADER_DIR}/{}.rpm", p.fname);
-        let node = Node {
-            data: Data::Header(pi),
-            perm: 0o644,
-            user: "root".into(),
-            group: "root".into(),
-            mtime: p.build_time,
-            caps: String::new(),
-            uid: 0,
-            gid: 0,
-            pkg: None,
-            header_path: format!("/usr/{rel}"),
-        };
+        let node = Node::by_reimage(Data::Header(pi), 0o644, p.build_time, format!("/usr/{rel}"));
         insert(&pkgs, &mut nodes, rel, node)?;
     }
     let tf = relocate::tmpfiles(&placed);
@@ -356,18 +345,12 @@ pub(super) fn place_package(pi: usize, p: &LoadedPkg, policy: &Policy) -> Result
 }
 
 pub(super) fn generated(rel: &str, bytes: Vec<u8>) -> Node {
-    Node {
-        data: Data::Generated(Arc::new(bytes)),
-        perm: 0o644,
-        user: "root".into(),
-        group: "root".into(),
-        mtime: 0,
-        caps: String::new(),
-        uid: 0,
-        gid: 0,
-        pkg: None,
-        header_path: format!("/usr/{rel}"),
-    }
+    Node::by_reimage(
+        Data::Generated(Arc::new(bytes)),
+        0o644,
+        0,
+        format!("/usr/{rel}"),
+    )
 }
 
 pub(super) fn insert(
@@ -551,29 +534,13 @@ fn resolve_owners(plan: &mut Plan, src: &OwnerSources) -> Result<()> {
     }
     users.insert("root".into(), 0);
     groups.insert("root".into(), 0);
-    let mut used_u = BTreeMap::new();
-    let mut used_g = BTreeMap::new();
     let mut unknown = BTreeSet::new();
-    for n in plan.nodes.values() {
-        match users.get(&n.user) {
-            Some(&id) => {
-                used_u.insert(n.user.clone(), id);
-            }
-            None => {
-                unknown.insert(format!("user {}", n.user));
-                used_u.insert(n.user.clone(), 0);
-            }
-        }
-        match groups.get(&n.group) {
-            Some(&id) => {
-                used_g.insert(n.group.clone(), id);
-            }
-            None => {
-                unknown.insert(format!("group {}", n.group));
-                used_g.insert(n.group.clone(), 0);
-            }
-        }
-    }
+    let names = |f: fn(&Node) -> &str| -> BTreeSet<String> {
+        plan.nodes.values().map(|n| f(n).to_string()).collect()
+    };
+    let (un, gn) = (names(|n| &n.user), names(|n| &n.group));
+    let used_u = ids(un.iter(), &users, "user", &mut unknown);
+    let used_g = ids(gn.iter(), &groups, "group", &mut unknown);
     for n in plan.nodes.values_mut() {
         n.uid = used_u[&n.user];
         n.gid = used_g[&n.group];
@@ -583,6 +550,24 @@ fn resolve_owners(plan: &mut Plan, src: &OwnerSources) -> Result<()> {
     plan.tables = (users, groups);
     plan.unknown_owners = unknown.into_iter().collect();
     Ok(())
+}
+
+/// Owner name -> id for the names in use; names the table lacks map to 0
+/// (root) and are noted in `unknown` ("user NAME", "group NAME").
+pub(super) fn ids<'a>(
+    used: impl Iterator<Item = &'a String>,
+    table: &BTreeMap<String, u32>,
+    what: &str,
+    unknown: &mut BTreeSet<String>,
+) -> BTreeMap<String, u32> {
+    used.map(|k| {
+        let id = table.get(k).copied().unwrap_or_else(|| {
+            unknown.insert(format!("{what} {k}"));
+            0
+        });
+        (k.clone(), id)
+    })
+    .collect()
 }
 
 /// What turns a base view's tree into a new plan's, found by one merge walk
